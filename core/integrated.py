@@ -1,0 +1,302 @@
+"""Integrated Gradients: fixed quadrature rules and adaptive integration to a tolerance."""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from .baselines import Baselines, as_input_tuple, resolve_baselines
+from .errors import IGInputError
+from .path import PathEvaluator
+from .quadrature import quadrature
+from .result import IGResult, relative_completeness_error
+from .targets import Target, per_example_targets
+
+ADAPTIVE_METHOD = "adaptive_simpson"
+INITIAL_INTERVALS = 4
+
+
+def integrated_gradients(
+    forward: Callable[..., torch.Tensor],
+    inputs: torch.Tensor | tuple[torch.Tensor, ...],
+    baselines: Baselines = None,
+    *,
+    target: Target = None,
+    steps: int = 50,
+    method: str = "gausslegendre",
+    batch_size: int | None = None,
+    tolerance: float | None = None,
+    max_steps: int = 1024,
+    return_interior: bool = False,
+    forward_args: tuple = (),
+) -> IGResult:
+    """Attribute ``forward``'s score to ``inputs`` by integrating gradients along b → x.
+
+    ``forward(*scaled_inputs, *forward_args)`` returns ``[batch]`` scores or
+    ``[batch, classes]`` (then ``target`` picks). Several inputs are scaled with one
+    α. ``baselines`` default to zeros; a stack ``[K, *input_shape]`` (or a callable
+    returning one) averages the attributions of K baselines. With ``tolerance``
+    the α grid is refined where the completeness error lives until the relative
+    error is at most ``tolerance`` or ``max_steps`` path points were used; the
+    ``method``/``steps`` rule is then not used. Tensors in ``forward_args`` whose
+    first dimension is the batch size follow their example along the path.
+    """
+    xs, is_tuple = as_input_tuple(inputs)
+    bs = resolve_baselines(baselines, xs)
+    targets = per_example_targets(target, xs[0].shape[0])
+    evaluator = PathEvaluator(forward, xs, bs, targets, forward_args, batch_size)
+    if tolerance is None:
+        alphas, weights = quadrature(method, steps)
+        path = _integrate_fixed(evaluator, torch.as_tensor(alphas), torch.as_tensor(weights),
+                                return_interior)
+        used_method = method
+    else:
+        _check_adaptive_options(tolerance, max_steps)
+        path = _integrate_adaptive(evaluator, float(tolerance), int(max_steps), return_interior)
+        used_method = ADAPTIVE_METHOD
+    attributions = tuple(
+        ((x.unsqueeze(0) - b) * integral).mean(0) for x, b, integral in zip(xs, bs, path.integrals))
+    interior = None
+    if return_interior:
+        interior = tuple([g[e] for e in range(evaluator.batch)] for g in path.interior)
+    result = IGResult(
+        attributions=attributions if is_tuple else attributions[0],
+        score_input=path.score_input,
+        score_baseline=path.score_baseline,
+        alphas=path.alphas,
+        path_scores=path.path_scores,
+        steps=path.steps,
+        method=used_method,
+        interior=interior,
+        meta={"gradient_evaluations": evaluator.evaluations, "n_baselines": evaluator.n_baselines,
+              "tolerance": tolerance},
+    )
+    if tolerance is not None:
+        _warn_if_not_converged(result, tolerance, max_steps)
+    return result
+
+
+@dataclass
+class _PathIntegral:
+    """What an integration strategy hands back: ∫ gradients per (baseline, example), and F."""
+
+    integrals: tuple[torch.Tensor, ...]          # each [K, B, *features]
+    score_input: torch.Tensor                    # [B]
+    score_baseline: torch.Tensor                 # [B], mean over baselines
+    alphas: list[torch.Tensor]
+    path_scores: list[torch.Tensor]
+    steps: int
+    interior: list = field(default_factory=list)  # per input: [B, S, *features] or a list per example
+
+
+def _integrate_fixed(ev: PathEvaluator, alphas: torch.Tensor, weights: torch.Tensor,
+                     return_interior: bool) -> _PathIntegral:
+    B, K, S = ev.batch, ev.n_baselines, alphas.numel()
+    dev = ev.device
+    s_idx = torch.arange(S, device=dev).repeat_interleave(B * K)
+    e_idx = torch.arange(B, device=dev).repeat_interleave(K).repeat(S)
+    k_idx = torch.arange(K, device=dev).repeat(S * B)
+    alpha_rows = alphas.to(dev)[s_idx]
+    integrals = [torch.zeros((K * B, *x.shape[1:]), dtype=x.dtype, device=dev) for x in ev.xs]
+    interior = [torch.zeros((B * S, *x.shape[1:]), dtype=x.dtype, device=dev)
+                for x in ev.xs] if return_interior else []
+    path = torch.zeros(S * B * K, dtype=torch.float64, device=dev)
+    for sl, scores, grads in ev.rows(e_idx, k_idx, alpha_rows):
+        path[sl] = scores.double()
+        slot = k_idx[sl] * B + e_idx[sl]
+        w = weights.to(dev)[s_idx[sl]]
+        for i, g in enumerate(grads):
+            integrals[i].index_add_(0, slot, g * w.to(g.dtype).reshape(-1, *([1] * (g.dim() - 1))))
+            if return_interior:
+                interior[i].index_add_(0, e_idx[sl] * S + s_idx[sl], g / K)
+    score_input, score_baseline = _end_scores(ev)
+    per_example = path.reshape(S, B, K).mean(2)
+    return _PathIntegral(
+        integrals=tuple(t.reshape(K, B, *t.shape[1:]) for t in integrals),
+        score_input=score_input,
+        score_baseline=score_baseline,
+        alphas=[alphas.clone() for _ in range(B)],
+        path_scores=[per_example[:, e].to(score_input.dtype) for e in range(B)],
+        steps=S * K,
+        interior=[t.reshape(B, S, *t.shape[1:]) for t in interior],
+    )
+
+
+def _end_scores(ev: PathEvaluator) -> tuple[torch.Tensor, torch.Tensor]:
+    B, K, dev = ev.batch, ev.n_baselines, ev.device
+    ex = torch.arange(B, device=dev)
+    score_input = ev.scores_at(ex, torch.zeros_like(ex), torch.ones(B, device=dev))
+    e_rows = ex.repeat_interleave(K)
+    k_rows = torch.arange(K, device=dev).repeat(B)
+    score_baseline = ev.scores_at(e_rows, k_rows, torch.zeros(B * K, device=dev)).reshape(B, K).mean(1)
+    return score_input, score_baseline
+
+
+class _AdaptivePath:
+    """One example's nested grid for adaptive Simpson integration.
+
+    Intervals are (a, m, c) triples. Because F is known at every node, each
+    interval's completeness error |Simpson estimate − (F(c) − F(a))| is exact,
+    so refinement goes where the error is; splitting reuses a, m and c.
+    """
+
+    def __init__(self, n_intervals: int):
+        edges = [i / n_intervals for i in range(n_intervals + 1)]
+        self.intervals = [(a, (a + c) / 2, c) for a, c in zip(edges[:-1], edges[1:])]
+        self.scores: dict[float, torch.Tensor] = {}   # α -> F per baseline [K]
+        self.dots: dict[float, torch.Tensor] = {}     # α -> ∇F·(x − b) per baseline [K]
+        self.grads: dict[float, tuple[torch.Tensor, ...]] = {}  # α -> per input [K, *features]
+
+    def nodes(self) -> list[float]:
+        return sorted({a for tri in self.intervals for a in tri})
+
+    def interval_errors(self) -> torch.Tensor:
+        return torch.stack([(self._estimate(tri) - self._exact(tri)).abs() for tri in self.intervals])
+
+    def _estimate(self, tri) -> torch.Tensor:
+        a, m, c = tri
+        return ((c - a) / 6 * (self.dots[a] + 4 * self.dots[m] + self.dots[c])).mean()
+
+    def _exact(self, tri) -> torch.Tensor:
+        return (self.scores[tri[2]] - self.scores[tri[0]]).mean()
+
+    def relative_error(self) -> float:
+        total = sum(self._estimate(tri) for tri in self.intervals)
+        gap = (self.scores[1.0] - self.scores[0.0]).mean()
+        return float(relative_completeness_error(total.reshape(1), gap.reshape(1),
+                                                 torch.zeros(1, dtype=gap.dtype))[0])
+
+    def gap(self) -> float:
+        return float((self.scores[1.0] - self.scores[0.0]).mean())
+
+    def split(self, chosen: list[int]) -> list[float]:
+        """Bisect the chosen intervals; return the new nodes they need."""
+        new_nodes, keep = [], []
+        chosen_set = set(chosen)
+        for j, (a, m, c) in enumerate(self.intervals):
+            if j in chosen_set:
+                left, right = (a, (a + m) / 2, m), (m, (m + c) / 2, c)
+                keep += [left, right]
+                new_nodes += [left[1], right[1]]
+            else:
+                keep.append((a, m, c))
+        self.intervals = keep
+        return new_nodes
+
+    def weights(self) -> dict[float, float]:
+        w: dict[float, float] = {}
+        for a, m, c in self.intervals:
+            h = (c - a) / 6
+            w[a] = w.get(a, 0.0) + h
+            w[m] = w.get(m, 0.0) + 4 * h
+            w[c] = w.get(c, 0.0) + h
+        return w
+
+
+def _integrate_adaptive(ev: PathEvaluator, tolerance: float, max_steps: int,
+                        return_interior: bool) -> _PathIntegral:
+    B, K, dev = ev.batch, ev.n_baselines, ev.device
+    paths = [_AdaptivePath(INITIAL_INTERVALS) for _ in range(B)]
+    _evaluate_nodes(ev, paths, [p.nodes() for p in paths])
+    while True:
+        todo: list[list[float]] = []
+        for p in paths:
+            todo.append(_refinement(p, tolerance, max_steps))
+        if not any(todo):
+            break
+        _evaluate_nodes(ev, paths, todo)
+    integrals = [torch.zeros((K, B, *x.shape[1:]), dtype=x.dtype, device=dev) for x in ev.xs]
+    interior: list[list[torch.Tensor]] = [[] for _ in ev.xs]
+    alphas, path_scores = [], []
+    for e, p in enumerate(paths):
+        nodes = p.nodes()
+        weights = p.weights()
+        for i in range(len(ev.xs)):
+            integrals[i][:, e] = sum(weights[a] * p.grads[a][i] for a in nodes)
+            if return_interior:
+                interior[i].append(torch.stack([p.grads[a][i].mean(0) for a in nodes]))
+        alphas.append(torch.tensor(nodes, dtype=torch.float64))
+        path_scores.append(torch.stack([p.scores[a].mean() for a in nodes]).to(ev.xs[0].dtype))
+    dtype = ev.xs[0].dtype
+    score_input = torch.stack([p.scores[1.0][0] for p in paths]).to(dtype)
+    score_baseline = torch.stack([p.scores[0.0].mean() for p in paths]).to(dtype)
+    return _PathIntegral(
+        integrals=tuple(integrals),
+        score_input=score_input,
+        score_baseline=score_baseline,
+        alphas=alphas,
+        path_scores=path_scores,
+        steps=max(len(a) for a in alphas) * K,
+        interior=interior if return_interior else [],  # grids differ per example: lists
+    )
+
+
+def _refinement(p: _AdaptivePath, tolerance: float, max_steps: int) -> list[float]:
+    """Nodes to add for one example: bisect every interval above its fair share of the error."""
+    if p.relative_error() <= tolerance:
+        return []
+    budget = (max_steps - len(p.nodes())) // 2
+    if budget < 1:
+        return []
+    errors = p.interval_errors()
+    fair_share = tolerance * abs(p.gap()) / len(p.intervals)
+    order = torch.argsort(errors, descending=True).tolist()
+    chosen = [j for j in order if float(errors[j]) > fair_share][:budget] or order[:1]
+    return p.split(chosen)
+
+
+def _evaluate_nodes(ev: PathEvaluator, paths: list[_AdaptivePath], nodes: list[list[float]]) -> None:
+    """Evaluate F and ∇F at new nodes of every example, all examples packed into shared passes."""
+    K, dev = ev.n_baselines, ev.device
+    ex, ks, al = [], [], []
+    for e, new in enumerate(nodes):
+        for a in new:
+            for k in range(K):
+                ex.append(e)
+                ks.append(k)
+                al.append(a)
+    if not ex:
+        return
+    ex_t = torch.tensor(ex, device=dev)
+    k_t = torch.tensor(ks, device=dev)
+    al_t = torch.tensor(al, dtype=torch.float64, device=dev)
+    scores = torch.empty(len(ex), dtype=torch.float64, device=dev)
+    dots = torch.empty(len(ex), dtype=torch.float64, device=dev)
+    grads: list[list[torch.Tensor]] = [[] for _ in ev.xs]
+    for sl, s, g in ev.rows(ex_t, k_t, al_t):
+        scores[sl] = s.double()
+        dot = torch.zeros(s.shape[0], dtype=torch.float64, device=dev)
+        for i, gi in enumerate(g):
+            diff = ev.xs[i][ex_t[sl]] - ev.bs[i][k_t[sl], ex_t[sl]]
+            dot += (gi * diff).reshape(gi.shape[0], -1).double().sum(1)
+            grads[i].append(gi)
+        dots[sl] = dot
+    grads_cat = [torch.cat(g) for g in grads]
+    for r in range(0, len(ex), K):
+        e, a = ex[r], al[r]
+        p = paths[e]
+        p.scores[a] = scores[r:r + K]
+        p.dots[a] = dots[r:r + K]
+        p.grads[a] = tuple(g[r:r + K] for g in grads_cat)
+
+
+def _check_adaptive_options(tolerance: float, max_steps: int) -> None:
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance > 0:
+        raise IGInputError(f"tolerance must be a relative completeness error > 0 (e.g. 0.01), "
+                           f"got {tolerance!r}")
+    minimum = 2 * INITIAL_INTERVALS + 1
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < minimum:
+        raise IGInputError(f"max_steps must be a whole number ≥ {minimum} (the adaptive grid starts "
+                           f"with {minimum} path points), got {max_steps!r}")
+
+
+def _warn_if_not_converged(result: IGResult, tolerance: float, max_steps: int) -> None:
+    errors = result.completeness_error
+    bad = (errors > tolerance).nonzero().flatten().tolist()
+    if bad:
+        worst = float(errors.max())
+        warnings.warn(f"examples {bad} did not reach tolerance {tolerance} within max_steps="
+                      f"{max_steps} path points (worst relative completeness error {worst:.3g}); "
+                      f"raise max_steps or check the model for discontinuities", stacklevel=3)

@@ -1,0 +1,82 @@
+"""Plugin discovery with pluggy: entry points of group ``igkit``, plus explicit registration."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import pluggy
+
+from . import hookspecs
+from .domain import Domain
+from .errors import IGInputError
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    name: str
+    version: str
+    source: str
+
+
+@lru_cache(maxsize=1)
+def get_plugin_manager() -> pluggy.PluginManager:
+    """The process-wide plugin manager, with every installed ``igkit`` entry point loaded."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    pm.load_setuptools_entrypoints(hookspecs.PROJECT)
+    return pm
+
+
+def register(plugin: object, name: str | None = None) -> None:
+    """Register a plugin object or module by hand (for code that is not installed)."""
+    pm = get_plugin_manager()
+    if name is not None and pm.get_plugin(name) is not None:
+        pm.unregister(name=name)
+    pm.register(plugin, name=name)
+    from .methods import refresh_plugin_methods
+    refresh_plugin_methods()
+
+
+def unregister(name: str) -> None:
+    """Remove a plugin registered with :func:`register`."""
+    pm = get_plugin_manager()
+    if pm.get_plugin(name) is not None:
+        pm.unregister(name=name)
+    from .methods import refresh_plugin_methods
+    refresh_plugin_methods()
+
+
+def list_plugins() -> list[PluginInfo]:
+    """Every loaded plugin with its version and where it came from."""
+    pm = get_plugin_manager()
+    from_dist = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+    infos = []
+    for name, plugin in pm.list_name_plugin():
+        if plugin is None:
+            continue
+        dist = from_dist.get(id(plugin))
+        if dist is not None:
+            infos.append(PluginInfo(name, dist.version, f"entry point of {dist.project_name}"))
+        else:
+            infos.append(PluginInfo(name, str(getattr(plugin, "__version__", "unknown")),
+                                    "registered at run time"))
+    return sorted(infos, key=lambda info: info.name)
+
+
+def domains() -> dict[str, Domain]:
+    """All domains offered by loaded plugins, by name."""
+    found: dict[str, Domain] = {}
+    for batch in get_plugin_manager().hook.igkit_domains():
+        for domain in batch or []:
+            found[domain.name] = domain
+    return found
+
+
+def get_domain(name: str) -> Domain:
+    """The domain called ``name``, or an error listing the ones that exist."""
+    available = domains()
+    if name not in available:
+        raise IGInputError(f"no domain named {name!r}; installed domains: "
+                           f"{', '.join(sorted(available)) or 'none'}")
+    return available[name]
+

@@ -1,0 +1,1 @@
+"""Built-in igkit plugins; each registers through the ``igkit`` entry-point group."""

@@ -1,0 +1,1 @@
+"""igkit molecules plugin."""

@@ -1,0 +1,1 @@
+"""igkit text plugin."""

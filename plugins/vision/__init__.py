@@ -1,0 +1,1 @@
+"""igkit vision plugin."""
