@@ -15,7 +15,7 @@ from .result import IGResult, relative_completeness_error
 from .targets import Target, per_example_targets
 
 ADAPTIVE_METHOD = "adaptive_simpson"
-INITIAL_INTERVALS = 4
+INITIAL_INTERVALS = 2
 
 
 def integrated_gradients(
