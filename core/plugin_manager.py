@@ -32,6 +32,9 @@ def register(plugin: object, name: str | None = None) -> None:
     pm = get_plugin_manager()
     if name is not None and pm.get_plugin(name) is not None:
         pm.unregister(name=name)
+    if pm.is_registered(plugin):
+        raise IGInputError(f"this plugin is already registered as {pm.get_name(plugin)!r}; "
+                           f"unregister that name first")
     pm.register(plugin, name=name)
     from .methods import refresh_plugin_methods
     refresh_plugin_methods()
