@@ -1,1 +1,13 @@
-"""Entry point of the molecules plugin (placeholder hooks are added as the plugin lands)."""
+"""Entry point of the molecules plugin: the ``igkit molecules`` commands and the ``molecules`` domain."""
+from __future__ import annotations
+
+import argparse
+
+from igkit import hookimpl
+
+from .cli import add_commands
+
+
+@hookimpl
+def igkit_add_commands(subparsers: argparse._SubParsersAction) -> None:
+    add_commands(subparsers)

@@ -1,0 +1,177 @@
+"""Training weave models from a CSV of SMILES and labels, with early stopping on a validation split."""
+from __future__ import annotations
+
+import copy
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from igkit.errors import IGInputError
+from igkit.evaluation import attribution_auc
+from igkit.progress import progress
+
+from .batching import pack, size_batches
+from .checkpoint import MoleculeModel, predict
+from .featurize import Featurization, MolGraph, featurize
+from .readers import Problem, read_molecules
+
+SPLIT_NAMES = {"train": "train", "valid": "valid", "validation": "valid", "val": "valid", "dev": "valid",
+               "test": "test"}
+
+
+@dataclass
+class Split:
+    """Featurized molecules of one split and their labels ``[n, tasks]`` (NaN = missing)."""
+
+    ids: list[str]
+    graphs: list[MolGraph]
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.graphs)
+
+
+@dataclass
+class LabelledData:
+    splits: dict[str, Split]
+    tasks: list[str]
+    task_type: str
+    problems: list[Problem] = field(default_factory=list)
+
+
+def load_labelled_csv(path: str | Path, featurization: Featurization, *, smiles_col: str = "smiles",
+                      label_cols: Sequence[str] = ("label",), split_col: str | None = None,
+                      id_col: str | None = None, valid_fraction: float = 0.1, task_type: str = "auto",
+                      seed: int = 0) -> LabelledData:
+    """Read, featurize and split a labelled CSV; bad rows are reported in ``problems``."""
+    records, problems = read_molecules(path, smiles_col=smiles_col, id_col=id_col)
+    if not records:
+        raise IGInputError(f"no usable molecules in {path} ({len(problems)} rows failed)")
+    missing = [c for c in [*label_cols, *([split_col] if split_col else [])] if c not in records[0].fields]
+    if missing:
+        raise IGInputError(f"{Path(path).name} has no column(s) {', '.join(missing)}; its columns are "
+                           f"{', '.join(records[0].fields)}")
+    by_split: dict[str, list[tuple[str, MolGraph, list[float]]]] = {"train": [], "valid": [], "test": []}
+    for rec in records:
+        try:
+            labels = [_label(rec.fields[c], c) for c in label_cols]
+            split = _split_name(rec.fields[split_col]) if split_col else "train"
+            graph = featurize(rec.mol, featurization)
+        except IGInputError as exc:
+            problems.append(Problem(rec.row, rec.id, rec.smiles, str(exc)))
+            continue
+        by_split[split].append((rec.id, graph, labels))
+    rng = np.random.default_rng(seed)
+    if not by_split["valid"] and by_split["train"]:
+        order = rng.permutation(len(by_split["train"]))
+        n_valid = max(1, int(round(valid_fraction * len(order))))
+        train = by_split["train"]
+        by_split["valid"] = [train[k] for k in order[:n_valid]]
+        by_split["train"] = [train[k] for k in order[n_valid:]]
+    if len(by_split["train"]) < 2:
+        raise IGInputError(f"{path} has fewer than 2 training molecules after the split")
+    splits = {name: Split([r[0] for r in rows], [r[1] for r in rows],
+                          np.asarray([r[2] for r in rows], dtype=np.float32).reshape(len(rows), len(label_cols)))
+              for name, rows in by_split.items() if rows}
+    return LabelledData(splits, list(label_cols), _task_type(splits["train"].labels, task_type), problems)
+
+
+def _label(text: str, column: str) -> float:
+    text = (text or "").strip()
+    if text == "" or text.lower() in ("nan", "na"):
+        return math.nan
+    try:
+        return float(text)
+    except ValueError:
+        raise IGInputError(f"label {text!r} in column {column!r} is not a number") from None
+
+
+def _split_name(text: str) -> str:
+    name = SPLIT_NAMES.get((text or "").strip().lower())
+    if name is None:
+        raise IGInputError(f"split value {text!r} is not one of train, valid, test")
+    return name
+
+
+def _task_type(labels: np.ndarray, requested: str) -> str:
+    known = labels[~np.isnan(labels)]
+    binary = bool(np.isin(known, (0.0, 1.0)).all())
+    if requested == "auto":
+        return "classification" if binary else "regression"
+    if requested == "classification" and not binary:
+        raise IGInputError("classification needs labels 0 or 1; use --task-type regression")
+    return requested
+
+
+def evaluate_split(model: MoleculeModel, split: Split) -> dict[str, float]:
+    """Mean ROC-AUC over tasks (classification) or RMSE (regression) on one split."""
+    scores = predict(model, split.graphs, score="logit").numpy()
+    if model.net.config.task_type == "classification":
+        aucs = [attribution_auc(scores[ok, t], split.labels[ok, t] > 0.5)
+                for t in range(scores.shape[1]) for ok in [~np.isnan(split.labels[:, t])]]
+        return {"roc_auc": float(np.nanmean(aucs)) if not np.isnan(aucs).all() else math.nan}
+    err = scores - split.labels
+    return {"rmse": float(np.sqrt(np.nanmean(err ** 2)))}
+
+
+def _loss(model: MoleculeModel, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    known = ~torch.isnan(y)
+    y = torch.nan_to_num(y)
+    if model.net.config.task_type == "classification":
+        per = torch.nn.functional.binary_cross_entropy_with_logits(out, y, reduction="none")
+    else:
+        std = model.net.output_std
+        per = ((out - y) / std) ** 2
+    return (per * known).sum() / known.sum().clamp_min(1)
+
+
+def fit(model: MoleculeModel, train: Split, valid: Split, *, epochs: int = 30, batch_size: int = 64,
+        lr: float = 1e-3, patience: int = 5, seed: int = 0, show_progress: bool = True,
+        log=sys.stderr) -> list[dict[str, float]]:
+    """Train with Adam; keep the weights of the best validation epoch; stop after ``patience`` bad epochs."""
+    torch.manual_seed(seed)
+    net = model.net
+    if net.config.task_type == "regression":
+        net.output_mean.copy_(torch.as_tensor(np.nanmean(train.labels, 0)))
+        net.output_std.copy_(torch.as_tensor(np.nanstd(train.labels, 0)).clamp_min(1e-6))
+    optimiser = torch.optim.Adam(net.parameters(), lr=lr)
+    higher_better = net.config.task_type == "classification"
+    best, best_state, bad, history = -math.inf, None, 0, []
+    for epoch in range(1, epochs + 1):
+        net.train()
+        batches = size_batches(train.graphs, batch_size, shuffle=True, seed=seed + epoch)
+        bar = progress(batches, desc=f"epoch {epoch}/{epochs}", enabled=show_progress)
+        total, count = 0.0, 0
+        for idx in bar:
+            batch = pack([train.graphs[i] for i in idx])
+            y = torch.from_numpy(train.labels[idx])
+            loss = _loss(model, net(*batch.inputs, *batch.structure), y)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            total, count = total + loss.item() * len(idx), count + len(idx)
+            bar.set_postfix(f"loss {total / count:.4f}")
+        net.eval()
+        metrics = {"epoch": epoch, "train_loss": total / count,
+                   **{f"valid_{k}": v for k, v in evaluate_split(model, valid).items()}}
+        history.append(metrics)
+        value = next(v for k, v in metrics.items() if k.startswith("valid_"))
+        value = value if higher_better else -value
+        print("epoch {epoch}: train loss {train_loss:.4f}, ".format(**metrics) + ", ".join(
+            f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith("valid_")), file=log, flush=True)
+        if value > best:
+            best, best_state, bad = value, copy.deepcopy(net.state_dict()), 0
+        else:
+            bad += 1
+            if bad >= patience:
+                print(f"early stop: no validation improvement for {patience} epochs", file=log)
+                break
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    net.eval()
+    return history
