@@ -1,1 +1,22 @@
-"""igkit molecules plugin."""
+"""igkit molecules plugin: weave networks on molecules, atom and pair attributions, ground-truth tasks.
+
+The Python API (``featurize_smiles``, ``load_model``, ``explain_molecules``, …) is
+imported lazily so that loading the plugin for the CLI stays cheap.
+"""
+from __future__ import annotations
+
+from importlib import import_module
+
+_API = {
+    "featurize_smiles": ".api", "explain_molecules": ".api", "as_records": ".api",
+    "load_model": ".checkpoint", "save_model": ".checkpoint", "predict": ".checkpoint",
+    "MoleculeModel": ".checkpoint", "Featurization": ".featurize", "featurize": ".featurize",
+    "MoleculeExplanation": ".attribution",
+}
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str):
+    if name in _API:
+        return getattr(import_module(_API[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
