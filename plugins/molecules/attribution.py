@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
-import torch
 
 from igkit import attribute, integrated_gradients
 from igkit.errors import IGInputError

@@ -22,6 +22,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     sub = parser.add_subparsers(dest="molecules_command", metavar="COMMAND", required=True)
     _add_train(sub)
     _add_explain(sub)
+    _add_saturation(sub)
+    _add_make_task(sub)
+    _add_evaluate(sub)
 
 
 def report_problems(problems: list[Problem], stream=sys.stderr) -> None:
@@ -164,3 +167,118 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     else:
         print(f"no molecule could be explained; skipped {len(problems)}", file=sys.stderr)
     return 0 if explanations else 1
+
+
+def _add_saturation(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("saturation", help="score and gradient sum along α·x for a set of molecules (Fig. 13)")
+    _add_molecule_inputs(p)
+    p.add_argument("--alphas", type=int, default=21, help="points on the α grid (default 21)")
+    p.add_argument("--limit", type=int, default=25, help="at most this many molecules (default 25)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(func=_cmd_saturation)
+
+
+def _cmd_saturation(args: argparse.Namespace) -> int:
+    from .api import featurize_records
+    from .checkpoint import load_model
+    from .saturation import saturation_curves, write_saturation
+
+    _limit_threads()
+    model = load_model(args.model)
+    records, problems = _molecule_inputs(args)
+    records, graphs, more = featurize_records(records[:args.limit], model.featurization)
+    report_problems(problems + more)
+    if not graphs:
+        raise IGInputError("none of the molecules could be used")
+    curves = saturation_curves(model, graphs, task=args.task, score=args.score, alphas=args.alphas)
+    task = model.tasks[model.task_index(args.task)]
+    paths = write_saturation(curves, [r.id for r in records], Path(args.out), f"{task} {args.score}")
+    print(f"wrote {', '.join(str(p) for p in paths)}")
+    return 0
+
+
+def _add_make_task(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("make-task", help="label molecules by a SMARTS rule (or Crippen logP) into a CSV")
+    p.add_argument("--rule", required=True, help="e.g. 'benzene', 'F AND carbonyl', 'NOT Cl', or 'crippen'")
+    p.add_argument("--input", default=None, help="molecules (.smi/.sdf/.csv); default: RDKit's "
+                   "Data/NCI/first_5K.smi")
+    p.add_argument("--smiles-col", default="smiles")
+    p.add_argument("--id-col", default=None)
+    p.add_argument("--test-fraction", type=float, default=0.2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="CSV to write: mol_id,smiles,label,split")
+    p.set_defaults(func=_cmd_make_task)
+
+
+def _task_records(args: argparse.Namespace):
+    from .readers import read_molecules
+    from .tasks import RDKIT_MOLECULES
+
+    records, problems = read_molecules(args.input or RDKIT_MOLECULES, smiles_col=args.smiles_col,
+                                       id_col=args.id_col)
+    report_problems(problems)
+    return records
+
+
+def _cmd_make_task(args: argparse.Namespace) -> int:
+    from .tasks import make_task, write_task_csv
+
+    task = make_task(args.rule)
+    counts = write_task_csv(task, _task_records(args), Path(args.out), test_fraction=args.test_fraction,
+                            seed=args.seed)
+    print(f"wrote {args.out}: {counts['train']} train, {counts['test']} test"
+          + (f", {counts['positive']} positive" if task.rule is not None else ""))
+    return 0
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="do atom attributions find the atoms a rule is about? (IG vs grad×input)")
+    p.add_argument("--task", required=True, help="the rule the model was trained on, or 'crippen'")
+    p.add_argument("--model", default=None, help="checkpoint NAME (default: the shipped model)")
+    p.add_argument("--data", default=None, help="CSV/.smi/.sdf of molecules; default: the test split of "
+                   "RDKit's first_5K.smi as made by make-task")
+    p.add_argument("--smiles-col", default="smiles")
+    p.add_argument("--id-col", default=None)
+    p.add_argument("--split-col", default=None, help="use only rows whose split is --split")
+    p.add_argument("--split", default="test")
+    p.add_argument("--test-fraction", type=float, default=0.2, help="as given to make-task (default data)")
+    p.add_argument("--seed", type=int, default=0, help="as given to make-task (default data)")
+    p.add_argument("--limit", type=int, default=None, help="evaluate at most this many molecules")
+    p.add_argument("--score", choices=("probability", "logit"), default="probability")
+    p.add_argument("--out", required=True, help="output folder")
+    add_ig_arguments(p)
+    p.set_defaults(func=_cmd_evaluate, steps=None)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .api import featurize_records
+    from .checkpoint import load_model
+    from .evaluate import evaluate_task, write_evaluation
+    from .readers import read_molecules
+    from .tasks import RDKIT_MOLECULES, make_task, test_flags
+
+    _limit_threads()
+    task = make_task(args.task)
+    model = load_model(args.model)
+    if args.data is None:
+        records, problems = read_molecules(RDKIT_MOLECULES)
+        flags = test_flags(len(records), args.test_fraction, args.seed)
+        records = [r for r, test in zip(records, flags) if test]
+    else:
+        records, problems = read_molecules(args.data, smiles_col=args.smiles_col, id_col=args.id_col)
+        if args.split_col:
+            if records and args.split_col not in records[0].fields:
+                raise IGInputError(f"{args.data} has no column {args.split_col!r}")
+            records = [r for r in records if r.fields[args.split_col].strip().lower() == args.split]
+    records = records[:args.limit] if args.limit else records
+    records, graphs, more = featurize_records(records, model.featurization)
+    report_problems(problems + more)
+    evaluation = evaluate_task(model, task, records, graphs, score=args.score, show_progress=True,
+                               **_ig_defaults(args))
+    report_problems(evaluation.problems)
+    write_evaluation(evaluation, Path(args.out))
+    s = evaluation.summary
+    print(f"{s['task']}: model {s['model_quality_on_task_labels']}; per-molecule {s['metric']} over "
+          f"{s['scored']} molecules: integrated gradients {s['integrated_gradients']['mean']:.4f}, "
+          f"grad_x_input {s['grad_x_input']['mean']:.4f} (mean); written to {args.out}")
+    return 0
