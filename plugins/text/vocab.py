@@ -61,7 +61,7 @@ class Vocabulary:
         if token not in self.index:
             close = difflib.get_close_matches(token, self.words, n=5, cutoff=0.6)
             hint = f"closest vocabulary words: {', '.join(close)}" if close else \
-                "no vocabulary word is close; `igkit text vocab` lists them"
+                "no vocabulary word is close (the model's JSON file lists them all)"
             raise IGInputError(f"target word {word!r} is not in the model's {len(self)}-word vocabulary; "
                                f"{hint}")
         return self.index[token]
@@ -78,10 +78,11 @@ def tokenize(text: str, vocab: Vocabulary | None = None) -> list[str]:
     keep it when ``vocab`` knows them.
     """
     tokens: list[str] = []
-    for raw in text.lower().replace("\u2019", "'").split():
-        if raw in (UNK, EOS):
+    for raw in text.replace("\u2019", "'").split():
+        if raw in (UNK, EOS, "N"):
             tokens.append(raw)
             continue
+        raw = raw.lower()
         if raw.startswith("$") and len(raw) > 1:
             tokens.append("$")
             raw = raw[1:]

@@ -1,0 +1,88 @@
+"""Next-word attribution for any word-level LSTM/GRU language model.
+
+IG runs over the embedding vectors of all context words at once, scaled toward
+zero by one α (the paper's counterfactuals); the score is the softmax
+probability of the next word, so attributions are in probability units and add
+up to p(x) − p(0). Works for any model that maps ids ``[batch, time]`` to logits
+``[batch, time, vocab]`` (or a tuple whose first element is those logits): the
+user names the embedding module.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+
+from igkit import IGResult, forward_with_module_output, integrated_gradients, module_output
+from igkit.errors import IGInputError
+from igkit.methods import grad_x_input
+
+Logits = Callable[[Any], torch.Tensor]
+
+
+def first_output(out: Any) -> torch.Tensor:
+    """Logits of a model returning ``logits`` or ``(logits, state)``."""
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+@dataclass
+class WordAttributions:
+    """One IG run over a batch of equally long contexts."""
+
+    result: IGResult
+    targets: torch.Tensor       # [B] next-word ids that were explained
+    predicted: torch.Tensor     # [B] the model's own most likely next word
+    ig: torch.Tensor            # [B, T] IG per context word (sum over embedding dims)
+    gradient: torch.Tensor      # [B, T] gradient × embedding at the input, per word
+
+
+def next_word_probability(model: nn.Module, embedding: nn.Module | str,
+                          logits_of: Logits = first_output) -> Callable[..., torch.Tensor]:
+    """``f(embeddings, ids)``: softmax over the vocabulary after the last context word."""
+    def last_step_probability(out: Any) -> torch.Tensor:
+        return torch.softmax(logits_of(out)[:, -1, :], dim=-1)
+
+    return forward_with_module_output(model, embedding, score=last_step_probability)
+
+
+def explain_next_word(model: nn.Module, embedding: nn.Module | str, ids: torch.Tensor,
+                      targets: Sequence[int | None] | torch.Tensor | None = None, *,
+                      logits_of: Logits = first_output, **ig_options: Any) -> WordAttributions:
+    """Attribute the probability of each row's next word to the words of ``ids [B, T]``.
+
+    ``targets[b]`` is the next word to explain (None: the model's prediction).
+    ``ig_options`` go to :func:`igkit.integrated_gradients` (``tolerance``,
+    ``steps``, ``batch_size`` to bound memory for long contexts). The model is run
+    in eval mode (no dropout along the path) and put back as it was.
+    """
+    if ids.dim() != 2 or ids.shape[1] == 0:
+        raise IGInputError(f"context ids must be [batch, time] with at least one word, got "
+                           f"shape {tuple(ids.shape)}")
+    was_training = model.training
+    model.eval()
+    try:
+        forward = next_word_probability(model, embedding, logits_of)
+        embeddings = module_output(model, embedding, ids)
+        with torch.no_grad():
+            predicted = forward(embeddings, ids).argmax(-1)
+        chosen = _targets(targets, predicted)
+        result = integrated_gradients(forward, embeddings, target=chosen, forward_args=(ids,),
+                                      **ig_options)
+        grad_x = grad_x_input(forward, embeddings, target=chosen, forward_args=(ids,),
+                              batch_size=ig_options.get("batch_size"))
+    finally:
+        model.train(was_training)
+    return WordAttributions(result=result, targets=chosen, predicted=predicted,
+                            ig=result.attributions.sum(-1).detach(), gradient=grad_x.sum(-1).detach())
+
+
+def _targets(targets: Sequence[int | None] | torch.Tensor | None, predicted: torch.Tensor) -> torch.Tensor:
+    if targets is None:
+        return predicted.clone()
+    targets = list(targets)
+    if len(targets) != predicted.numel():
+        raise IGInputError(f"got {len(targets)} targets for {predicted.numel()} contexts")
+    chosen = [int(p) if t is None else int(t) for t, p in zip(targets, predicted.tolist())]
+    return torch.tensor(chosen, dtype=torch.long)

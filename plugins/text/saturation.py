@@ -1,0 +1,64 @@
+"""Figure 8: the next-word probability as all context embeddings are scaled by α from 0 to 1."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from igkit import module_output, score_curve  # noqa: E402
+
+from .attribution import next_word_probability  # noqa: E402
+from .checkpoint import LanguageModel  # noqa: E402
+
+
+def random_windows(ids: torch.Tensor, count: int, words: int, seed: int = 0) -> torch.Tensor:
+    """``[count, words]`` windows from random places of a token stream (seeded: same windows every run)."""
+    generator = torch.Generator().manual_seed(seed)
+    starts = torch.randint(0, ids.numel() - words, (count,), generator=generator)
+    return torch.stack([ids[s:s + words] for s in starts.tolist()])
+
+
+@torch.no_grad()
+def saturation_curves(lm: LanguageModel, windows: torch.Tensor, alphas: int = 51) -> dict:
+    """Probability of each window's predicted next word along α (the prediction at α = 1)."""
+    model = lm.model.eval()
+    forward = next_word_probability(model, model.embedding)
+    embeddings = module_output(model, model.embedding, windows)
+    predicted = forward(embeddings, windows).argmax(-1)
+    curve = score_curve(forward, embeddings, target=predicted, alphas=alphas, forward_args=(windows,))
+    return {"alpha": curve["alpha"].tolist(), "probability": curve["score"].tolist(),
+            "contexts": [" ".join(lm.vocab.words[i] for i in row) for row in windows.tolist()],
+            "predicted": [lm.vocab.words[i] for i in predicted.tolist()]}
+
+
+def write_saturation(curves: dict, out_dir: Path) -> list[Path]:
+    """``saturation.png`` (all curves on one chart), ``saturation.csv`` and ``saturation.json``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for probs in curves["probability"]:
+        ax.plot(curves["alpha"], probs, linewidth=1.2)
+    ax.set_xlabel("α (scale of all context word embeddings)")
+    ax.set_ylabel("softmax probability of the predicted next word")
+    ax.set_title(f"Saturation of the LSTM language model ({len(curves['probability'])} test windows)")
+    ax.set_xlim(0, 1)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    png = out_dir / "saturation.png"
+    fig.savefig(png, dpi=130)
+    plt.close(fig)
+    csv_path = out_dir / "saturation.csv"
+    with csv_path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["window", "context", "predicted", "alpha", "probability"])
+        for w, probs in enumerate(curves["probability"]):
+            writer.writerows([w, curves["contexts"][w], curves["predicted"][w], f"{a:.4f}", f"{p:.8g}"]
+                             for a, p in zip(curves["alpha"], probs))
+    json_path = out_dir / "saturation.json"
+    json_path.write_text(json.dumps(curves, indent=1) + "\n")
+    return [png, csv_path, json_path]
