@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from igkit import hookimpl
+from igkit.domain import Domain
 
 from .cli import add_commands
 
@@ -11,3 +12,10 @@ from .cli import add_commands
 @hookimpl
 def igkit_add_commands(subparsers: argparse._SubParsersAction) -> None:
     add_commands(subparsers)
+
+
+@hookimpl
+def igkit_domains() -> list[Domain]:
+    from .domain import MoleculesDomain
+
+    return [MoleculesDomain()]

@@ -1,0 +1,116 @@
+"""Weave network and attribution properties: invariances, padding, completeness, dead features."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from rdkit import Chem
+
+from igkit import integrated_gradients
+from igkit.errors import IGInputError
+from igkit.plugins.molecules.attribution import explain_graphs
+from igkit.plugins.molecules.batching import pack
+from igkit.plugins.molecules.checkpoint import load_model, new_model, predict, save_model
+from igkit.plugins.molecules.dead_features import dead_feature_groups
+from igkit.plugins.molecules.featurize import Featurization, featurize
+from igkit.plugins.molecules.readers import parse_smiles, records_from_smiles
+from igkit.plugins.molecules.weave import score_function
+
+SIMPLE = Featurization()
+PARACETAMOL = "CC(=O)Nc1ccc(O)cc1"
+
+
+def random_model(arch: str = "w2n2", seed: int = 0):
+    torch.manual_seed(seed)
+    model = new_model(SIMPLE, arch, atom_hidden=16, pair_hidden=16, readout_hidden=16, dense_hidden=16)
+    with torch.no_grad():   # a random but fixed batch-norm state, so eval mode is not the identity
+        model.net.norm.running_mean.uniform_(-0.5, 0.5)
+        model.net.norm.running_var.uniform_(0.5, 2.0)
+    model.net.eval()
+    return model
+
+
+def explain(model, smiles_list, **options):
+    records, _ = records_from_smiles(smiles_list)
+    graphs = [featurize(r.mol, model.featurization) for r in records]
+    explanations, problems = explain_graphs(model, records, graphs, **options)
+    assert not problems
+    return explanations
+
+
+def test_shuffled_atom_order_gives_same_prediction_and_permuted_attributions():
+    model = random_model()
+    mol = parse_smiles(PARACETAMOL)
+    perm = np.random.default_rng(3).permutation(mol.GetNumAtoms()).tolist()
+    shuffled = Chem.RenumberAtoms(mol, perm)          # new atom k is old atom perm[k]
+    g, gs = featurize(mol, SIMPLE), featurize(shuffled, SIMPLE)
+    p, ps = predict(model, [g]), predict(model, [gs])
+    torch.testing.assert_close(p, ps, rtol=1e-5, atol=1e-6)
+    e = explain_graphs(model, records_from_smiles([PARACETAMOL])[0], [g], steps=32)[0][0]
+    es = explain_graphs(model, records_from_smiles([PARACETAMOL])[0], [gs], steps=32)[0][0]
+    np.testing.assert_allclose(es.atom_attributions, e.atom_attributions[perm], rtol=1e-4, atol=1e-7)
+    old_pairs = {tuple(sorted(map(int, ij))): v for ij, v in zip(g.pair_index, e.pair_attributions)}
+    for (i, j), v in zip(gs.pair_index, es.pair_attributions):
+        assert v == pytest.approx(old_pairs[tuple(sorted((perm[i], perm[j])))], rel=1e-4, abs=1e-7)
+
+
+def test_padding_never_changes_a_prediction_and_gets_no_attribution():
+    model = random_model()
+    small, big = featurize(parse_smiles("CCO"), SIMPLE), featurize(parse_smiles(PARACETAMOL), SIMPLE)
+    forward = score_function(model.net)
+    alone = pack([small])
+    padded = pack([small, big], n_atoms=30, n_pairs=120)
+    with torch.no_grad():
+        torch.testing.assert_close(forward(*padded.inputs, *padded.structure)[0],
+                                   forward(*alone.inputs, *alone.structure)[0], rtol=1e-5, atol=1e-7)
+    kwargs = dict(target=0, steps=24)
+    r_alone = integrated_gradients(forward, alone.inputs, forward_args=alone.structure, **kwargs)
+    r_pad = integrated_gradients(forward, padded.inputs, forward_args=padded.structure, **kwargs)
+    atoms, pairs = r_pad.attribution_tuple
+    torch.testing.assert_close(atoms[0, :3], r_alone.attribution_tuple[0][0], rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(pairs[0, :3], r_alone.attribution_tuple[1][0], rtol=1e-4, atol=1e-7)
+    assert atoms[0, 3:].abs().max() == 0 and pairs[0, 3:].abs().max() == 0
+
+
+def test_completeness_within_one_percent_by_default_and_accounting_adds_up():
+    model = random_model()
+    explanations = explain(model, [PARACETAMOL, "CCO", "C", "[Na+].[Cl-]", "FC(F)(F)c1ccc(cc1)[Se]C"],
+                           methods=["grad_x_input"])
+    for e in explanations:
+        assert e.completeness_error <= 0.01
+        acc = e.accounting()
+        parts = acc["atoms"] + acc["bonded_pairs"] + acc["non_bonded_pairs"]
+        assert parts + acc["unexplained"] == pytest.approx(acc["difference"], abs=1e-9)
+        assert e.extra["grad_x_input"][0].shape == (e.graph.n_atoms,)
+    single = explanations[2]
+    assert single.graph.n_pairs == 0 and single.accounting()["bonded_pairs"] == 0
+
+
+def test_w1n2_gives_identical_attributions_to_atoms_with_different_neighbours():
+    # In OCCCCN, C1 (bonded to O) and C4 (bonded to N) have the same type and the same
+    # bond and distance counts: one weave module cannot tell them apart, two can.
+    mol = parse_smiles("OCCCCN")
+    w1 = explain(random_model("w1n2"), ["OCCCCN"], steps=32)[0].atom_attributions
+    w2 = explain(random_model("w2n2"), ["OCCCCN"], steps=32)[0].atom_attributions
+    assert w1[1] == pytest.approx(w1[4], rel=1e-5)
+    groups = dead_feature_groups(mol, w1)
+    assert any({1, 4} <= set(g["atoms"]) for g in groups)
+    assert abs(w2[1] - w2[4]) > 1e-3 * np.abs(w2).max()
+    assert not any({1, 4} <= set(g["atoms"]) for g in dead_feature_groups(mol, w2))
+
+
+def test_checkpoint_round_trip_and_featurization_mismatch(tmp_path):
+    model = random_model()
+    g = featurize(parse_smiles(PARACETAMOL), SIMPLE)
+    save_model(model, tmp_path / "m")
+    loaded = load_model(tmp_path / "m.safetensors")
+    torch.testing.assert_close(predict(loaded, [g]), predict(model, [g]))
+    full = featurize(parse_smiles(PARACETAMOL), Featurization("full"))
+    with pytest.raises(IGInputError, match="featurized differently"):
+        predict(loaded, [full])
+    config = (tmp_path / "m.json").read_text().replace(SIMPLE.fingerprint, "feedfacefeedface")
+    (tmp_path / "m.json").write_text(config)
+    with pytest.raises(IGInputError, match="fingerprint"):
+        load_model(tmp_path / "m")
+    with pytest.raises(IGInputError, match="not found"):
+        load_model(tmp_path / "missing")
