@@ -1,0 +1,58 @@
+"""Cases 1 and 2: GoogLeNet IG against the floor of bare passes, and against Captum.
+
+The cost of IG is one forward and one backward pass per path point; the floor
+is exactly those passes, chunked the way igkit chunks them, with nothing around
+them. Weights do not change the cost, so the network is randomly initialised.
+"""
+from __future__ import annotations
+
+import torch
+from captum.attr import IntegratedGradients
+
+from igkit import integrated_gradients
+from igkit.path import default_batch_size
+
+from .measure import interleaved_medians
+from .networks import TARGET, googlenet
+from .report import Row
+
+
+def bare_passes(model: torch.nn.Module, image: torch.Tensor, steps: int, batch_size: int):
+    """A callable doing ``steps`` forward+backward passes in igkit's chunks, and nothing else."""
+    chunks = [torch.randn(min(batch_size, steps - start), *image.shape[1:])
+              for start in range(0, steps, batch_size)]
+
+    def run() -> None:
+        for x in chunks:
+            x.requires_grad_(True)
+            torch.autograd.grad(model(x)[:, TARGET].sum(), x)
+    return run
+
+
+def run_cases(steps: int, size: int, repeats: int) -> list[Row]:
+    """Overhead over the floor (case 1) and time relative to Captum (case 2), one shared run."""
+    model = googlenet()
+    image = torch.randn(1, 3, size, size)
+    batch_size = default_batch_size((image,))
+    captum = IntegratedGradients(model)
+    answers: dict[str, torch.Tensor] = {}
+
+    def igkit_run() -> None:
+        answers["igkit"] = integrated_gradients(model, image, target=TARGET, steps=steps).attributions
+
+    def captum_run() -> None:
+        answers["captum"] = captum.attribute(image, target=TARGET, n_steps=steps, method="gausslegendre",
+                                             internal_batch_size=batch_size)
+
+    times = interleaved_medians({"igkit": igkit_run, "floor": bare_passes(model, image, steps, batch_size),
+                                 "captum": captum_run}, repeats)
+    scale = float(answers["captum"].abs().max())
+    agreement = float((answers["igkit"] - answers["captum"]).abs().max()) / scale
+    details = {"model": "googlenet", "image": f"{size}x{size}", "steps": steps, "batch_size": batch_size,
+               "repeats": repeats, "seconds": times, "max_attribution_difference_vs_captum": agreement}
+    return [
+        Row("1 overhead vs floor", f"GoogLeNet {size}px, {steps} steps", times["igkit"], times["floor"],
+            f"{steps} bare fwd+bwd", times["igkit"] / times["floor"], 1.05, True, "s", details),
+        Row("2 same work vs Captum", f"GoogLeNet {size}px, {steps} steps", times["igkit"], times["captum"],
+            "Captum IG", times["igkit"] / times["captum"], 1.0, True, "s", details),
+    ]

@@ -1,0 +1,102 @@
+"""Text cases: the PTB language model's next-word probability (cases 3 and 4).
+
+A prediction is the ``WINDOW`` words before a position of the PTB validation set
+and the word that actually came there. igkit goes through the plugin's
+``explain_next_word`` (many contexts per call, their path points share passes);
+Captum runs ``LayerIntegratedGradients`` on the embedding layer one prediction at
+a time. Captum takes baselines as token ids, so both sides use the embedding of
+``<unk>`` as the baseline here (the cost does not depend on it), which makes
+their attributions directly comparable.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from captum.attr import LayerIntegratedGradients
+
+from igkit import module_output
+from igkit.plugins.text.attribution import explain_next_word, next_word_probability
+from igkit.plugins.text.checkpoint import LanguageModel
+from igkit.plugins.text.contexts import corpus_positions
+
+from .convergence import Problem, Workload
+from .report import Row
+
+WINDOW = 20
+BASELINE_WORD = "<unk>"
+
+
+def validation_predictions(ptb_dir: Path, lm: LanguageModel, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` contexts ``[n, WINDOW]`` evenly spread over ``ptb.valid.txt``, and their next words ``[n]``."""
+    contexts = corpus_positions(ptb_dir / "ptb.valid.txt", lm.vocab, WINDOW)
+    picks = np.linspace(0, len(contexts) - 1, min(n, len(contexts))).round().astype(int)
+    ids = torch.tensor([contexts[i].ids for i in picks], dtype=torch.long)
+    targets = torch.tensor([contexts[i].target for i in picks], dtype=torch.long)
+    return ids, targets
+
+
+def workload(ptb_dir: Path, lm: LanguageModel, n_examples: int) -> Workload:
+    """The validation predictions the model is surest of (probability saturates), zero-embedding baseline."""
+    model = lm.model.eval()
+    forward = next_word_probability(model, model.embedding)
+    ids, targets = validation_predictions(ptb_dir, lm, 50 * n_examples)
+    embeddings = module_output(model, model.embedding, ids)
+    with torch.no_grad():
+        p = forward(embeddings, ids).gather(1, targets[:, None])[:, 0]
+    chosen = torch.argsort(p, descending=True)[:n_examples].tolist()
+    problems = [Problem((embeddings[i:i + 1],), (torch.zeros_like(embeddings[i:i + 1]),), int(targets[i]),
+                        (ids[i:i + 1],)) for i in chosen]
+    return Workload("PTB LSTM next word", forward, problems,
+                    {"window": WINDOW, "probabilities": p[chosen].tolist()})
+
+
+def run_throughput(ptb_dir: Path, lm: LanguageModel, n_predictions: int, steps: int) -> list[Row]:
+    """Predictions per second: igkit's batched explain vs Captum LayerIntegratedGradients one at a time.
+
+    igkit runs before and after Captum and its median counts (load drift hits both).
+    """
+    model = lm.model.eval()
+    ids, targets = validation_predictions(ptb_dir, lm, n_predictions)
+    baseline_ids = torch.full_like(ids, lm.vocab.index[BASELINE_WORD])
+    baselines = module_output(model, model.embedding, baseline_ids)
+    ours: dict[str, torch.Tensor] = {}
+
+    def igkit_run() -> None:
+        ours["ig"] = explain_next_word(model, model.embedding, ids, targets, baselines=baselines,
+                                       steps=steps, method="gausslegendre").result.attributions
+
+    def last_word_probability(token_ids: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(model(token_ids)[0][:, -1], dim=-1)
+
+    lig = LayerIntegratedGradients(last_word_probability, model.embedding)
+    theirs: list[torch.Tensor] = []
+
+    def captum_run() -> None:
+        theirs.clear()
+        for k in range(ids.shape[0]):
+            theirs.append(lig.attribute(ids[k:k + 1], baseline_ids[k:k + 1], target=int(targets[k]),
+                                        n_steps=steps, method="gausslegendre").detach())
+
+    igkit_times, captum_time = [], 0.0
+    for run in (igkit_run, captum_run, igkit_run):
+        start = time.perf_counter()
+        run()
+        elapsed = time.perf_counter() - start
+        if run is captum_run:
+            captum_time = elapsed
+        else:
+            igkit_times.append(elapsed)
+    igkit_time = float(np.median(igkit_times))
+    n = ids.shape[0]
+    captum_attr = torch.cat(theirs)
+    difference = float((ours["ig"] - captum_attr).abs().max() / captum_attr.abs().max())
+    rates = {"igkit": n / igkit_time, "captum": n / captum_time}
+    details = {"predictions": n, "window": WINDOW, "steps": steps, "baseline": f"embedding of {BASELINE_WORD}",
+               "seconds": {"igkit": igkit_times, "captum": captum_time}, "predictions_per_second": rates,
+               "max_attribution_difference_vs_captum": difference}
+    return [Row("4 throughput", f"text, IG {steps} steps, {n} PTB next words: predictions/s (igkit ÷ Captum)",
+                rates["igkit"], rates["captum"], "Captum LIG one at a time", rates["igkit"] / rates["captum"],
+                5.0, False, "pred/s", details)]
