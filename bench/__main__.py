@@ -75,8 +75,11 @@ def _optional(case: str, run: Callable[[], list[Row]], rows: list[Row], skipped:
         skipped.append(Skipped(case, f"{type(exc).__name__}: {exc}"))
 
 
+_STARTED = time.perf_counter()
+
+
 def _log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
+    print(f"[bench {time.perf_counter() - _STARTED:5.0f} s] {message}", file=sys.stderr, flush=True)
 
 
 def run(args: argparse.Namespace) -> tuple[list[Row], list[Skipped]]:

@@ -1,0 +1,77 @@
+"""The benchmark runs end to end on a tiny case and writes a well-formed table and JSON.
+
+No timing is asserted: numbers from a shared CI machine mean nothing. What must
+hold is that every selected case produces finite ratios whose 'met' flag agrees
+with its goal, and that the memory probe runs in its own process (case 5 as a
+whole starts five such processes, too slow for the test suite).
+"""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, shared_data_dir
+
+sys.path.insert(0, str(REPO))  # bench/ runs from the repository root; it is not installed with igkit
+from bench.measure import interleaved_medians  # noqa: E402
+from bench.memory import measure_in_subprocess  # noqa: E402
+
+TINY = ["--cases", "1,2,3", "--threads", "1", "--image-size", "32", "--steps", "3", "--repeats", "1",
+        "--trusted-examples", "1", "--cnn-train-seconds", "0.5"]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> dict:
+    path = tmp_path_factory.mktemp("bench") / "tiny.json"
+    done = subprocess.run([sys.executable, "-m", "bench", *TINY, "--data-dir", str(shared_data_dir()),
+                           "--json", str(path)], cwd=REPO, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "ratio" in done.stdout and "met?" in done.stdout
+    return json.loads(path.read_text())
+
+
+def test_every_selected_case_reports_finite_ratios(report):
+    cases = {r["case"].split()[0] for r in report["results"]}
+    assert cases == {"1", "2", "3"}
+    for r in report["results"]:
+        for key in ("igkit", "reference", "ratio"):
+            assert math.isfinite(r[key]) and r[key] > 0, (r["case"], key, r[key])
+
+
+def test_met_flag_agrees_with_goal(report):
+    for r in report["results"]:
+        value = r["igkit"] if r["goal_on_igkit"] else r["ratio"]
+        expected = value <= r["goal"] if r["lower_is_better"] else value >= r["goal"]
+        assert r["met"] == expected, r["case"]
+
+
+def test_igkit_and_captum_compute_the_same_attributions(report):
+    googlenet = next(r for r in report["results"] if r["case"].startswith("2"))
+    assert googlenet["details"]["max_attribution_difference_vs_captum"] < 1e-4
+
+
+def test_trusted_answer_reaches_the_tolerance(report):
+    for r in report["results"]:
+        if r["case"].startswith("3"):
+            d = r["details"]
+            assert d["worst_error"]["igkit"] <= d["tolerance"], r["metric"]
+
+
+def test_report_names_machine_and_command(report):
+    assert report["machine"]["nproc"] >= 1 and report["machine"]["torch"]
+    assert report["settings"]["command"].startswith("python -m bench --cases")
+
+
+def test_rounds_rotate_so_no_contender_always_runs_first():
+    order: list[str] = []
+    interleaved_medians({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, repeats=2, warmup=0)
+    assert order == ["a", "b", "b", "a"]
+
+
+def test_memory_probe_reports_a_peak_from_a_fresh_process():
+    probe = measure_in_subprocess("igkit", steps=2, size=32, threads=1)
+    assert probe["peak"] >= probe["before"] > 0
