@@ -53,8 +53,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     sizes.add_argument("--memory-steps", type=int, help="igkit's step count in case 5")
     sizes.add_argument("--captum-memory-probe", type=int,
                        help="Captum's smaller probe step count in case 5 (the slope is measured from it)")
-    sizes.add_argument("--memory-cap-gib", type=float, default=12.0,
-                       help="largest peak Captum may reach in case 5; beyond it the peak is extrapolated")
+    sizes.add_argument("--memory-cap-gib", type=float, default=10.0,
+                       help="largest peak Captum may reach in case 5 (the machine is shared); beyond it the "
+                            "peak is extrapolated along the measured per-step slope")
     args = p.parse_args(argv)
     profile = PROFILES["quick" if args.quick else "full"]
     for key, value in profile.items():

@@ -5,6 +5,8 @@ import statistics
 import time
 from typing import Callable
 
+import torch
+
 
 def seconds(fn: Callable[[], object]) -> float:
     """Wall-clock seconds of one call."""
@@ -31,3 +33,24 @@ def interleaved_medians(contenders: dict[str, Callable[[], object]], repeats: in
         for name in names[shift:] + names[:shift]:
             times[name].append(seconds(contenders[name]))
     return {name: statistics.median(values) for name, values in times.items()}
+
+
+def milliseconds_per_path_point(forward: Callable[..., torch.Tensor], inputs: tuple, forward_args: tuple,
+                                target: int, rows_per_pass: tuple[int, ...] = (1, 10, 50, 250),
+                                repeats: int = 3) -> dict[int, float]:
+    """Cost of one forward+backward row when ``rows`` copies of one example share a pass.
+
+    This is the curve that decides how much batching across examples can win:
+    if it is flat from the rows one example already brings (its steps), packing
+    more examples into a pass saves nothing.
+    """
+    curve = {}
+    for rows in rows_per_pass:
+        xs = [x.expand(rows, *x.shape[1:]).clone() for x in inputs]
+        args = [a.expand(rows, *a.shape[1:]) if isinstance(a, torch.Tensor) else a for a in forward_args]
+
+        def one_pass() -> None:
+            leaves = [x.requires_grad_(True) for x in xs]
+            torch.autograd.grad(forward(*leaves, *args)[:, target].sum(), leaves)
+        curve[rows] = 1000 * statistics.median(seconds(one_pass) for _ in range(repeats)) / rows
+    return curve

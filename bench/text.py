@@ -23,6 +23,7 @@ from igkit.plugins.text.checkpoint import LanguageModel
 from igkit.plugins.text.contexts import corpus_positions
 
 from .convergence import Problem, Workload
+from .measure import milliseconds_per_path_point
 from .report import Row
 
 WINDOW = 20
@@ -94,7 +95,9 @@ def run_throughput(ptb_dir: Path, lm: LanguageModel, n_predictions: int, steps: 
     captum_attr = torch.cat(theirs)
     difference = float((ours["ig"] - captum_attr).abs().max() / captum_attr.abs().max())
     rates = {"igkit": n / igkit_time, "captum": n / captum_time}
-    details = {"predictions": n, "window": WINDOW, "steps": steps, "baseline": f"embedding of {BASELINE_WORD}",
+    curve = milliseconds_per_path_point(next_word_probability(model, model.embedding), (baselines[:1],),
+                                        (ids[:1],), int(targets[0]))
+    details = {"ms_per_path_point_by_rows_per_pass": curve, "predictions": n, "window": WINDOW, "steps": steps, "baseline": f"embedding of {BASELINE_WORD}",
                "seconds": {"igkit": igkit_times, "captum": captum_time}, "predictions_per_second": rates,
                "max_attribution_difference_vs_captum": difference}
     return [Row("4 throughput", f"text, IG {steps} steps, {n} PTB next words: predictions/s (igkit ÷ Captum)",
