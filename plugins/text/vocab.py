@@ -18,7 +18,7 @@ from igkit.errors import IGInputError
 UNK = "<unk>"
 EOS = "<eos>"
 
-_NUMBER = re.compile(r"^[-+]?(\d[\d,]*\.?\d*|\.\d+)(%|s|th|st|nd|rd)?$")
+_NUMBER = re.compile(r"^[-+]?(\d[\d,]*\.?\d*|\.\d+)(s|th|st|nd|rd)?$")
 _CLITICS = re.compile(r"(?i)(n't|'s|'re|'ve|'ll|'d|'m)$")
 _EDGE_PUNCT = "\"'`,.;:!?()[]{}"
 
@@ -103,14 +103,15 @@ def closest_words(word: str, vocab: Vocabulary, n: int = 5) -> list[str]:
 
 
 def _strip_edges(raw: str, vocab: Vocabulary | None) -> str:
-    if vocab is not None and raw.rstrip(",;:!?\"')") in vocab:
-        return raw.rstrip(",;:!?\"')").lstrip("\"'`([")
+    kept_period = raw.strip(_EDGE_PUNCT.replace(".", "")).lstrip(".")
+    if vocab is not None and kept_period in vocab:
+        return kept_period
     return raw.strip(_EDGE_PUNCT)
 
 
 def _word_or_number(word: str) -> list[str]:
     if _NUMBER.match(word):
         return ["N"]
-    if "%" in word and _NUMBER.match(word.rstrip("%")):
-        return ["N", "%"]
+    if word.endswith("%") and _NUMBER.match(word[:-1]):
+        return ["N"]  # Mikolov's files dropped the % sign with the other punctuation
     return [word] if word else []

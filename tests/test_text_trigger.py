@@ -1,0 +1,146 @@
+"""A language model trained on a corpus where one earlier trigger word decides the next word.
+
+The answer is known by construction: the trigger must carry the largest IG
+attribution. The trained model is confident (saturated), so gradients at the
+input are tiny and do not point at the trigger reliably.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from captum.attr import IntegratedGradients
+from torch import nn
+
+from igkit.plugins.text.attribution import explain_next_word, next_word_probability
+from igkit.plugins.text.checkpoint import LanguageModel
+from igkit.plugins.text.contexts import parse_context
+from igkit.plugins.text.explainer import explain_contexts
+from igkit.plugins.text.model import LMConfig, WordLSTM
+from igkit.plugins.text.vocab import Vocabulary
+
+FILLERS = [f"w{i}" for i in range(16)]
+WORDS = ["<unk>", "<eos>", "alpha", "beta", "then", "yes", "no"] + FILLERS
+ID = {w: i for i, w in enumerate(WORDS)}
+LENGTH = 6
+
+
+def trigger_batch(n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Contexts of fillers with one trigger (alpha → yes, beta → no) at a random place; then "then"."""
+    ids = torch.randint(ID[FILLERS[0]], ID[FILLERS[-1]] + 1, (n, LENGTH), generator=generator)
+    where = torch.randint(0, LENGTH - 1, (n,), generator=generator)
+    is_alpha = torch.rand(n, generator=generator) < 0.5
+    ids[torch.arange(n), where] = torch.where(is_alpha, ID["alpha"], ID["beta"])
+    ids[:, -1] = ID["then"]
+    return ids, where, torch.where(is_alpha, ID["yes"], ID["no"])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Two torch threads on a shared 2-core machine spin against each other (10x slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def trigger_model() -> WordLSTM:
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(0)
+    model = WordLSTM(LMConfig(vocab_size=len(WORDS), hidden=24, layers=1, init_scale=0.3))
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
+    for _ in range(250):
+        ids, _, nxt = trigger_batch(64, generator)
+        logits, _ = model(ids)
+        loss = nn.functional.cross_entropy(logits[:, -1], nxt)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def held_out() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return trigger_batch(40, torch.Generator().manual_seed(123))
+
+
+@pytest.fixture(scope="module")
+def explained(trigger_model, held_out):
+    ids, _, nxt = held_out
+    return explain_next_word(trigger_model, "embedding", ids, nxt.tolist(), tolerance=0.01)
+
+
+def test_model_learned_the_rule(trigger_model, held_out):
+    ids, _, nxt = held_out
+    probs = torch.softmax(trigger_model(ids)[0][:, -1], -1)
+    assert (probs.argmax(-1) == nxt).all()
+    assert probs[torch.arange(len(nxt)), nxt].min() > 0.9
+
+
+def test_ig_puts_the_largest_attribution_on_the_trigger(explained, held_out):
+    _, where, _ = held_out
+    assert (explained.ig.argmax(-1) == where).all()
+
+
+def test_gradients_at_the_input_are_tiny_and_unreliable(explained, held_out):
+    _, where, _ = held_out
+    result = explained.result
+    gap = result.score_input - result.score_baseline
+    grad_total = explained.gradient.sum(-1)
+    # saturation: the gradient at the input explains a small share of the prediction
+    assert (grad_total.abs() < 0.25 * gap.abs()).float().mean() >= 0.9
+    grad_hits = (explained.gradient.argmax(-1) == where).float().mean()
+    ig_hits = (explained.ig.argmax(-1) == where).float().mean()
+    assert grad_hits < ig_hits
+
+
+def test_completeness_within_one_percent(explained):
+    assert explained.result.completeness_error.max() <= 0.01
+    np.testing.assert_allclose(explained.ig.sum(-1), explained.result.attribution_sum, rtol=1e-5, atol=1e-7)
+
+
+def test_agrees_with_captum(trigger_model, held_out):
+    ids = held_out[0][:5]
+    targets = held_out[2][:5]
+    mine = explain_next_word(trigger_model, "embedding", ids, targets.tolist(), steps=32, method="gausslegendre")
+    forward = next_word_probability(trigger_model, "embedding")
+    embeddings = trigger_model.embedding(ids).detach()
+    theirs = IntegratedGradients(forward).attribute(embeddings, baselines=torch.zeros_like(embeddings),
+                                                    target=targets, additional_forward_args=(ids,),
+                                                    n_steps=32, method="gausslegendre")
+    torch.testing.assert_close(mine.result.attributions, theirs.float(), rtol=1e-3, atol=1e-6)
+
+
+def test_gru_language_model_through_the_api():
+    class GRULM(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.words = nn.Embedding(len(WORDS), 8)
+            self.rnn = nn.GRU(8, 8, batch_first=True)
+            self.out = nn.Linear(8, len(WORDS))
+
+        def forward(self, ids):
+            return self.out(self.rnn(self.words(ids))[0])
+
+    torch.manual_seed(1)
+    model = GRULM()
+    ids = trigger_batch(3, torch.Generator().manual_seed(5))[0]
+    run = explain_next_word(model, "words", ids, tolerance=0.01)
+    probs = torch.softmax(model(ids)[:, -1], -1)
+    torch.testing.assert_close(run.result.score_input, probs[torch.arange(3), run.targets])
+    assert run.result.completeness_error.max() <= 0.01
+    assert model.training  # the caller's mode is restored
+
+
+def test_grouping_by_length_gives_the_same_numbers_as_one_at_a_time(trigger_model):
+    lm = LanguageModel(trigger_model, Vocabulary(WORDS))
+    texts = ["w1 alpha w2 then", "beta w3 w4 w5 w6 then", "w7 alpha w8 then", "alpha then"]
+    contexts = [parse_context(t, lm.vocab) for t in texts]
+    together, failed = explain_contexts(lm, contexts, steps=16)
+    assert not failed
+    assert [e.context.name for e in together] == texts
+    for exp, context in zip(together, contexts):
+        alone, _ = explain_contexts(lm, [context], steps=16)
+        np.testing.assert_allclose(exp.ig, alone[0].ig, rtol=1e-4, atol=1e-7)
+        assert exp.target_word == alone[0].target_word
