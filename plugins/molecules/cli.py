@@ -89,7 +89,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     model.info = {"data": str(args.data), "smiles_col": args.smiles_col, "label_cols": labels,
                   "split_col": args.split_col, "sizes": sizes, "skipped_rows": len(data.problems),
                   "seconds": round(time.perf_counter() - start, 1), "metrics": metrics,
-                  "history": history, "command": "igkit " + " ".join(sys.argv[1:])}
+                  "history": history,
+                  "arguments": {k: v for k, v in vars(args).items() if k not in ("func", "molecules_command")}}
     weights = save_model(model, args.out)
     for name, values in metrics.items():
         print(f"{name}: " + ", ".join(f"{k} {v:.4f}" for k, v in values.items()))

@@ -13,7 +13,7 @@ import numpy as np
 from igkit.domain import Domain, Prepared
 from igkit.result import IGResult
 
-from .attribution import pair_matrix
+from .attribution import pair_matrix, with_pairs
 from .batching import pack
 from .checkpoint import MoleculeModel, load_model
 from .featurize import featurize
@@ -39,13 +39,14 @@ class MoleculesDomain(Domain):
     def importance(self, result: IGResult, prepared: Prepared) -> dict[str, np.ndarray]:
         graph = prepared.context["graph"]
         atoms, pairs = result.attribution_tuple
-        return {"atoms": atoms[0, :graph.n_atoms].sum(-1).numpy(),
-                "pairs": pairs[0, :graph.n_pairs].sum(-1).numpy()}
+        own = atoms[0, :graph.n_atoms].sum(-1).numpy()
+        pair_values = pairs[0, :graph.n_pairs].sum(-1).numpy()
+        return {"atoms": own, "atoms_with_pairs": with_pairs(graph, own, pair_values), "pairs": pair_values}
 
     def render(self, result: IGResult, prepared: Prepared, out_dir: Path) -> list[Path]:
         graph = prepared.context["graph"]
         values = self.importance(result, prepared)
-        return [atom_heatmap_png(graph.mol, values["atoms"], out_dir / "atoms.png", prepared.name),
-                atom_heatmap_svg(graph.mol, values["atoms"], out_dir / "atoms.svg", prepared.name),
+        return [atom_heatmap_png(graph.mol, values["atoms_with_pairs"], out_dir / "atoms.png", prepared.name),
+                atom_heatmap_svg(graph.mol, values["atoms_with_pairs"], out_dir / "atoms.svg", prepared.name),
                 *pair_heatmap(graph.mol, pair_matrix(graph, values["pairs"]),
                               [out_dir / "pairs.png", out_dir / "pairs.svg"], prepared.name)]

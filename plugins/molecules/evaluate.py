@@ -5,6 +5,11 @@ positive, the ROC-AUC of its atom attributions at separating the rule's atoms
 from the others; averaged over molecules, for IG and for gradient × input.
 Crippen logP: Kendall's tau between atom attributions and the Crippen atom
 contributions, per molecule, averaged.
+
+Atom scores are the atoms' own attributions plus half of each of their pairs
+(:func:`~igkit.plugins.molecules.attribution.with_pairs`): with simple features a
+ring is visible only in its pairs. The atoms' own share is scored as well
+(``*_own`` columns) to show how much of the answer lives in the pairs.
 """
 from __future__ import annotations
 
@@ -22,13 +27,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from igkit.evaluation import attribution_auc, kendall_tau
 
-from .attribution import explain_graphs
+from .attribution import explain_graphs, with_pairs
 from .checkpoint import MoleculeModel, predict
 from .featurize import MolGraph
 from .readers import MoleculeRecord, Problem
 from .tasks import Task
 
 COMPARED = "grad_x_input"
+METHODS = ("integrated_gradients", COMPARED, "integrated_gradients_own", f"{COMPARED}_own")
 
 
 @dataclass
@@ -65,20 +71,23 @@ def evaluate_task(model: MoleculeModel, task: Task, records: Sequence[MoleculeRe
     rows = []
     for expl in explanations:
         truth = task.truth(expl.graph.mol)
+        g_atoms, g_pairs = expl.extra[COMPARED]
         rows.append({"molecule": expl.id, "smiles": expl.smiles, "atoms": expl.graph.n_atoms,
                      "true_atoms": int(truth.sum()) if truth.dtype == bool else "",
                      "score": expl.score_input, "completeness_error": expl.completeness_error,
-                     "integrated_gradients": metric(expl.atom_attributions, truth),
-                     COMPARED: metric(expl.extra[COMPARED][0], truth)})
-    ig = np.array([r["integrated_gradients"] for r in rows], dtype=float)
-    gx = np.array([r[COMPARED] for r in rows], dtype=float)
-    scored = ~np.isnan(ig) & ~np.isnan(gx)
+                     "integrated_gradients": metric(expl.atom_totals, truth),
+                     COMPARED: metric(with_pairs(expl.graph, g_atoms, g_pairs), truth),
+                     "integrated_gradients_own": metric(expl.atom_attributions, truth),
+                     f"{COMPARED}_own": metric(g_atoms, truth)})
+    values = {name: np.array([r[name] for r in rows], dtype=float) for name in METHODS}
+    scored = ~np.isnan(values["integrated_gradients"]) & ~np.isnan(values[COMPARED])
+    ig, gx = values["integrated_gradients"][scored], values[COMPARED][scored]
     summary = {
         "task": task.name, "task_type": task.task_type, "metric": metric_name, "score": score,
         "molecules": len(records), "attributed": len(explanations), "scored": int(scored.sum()),
         "model": model.name, "model_quality_on_task_labels": model_quality,
-        "integrated_gradients": _stats(ig[scored]), COMPARED: _stats(gx[scored]),
-        "ig_better_fraction": float(np.mean(ig[scored] > gx[scored])) if scored.any() else float("nan"),
+        **{name: _stats(v[scored & ~np.isnan(v)]) for name, v in values.items()},
+        "ig_better_fraction": float(np.mean(ig > gx)) if scored.any() else float("nan"),
         "worst_completeness_error": max((r["completeness_error"] for r in rows), default=float("nan")),
     }
     return Evaluation(summary, rows, problems)
@@ -101,8 +110,7 @@ def write_evaluation(evaluation: Evaluation, out_dir: Path) -> list[Path]:
     summary_path.write_text(json.dumps(document, indent=2) + "\n")
     csv_path = out_dir / "per_molecule.csv"
     with csv_path.open("w", newline="") as fh:
-        columns = ["molecule", "smiles", "atoms", "true_atoms", "score", "completeness_error",
-                   "integrated_gradients", COMPARED]
+        columns = ["molecule", "smiles", "atoms", "true_atoms", "score", "completeness_error", *METHODS]
         writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()
         writer.writerows(evaluation.rows)

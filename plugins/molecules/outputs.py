@@ -1,6 +1,8 @@
 """Files written by ``igkit molecules explain``: per-molecule folders and combined tables.
 
-Per molecule: ``atoms.csv``, ``pairs.csv``, ``accounting.json``, ``dead_features.json``,
+The atom pictures show ``attribution_with_pairs`` (own features plus half of
+each pair), so one picture accounts for the whole score; ``atoms.csv`` also has
+the atoms' own share. Per molecule: ``atoms.csv``, ``pairs.csv``, ``accounting.json``, ``dead_features.json``,
 ``summary.json``, ``atoms.png``/``atoms.svg`` and ``pairs.png``/``pairs.svg``. At the top:
 ``atoms.csv``, ``pairs.csv`` and ``accounting.csv`` for all molecules, and
 ``report.json`` with the rows that were skipped and why.
@@ -27,9 +29,10 @@ ACCOUNTING_KEYS = ("score_input", "score_baseline", "difference", "atoms", "bond
 
 
 def atom_rows(expl: MoleculeExplanation) -> list[list]:
-    """``molecule, atom, element, attribution[, one column per extra method]``."""
+    """``molecule, atom, element, attribution, attribution_with_pairs[, one column per extra method]``."""
     extra = [atoms for atoms, _ in expl.extra.values()]
-    return [[expl.id, i, atom.GetSymbol(), _num(expl.atom_attributions[i]), *(_num(e[i]) for e in extra)]
+    own, total = expl.atom_attributions, expl.atom_totals
+    return [[expl.id, i, atom.GetSymbol(), _num(own[i]), _num(total[i]), *(_num(e[i]) for e in extra)]
             for i, atom in enumerate(expl.graph.mol.GetAtoms())]
 
 
@@ -46,7 +49,7 @@ def _num(value: float) -> str:
 
 
 def _headers(methods: Sequence[str]) -> tuple[list[str], list[str]]:
-    return (["molecule", "atom", "element", "attribution", *methods],
+    return (["molecule", "atom", "element", "attribution", "attribution_with_pairs", *methods],
             ["molecule", "atom_i", "atom_j", "relation", "attribution", *methods])
 
 
@@ -72,8 +75,8 @@ def write_molecule(expl: MoleculeExplanation, out_dir: Path, *, pictures: bool =
     mol = expl.graph.mol
     if pictures:
         title = f"{expl.id}: {expl.task} {expl.score} {expl.score_input:.3g}"
-        atom_heatmap_png(mol, expl.atom_attributions, folder / "atoms.png", title)
-        atom_heatmap_svg(mol, expl.atom_attributions, folder / "atoms.svg", title)
+        atom_heatmap_png(mol, expl.atom_totals, folder / "atoms.png", title)
+        atom_heatmap_svg(mol, expl.atom_totals, folder / "atoms.svg", title)
         matrix = pair_matrix(expl.graph, expl.pair_attributions)
         pair_heatmap(mol, matrix, [folder / "pairs.png", folder / "pairs.svg"], title)
     write_summary(folder, expl.result, target=f"{expl.task} ({expl.score})", seconds=expl.seconds,

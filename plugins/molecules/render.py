@@ -58,7 +58,7 @@ def atom_heatmap_png(mol: Chem.Mol, values: np.ndarray, path: Path, title: str =
     if title:
         ax.set_title(title, fontsize=9)
     mappable = plt.cm.ScalarMappable(norm=symmetric_norm(values), cmap=CMAP)
-    fig.colorbar(mappable, ax=ax, fraction=0.04, pad=0.02, label="attribution")
+    fig.colorbar(mappable, ax=ax, fraction=0.04, pad=0.02, label="attribution (atom + ½ of its pairs)")
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
@@ -82,7 +82,7 @@ def atom_heatmap_svg(mol: Chem.Mol, values: np.ndarray, path: Path, title: str =
            f'<rect width="100%" height="100%" fill="white"/>{body}'
            f'<defs><linearGradient id="bar" x1="0" y1="0" x2="0" y2="1">{stops}</linearGradient></defs>'
            f'<rect x="{x}" y="{top}" width="18" height="{bottom - top}" fill="url(#bar)" stroke="#444"/>'
-           f'{ticks}<text x="{x}" y="{bottom + 24}" font-size="11" font-family="sans-serif">attribution</text>'
+           f'{ticks}<text x="{x}" y="{bottom + 24}" font-size="11" font-family="sans-serif">atom + ½ pairs</text>'
            f'{caption}</svg>\n')
     path.write_text(svg)
     return path

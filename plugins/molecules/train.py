@@ -109,14 +109,16 @@ def _task_type(labels: np.ndarray, requested: str) -> str:
 
 
 def evaluate_split(model: MoleculeModel, split: Split) -> dict[str, float]:
-    """Mean ROC-AUC over tasks (classification) or RMSE (regression) on one split."""
-    scores = predict(model, split.graphs, score="logit").numpy()
+    """Loss, and mean ROC-AUC over tasks (classification) or RMSE (regression), on one split."""
+    scores = predict(model, split.graphs, score="logit")
+    loss = float(_loss(model, scores, torch.from_numpy(split.labels)))
+    scores = scores.numpy()
     if model.net.config.task_type == "classification":
         aucs = [attribution_auc(scores[ok, t], split.labels[ok, t] > 0.5)
                 for t in range(scores.shape[1]) for ok in [~np.isnan(split.labels[:, t])]]
-        return {"roc_auc": float(np.nanmean(aucs)) if not np.isnan(aucs).all() else math.nan}
+        return {"loss": loss, "roc_auc": float(np.nanmean(aucs)) if not np.isnan(aucs).all() else math.nan}
     err = scores - split.labels
-    return {"rmse": float(np.sqrt(np.nanmean(err ** 2)))}
+    return {"loss": loss, "rmse": float(np.sqrt(np.nanmean(err ** 2)))}
 
 
 def _loss(model: MoleculeModel, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -133,15 +135,15 @@ def _loss(model: MoleculeModel, out: torch.Tensor, y: torch.Tensor) -> torch.Ten
 def fit(model: MoleculeModel, train: Split, valid: Split, *, epochs: int = 30, batch_size: int = 64,
         lr: float = 1e-3, patience: int = 5, seed: int = 0, show_progress: bool = True,
         log=sys.stderr) -> list[dict[str, float]]:
-    """Train with Adam; keep the weights of the best validation epoch; stop after ``patience`` bad epochs."""
+    """Train with Adam; keep the weights of the epoch with the lowest validation loss; stop after
+    ``patience`` epochs without a new lowest (ROC-AUC saturates at 1 on easy tasks, the loss does not)."""
     torch.manual_seed(seed)
     net = model.net
     if net.config.task_type == "regression":
         net.output_mean.copy_(torch.as_tensor(np.nanmean(train.labels, 0)))
         net.output_std.copy_(torch.as_tensor(np.nanstd(train.labels, 0)).clamp_min(1e-6))
     optimiser = torch.optim.Adam(net.parameters(), lr=lr)
-    higher_better = net.config.task_type == "classification"
-    best, best_state, bad, history = -math.inf, None, 0, []
+    best, best_state, bad, history = math.inf, None, 0, []
     for epoch in range(1, epochs + 1):
         net.train()
         batches = size_batches(train.graphs, batch_size, shuffle=True, seed=seed + epoch)
@@ -160,11 +162,10 @@ def fit(model: MoleculeModel, train: Split, valid: Split, *, epochs: int = 30, b
         metrics = {"epoch": epoch, "train_loss": total / count,
                    **{f"valid_{k}": v for k, v in evaluate_split(model, valid).items()}}
         history.append(metrics)
-        value = next(v for k, v in metrics.items() if k.startswith("valid_"))
-        value = value if higher_better else -value
+        value = metrics["valid_loss"]
         print("epoch {epoch}: train loss {train_loss:.4f}, ".format(**metrics) + ", ".join(
             f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith("valid_")), file=log, flush=True)
-        if value > best:
+        if value < best:
             best, best_state, bad = value, copy.deepcopy(net.state_dict()), 0
         else:
             bad += 1

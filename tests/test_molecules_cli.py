@@ -1,0 +1,120 @@
+"""The ``igkit molecules`` commands end to end, on a rule task built from molecules RDKit ships."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from igkit.cli import main
+from igkit.plugins.molecules.tasks import RDKIT_MOLECULES
+
+RULE = "benzene"
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def rule_model(tmp_path_factory) -> Path:
+    """A tiny W2N2 trained through the CLI on 'contains a benzene ring' (900 RDKit molecules)."""
+    folder = tmp_path_factory.mktemp("rule")
+    subset = folder / "molecules.smi"
+    subset.write_text("\n".join(RDKIT_MOLECULES.read_text().splitlines()[:900]) + "\n")
+    assert main(["molecules", "make-task", "--rule", RULE, "--input", str(subset),
+                 "--out", str(folder / "task.csv")]) == 0
+    assert main(["molecules", "train", "--data", str(folder / "task.csv"), "--split-col", "split",
+                 "--id-col", "mol_id", "--arch", "w2n2", "--atom-hidden", "16", "--pair-hidden", "16",
+                 "--readout-hidden", "16", "--dense-hidden", "32", "--epochs", "6", "--batch-size", "32",
+                 "--lr", "0.003", "--out", str(folder / "model")]) == 0
+    return folder
+
+
+def test_train_writes_a_checkpoint_that_learned_the_rule(rule_model):
+    info = json.loads((rule_model / "model.json").read_text())["info"]
+    assert info["metrics"]["test"]["roc_auc"] > 0.9
+    assert (rule_model / "model.safetensors").stat().st_size < 200_000
+
+
+def test_evaluation_finds_the_rule_atoms_better_than_gradient_times_input(rule_model, tmp_path, capsys):
+    out = tmp_path / "eval"
+    assert main(["molecules", "evaluate", "--task", RULE, "--model", str(rule_model / "model"),
+                 "--data", str(rule_model / "task.csv"), "--split-col", "split", "--limit", "40",
+                 "--out", str(out)]) == 0
+    summary = json.loads((out / "evaluation.json").read_text())
+    assert summary["scored"] >= 15
+    ig, gx = summary["integrated_gradients"]["mean"], summary["grad_x_input"]["mean"]
+    assert ig > 0.9 and ig > gx
+    assert summary["worst_completeness_error"] <= 0.01
+    assert (out / "evaluation.png").stat().st_size > 0 and len(read_csv(out / "per_molecule.csv")) >= 15
+
+
+def test_explain_writes_tables_pictures_and_reports_bad_rows(rule_model, tmp_path, capsys):
+    out = tmp_path / "explain"
+    code = main(["molecules", "explain", "c1ccccc1CCO", "C1CC", "[Na+].[O-]C(=O)c1ccccc1", "C",
+                 "--model", str(rule_model / "model"), "--methods", "grad_x_input", "--out", str(out)])
+    assert code == 0
+    assert "skipped row 2 (2): invalid SMILES" in capsys.readouterr().err
+    atoms = read_csv(out / "atoms.csv")
+    assert list(atoms[0]) == ["molecule", "atom", "element", "attribution", "attribution_with_pairs",
+                              "grad_x_input"]
+    assert {r["molecule"] for r in atoms} == {"1", "3", "4"}
+    pairs = read_csv(out / "pairs.csv")
+    assert list(pairs[0]) == ["molecule", "atom_i", "atom_j", "relation", "attribution", "grad_x_input"]
+    assert {"aromatic", "single", "distance 2"} <= {r["relation"] for r in pairs}
+    for name in ("atoms.png", "atoms.svg", "pairs.png", "pairs.svg", "atoms.csv", "pairs.csv",
+                 "accounting.json", "dead_features.json", "summary.json"):
+        assert (out / "1" / name).stat().st_size > 0
+    summary = json.loads((out / "1" / "summary.json").read_text())
+    assert summary["completeness_error"] <= 0.01
+    share = summary["accounting"]
+    assert share["atoms_share"] + share["bonded_pairs_share"] + share["non_bonded_pairs_share"] == \
+        pytest.approx(1, abs=0.011)
+    report = json.loads((out / "report.json").read_text())
+    assert report["skipped"][0]["row"] == 2
+
+
+def test_explain_reads_a_csv_with_id_column_and_saturation_plots(rule_model, tmp_path):
+    data = tmp_path / "in.csv"
+    data.write_text("name,smi\nphenol,c1ccccc1O\nbad,C(C\nhexane,CCCCCC\n")
+    out = tmp_path / "explain"
+    assert main(["molecules", "explain", "--input", str(data), "--smiles-col", "smi", "--id-col", "name",
+                 "--model", str(rule_model / "model"), "--no-pictures", "--out", str(out)]) == 0
+    assert {r["molecule"] for r in read_csv(out / "atoms.csv")} == {"phenol", "hexane"}
+    sat = tmp_path / "sat"
+    assert main(["molecules", "saturation", "--input", str(data), "--smiles-col", "smi", "--id-col", "name",
+                 "--model", str(rule_model / "model"), "--alphas", "11", "--out", str(sat)]) == 0
+    rows = read_csv(sat / "saturation.csv")
+    assert len(rows) == 2 * 11 and {r["molecule"] for r in rows} == {"phenol", "hexane"}
+    assert (sat / "saturation.png").stat().st_size > 0
+
+
+def test_mismatched_checkpoint_is_refused_with_a_clear_error(rule_model, tmp_path, capsys):
+    bad = tmp_path / "bad"
+    (tmp_path / "bad.safetensors").write_bytes((rule_model / "model.safetensors").read_bytes())
+    document = json.loads((rule_model / "model.json").read_text())
+    document["featurization"]["max_distance"] = 3
+    (tmp_path / "bad.json").write_text(json.dumps(document))
+    assert main(["molecules", "explain", "CCO", "--model", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert "fingerprint" in capsys.readouterr().err
+
+
+def test_shipped_model_explains_offline(tmp_path):
+    out = tmp_path / "shipped"
+    assert main(["molecules", "explain", "Cc1ccccc1", "--no-pictures", "--out", str(out)]) == 0
+    assert len(read_csv(out / "atoms.csv")) == 7
+
+
+def test_benzene_csv_loads_with_its_split_and_labels_match_the_rule(shared_data):
+    from igkit.plugins.molecules.readers import read_molecules
+    from igkit.plugins.molecules.tasks import make_task
+
+    records, problems = read_molecules(shared_data / "benzene" / "benzene.csv", id_col="mol_id")
+    assert len(records) == 12_000 and not problems
+    splits = [r.fields["split"] for r in records]
+    assert splits.count("train") == 10_000 and splits.count("test") == 2_000
+    rule = make_task("benzene")
+    assert all(rule.label(r.mol) == float(r.fields["label"]) for r in records)
