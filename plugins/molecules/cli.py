@@ -1,17 +1,23 @@
-"""``igkit molecules ...``: train, explain, saturation, make-task and evaluate."""
+"""``igkit molecules ...``: train, explain, saturation, make-task and evaluate.
+
+Each command imports its modules when it runs, so ``igkit`` starts without
+loading RDKit and matplotlib for other plugins' commands.
+"""
 from __future__ import annotations
 
 import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from igkit.cli import add_ig_arguments, ig_options
 from igkit.errors import IGInputError
 
-from .readers import Problem
+if TYPE_CHECKING:
+    from .readers import Problem
 
 #: the shared machines have few cores: training and attribution use at most this many threads
 MAX_THREADS = 2
