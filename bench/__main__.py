@@ -19,9 +19,9 @@ from .report import Row, Skipped, format_table, machine, write_json
 REPO = Path(__file__).resolve().parents[1]
 CASES = ("1", "2", "3", "4", "5")
 PROFILES = {
-    "full": {"steps": 50, "image_size": 224, "repeats": 5, "trusted_examples": 12, "cnn_train_seconds": 15.0,
+    "full": {"steps": 50, "image_size": 224, "repeats": 5, "trusted_examples": 12, "cnn_train_steps": 600,
              "molecules": 200, "predictions": 200, "memory_steps": 300, "captum_memory_probe": 20},
-    "quick": {"steps": 10, "image_size": 224, "repeats": 2, "trusted_examples": 3, "cnn_train_seconds": 3.0,
+    "quick": {"steps": 10, "image_size": 224, "repeats": 2, "trusted_examples": 3, "cnn_train_steps": 150,
               "molecules": 20, "predictions": 20, "memory_steps": 30, "captum_memory_probe": 4},
 }
 
@@ -44,7 +44,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     sizes.add_argument("--image-size", type=int, help="GoogLeNet image side in pixels (cases 1, 2, 5)")
     sizes.add_argument("--repeats", type=int, help="timed rounds per contender (medians are compared)")
     sizes.add_argument("--trusted-examples", type=int, help="examples per model in case 3")
-    sizes.add_argument("--cnn-train-seconds", type=float, help="training time of case 3's small CNN")
+    sizes.add_argument("--cnn-train-steps", type=int,
+                       help="Adam steps (batches of 64) that train case 3's small CNN")
     sizes.add_argument("--tolerance", type=float, default=0.01, help="relative completeness error (case 3)")
     sizes.add_argument("--max-steps", type=int, default=1024, help="step cap for both contenders (case 3)")
     sizes.add_argument("--molecules", type=int, help="test molecules in case 4 (the full split: 2000)")
@@ -110,7 +111,7 @@ def _trusted(args: argparse.Namespace, skipped: list[Skipped]) -> list[Row]:
     from .small_cnn import workload as cnn_workload
 
     _log(f"case 3: time to error ≤ {args.tolerance}, {args.trusted_examples} examples per model")
-    workloads = [cnn_workload(args.trusted_examples, args.cnn_train_seconds)]
+    workloads = [cnn_workload(args.trusted_examples, args.cnn_train_steps)]
 
     def molecule_workload():
         from igkit.plugins.molecules.checkpoint import load_model

@@ -11,7 +11,7 @@ from .baselines import Baselines, as_input_tuple, resolve_baselines
 from .errors import IGInputError
 from .path import PathEvaluator
 from .quadrature import quadrature
-from .result import IGResult, relative_completeness_error
+from .result import IGResult
 from .targets import Target, per_example_targets
 
 ADAPTIVE_METHOD = "adaptive_simpson"
@@ -146,30 +146,33 @@ class _AdaptivePath:
         edges = [i / n_intervals for i in range(n_intervals + 1)]
         self.intervals = [(a, (a + c) / 2, c) for a, c in zip(edges[:-1], edges[1:])]
         self.scores: dict[float, torch.Tensor] = {}   # α -> F per baseline [K]
-        self.dots: dict[float, torch.Tensor] = {}     # α -> ∇F·(x − b) per baseline [K]
+        # the error bookkeeping runs on plain floats (means over baselines: every estimate is
+        # linear in them); tiny tensors here cost more than a small model's passes
+        self.mean_scores: dict[float, float] = {}     # α -> F, mean over baselines
+        self.mean_dots: dict[float, float] = {}       # α -> ∇F·(x − b), mean over baselines
         self.grads: dict[float, tuple[torch.Tensor, ...]] = {}  # α -> per input [K, *features]
 
     def nodes(self) -> list[float]:
         return sorted({a for tri in self.intervals for a in tri})
 
-    def interval_errors(self) -> torch.Tensor:
-        return torch.stack([(self._estimate(tri) - self._exact(tri)).abs() for tri in self.intervals])
+    def interval_errors(self) -> list[float]:
+        return [abs(self._estimate(tri) - self._exact(tri)) for tri in self.intervals]
 
-    def _estimate(self, tri) -> torch.Tensor:
+    def _estimate(self, tri) -> float:
         a, m, c = tri
-        return ((c - a) / 6 * (self.dots[a] + 4 * self.dots[m] + self.dots[c])).mean()
+        return (c - a) / 6 * (self.mean_dots[a] + 4 * self.mean_dots[m] + self.mean_dots[c])
 
-    def _exact(self, tri) -> torch.Tensor:
-        return (self.scores[tri[2]] - self.scores[tri[0]]).mean()
+    def _exact(self, tri) -> float:
+        return self.mean_scores[tri[2]] - self.mean_scores[tri[0]]
 
     def relative_error(self) -> float:
-        total = sum(self._estimate(tri) for tri in self.intervals)
-        gap = (self.scores[1.0] - self.scores[0.0]).mean()
-        return float(relative_completeness_error(total.reshape(1), gap.reshape(1),
-                                                 torch.zeros(1, dtype=gap.dtype))[0])
+        """|Simpson sum − ΔF| / |ΔF| (the absolute gap where ΔF is 0), as ``relative_completeness_error``."""
+        delta = abs(sum(self._estimate(tri) for tri in self.intervals) - self.gap())
+        scale = abs(self.gap())
+        return delta / scale if scale > 0 else delta
 
     def gap(self) -> float:
-        return float((self.scores[1.0] - self.scores[0.0]).mean())
+        return self.mean_scores[1.0] - self.mean_scores[0.0]
 
     def split(self, chosen: list[int]) -> list[float]:
         """Bisect the chosen intervals; return the new nodes they need."""
@@ -242,8 +245,8 @@ def _refinement(p: _AdaptivePath, tolerance: float, max_steps: int) -> list[floa
         return []
     errors = p.interval_errors()
     fair_share = tolerance * abs(p.gap()) / len(p.intervals)
-    order = torch.argsort(errors, descending=True).tolist()
-    chosen = [j for j in order if float(errors[j]) > fair_share][:budget] or order[:1]
+    order = sorted(range(len(errors)), key=lambda j: -errors[j])
+    chosen = [j for j in order if errors[j] > fair_share][:budget] or order[:1]
     return p.split(chosen)
 
 
@@ -274,11 +277,13 @@ def _evaluate_nodes(ev: PathEvaluator, paths: list[_AdaptivePath], nodes: list[l
             grads[i].append(gi)
         dots[sl] = dot
     grads_cat = [torch.cat(g) for g in grads]
+    score_values, dot_values = scores.tolist(), dots.tolist()
     for r in range(0, len(ex), K):
         e, a = ex[r], al[r]
         p = paths[e]
         p.scores[a] = scores[r:r + K]
-        p.dots[a] = dots[r:r + K]
+        p.mean_scores[a] = sum(score_values[r:r + K]) / K
+        p.mean_dots[a] = sum(dot_values[r:r + K]) / K
         p.grads[a] = tuple(g[r:r + K] for g in grads_cat)
 
 
