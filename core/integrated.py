@@ -166,7 +166,7 @@ class _AdaptivePath:
         return self.mean_scores[tri[2]] - self.mean_scores[tri[0]]
 
     def relative_error(self) -> float:
-        """|Simpson sum − ΔF| / |ΔF| (the absolute gap where ΔF is 0), as ``relative_completeness_error``."""
+        """|Simpson sum − ΔF| / |ΔF|, or the absolute gap where ΔF = 0 (as in ``result``)."""
         delta = abs(sum(self._estimate(tri) for tri in self.intervals) - self.gap())
         scale = abs(self.gap())
         return delta / scale if scale > 0 else delta
