@@ -144,8 +144,8 @@ def _molecule_throughput(args: argparse.Namespace) -> list[Row]:
     from igkit.plugins.molecules.checkpoint import load_model
 
     from .molecules import run_throughput
-    return run_throughput(_require(args.data_dir / "benzene" / "benzene.csv"), load_model(args.molecule_model),
-                          args.molecules, args.throughput_steps)
+    csv = _require(args.data_dir / "benzene" / "benzene.csv")
+    return run_throughput(csv, load_model(args.molecule_model), args.molecules, args.throughput_steps)
 
 
 def _text_throughput(args: argparse.Namespace) -> list[Row]:

@@ -70,8 +70,9 @@ def captum_doubling(w: Workload, p: Problem, tolerance: float, max_steps: int) -
     ig = IntegratedGradients(w.forward)
     steps, paid = FIRST_CAPTUM_STEPS, 0
     while True:
-        _, delta = ig.attribute(p.inputs, p.baselines, target=p.target, additional_forward_args=p.forward_args,
-                                n_steps=steps, method="gausslegendre", return_convergence_delta=True)
+        _, delta = ig.attribute(p.inputs, p.baselines, target=p.target,
+                                additional_forward_args=p.forward_args, n_steps=steps,
+                                method="gausslegendre", return_convergence_delta=True)
         paid += steps
         error = relative_gap_error(delta, gap)
         if error <= tolerance or 2 * steps > max_steps:
@@ -87,8 +88,11 @@ def run_case(workloads: list[Workload], tolerance: float, max_steps: int, repeat
         outcomes: dict[str, list[Outcome]] = {"igkit": [], "captum": []}
         for i, p in enumerate(w.problems):
             last: dict[str, Outcome] = {}
-            runs = {"igkit": lambda p=p: last.__setitem__("igkit", igkit_adaptive(w, p, tolerance, max_steps)),
-                    "captum": lambda p=p: last.__setitem__("captum", captum_doubling(w, p, tolerance, max_steps))}
+
+            def run(name: str, strategy: Callable[..., Outcome], p: Problem = p) -> Callable[[], None]:
+                return lambda: last.update({name: strategy(w, p, tolerance, max_steps)})
+
+            runs = {"igkit": run("igkit", igkit_adaptive), "captum": run("captum", captum_doubling)}
             for name, t in interleaved_medians(runs, repeats, warmup=1 if i == 0 else 0).items():
                 totals[name] += t
                 outcomes[name].append(last[name])

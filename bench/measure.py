@@ -35,6 +35,17 @@ def interleaved_medians(contenders: dict[str, Callable[[], object]], repeats: in
     return {name: statistics.median(values) for name, values in times.items()}
 
 
+def sandwiched(ours: Callable[[], object], reference: Callable[[], object]) -> tuple[list[float], float]:
+    """Seconds of ``ours`` before and after one run of ``reference`` (too slow to repeat).
+
+    A drift in background load during the long reference run then shows up in
+    both of ours, and their median is compared.
+    """
+    before = seconds(ours)
+    middle = seconds(reference)
+    return [before, seconds(ours)], middle
+
+
 def milliseconds_per_path_point(forward: Callable[..., torch.Tensor], inputs: tuple, forward_args: tuple,
                                 target: int, rows_per_pass: tuple[int, ...] = (1, 10, 50, 250),
                                 repeats: int = 3) -> dict[int, float]:

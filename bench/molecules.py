@@ -6,7 +6,6 @@ their path points share passes); Captum attributes one molecule at a time.
 """
 from __future__ import annotations
 
-import time
 from csv import DictReader
 from pathlib import Path
 
@@ -17,13 +16,13 @@ from captum.attr import IntegratedGradients
 from igkit.plugins.molecules.api import featurize_records
 from igkit.plugins.molecules.attribution import explain_graphs
 from igkit.plugins.molecules.batching import pack
-from igkit.plugins.molecules.checkpoint import MoleculeModel, load_model, predict
+from igkit.plugins.molecules.checkpoint import MoleculeModel, predict
 from igkit.plugins.molecules.featurize import MolGraph
 from igkit.plugins.molecules.readers import MoleculeRecord, records_from_smiles
 from igkit.plugins.molecules.weave import score_function
 
 from .convergence import Problem, Workload
-from .measure import milliseconds_per_path_point
+from .measure import milliseconds_per_path_point, sandwiched
 from .report import Row
 
 TASK = 0
@@ -60,11 +59,7 @@ def workload(csv: Path, model: MoleculeModel, n_examples: int) -> Workload:
 
 
 def run_throughput(csv: Path, model: MoleculeModel, n_molecules: int, steps: int) -> list[Row]:
-    """Molecules per second: igkit's batched explain vs Captum one molecule at a time.
-
-    igkit runs before and after Captum and its median counts, so a drift in
-    background load between the two is seen by both.
-    """
+    """Molecules per second: igkit's batched explain vs Captum one molecule at a time."""
     records, graphs = test_molecules(csv, model, n_molecules)
     forward = score_function(model.net, "probability")
     ig = IntegratedGradients(forward)
@@ -86,15 +81,7 @@ def run_throughput(csv: Path, model: MoleculeModel, n_molecules: int, steps: int
                                     n_steps=steps, method="gausslegendre")
             theirs[k] = atoms[0].detach().numpy()
 
-    igkit_times, captum_time = [], 0.0
-    for run in (igkit_run, captum_run, igkit_run):
-        start = time.perf_counter()
-        run()
-        elapsed = time.perf_counter() - start
-        if run is captum_run:
-            captum_time = elapsed
-        else:
-            igkit_times.append(elapsed)
+    igkit_times, captum_time = sandwiched(igkit_run, captum_run)
     igkit_time = float(np.median(igkit_times))
     n = len(graphs)
     scale = max(float(np.abs(a).max()) for a in theirs.values())
@@ -106,7 +93,7 @@ def run_throughput(csv: Path, model: MoleculeModel, n_molecules: int, steps: int
                "max_attribution_difference_vs_captum": difference,
                "median_molecule_ms_per_path_point_by_rows_per_pass": milliseconds_per_path_point(
                    forward, typical.inputs, typical.structure, TASK)}
-    return [Row("4 throughput", f"molecules, IG {steps} steps, {n} test molecules: molecules/s (igkit ÷ Captum)",
-                rates["igkit"], rates["captum"], "Captum one at a time", rates["igkit"] / rates["captum"],
-                10.0, False, "mol/s", details)]
+    metric = f"molecules, IG {steps} steps, {n} test molecules: molecules/s (igkit ÷ Captum)"
+    return [Row("4 throughput", metric, rates["igkit"], rates["captum"], "Captum one at a time",
+                rates["igkit"] / rates["captum"], 10.0, False, "mol/s", details)]
 

@@ -10,7 +10,6 @@ their attributions directly comparable.
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ from igkit.plugins.text.checkpoint import LanguageModel
 from igkit.plugins.text.contexts import corpus_positions
 
 from .convergence import Problem, Workload
-from .measure import milliseconds_per_path_point
+from .measure import milliseconds_per_path_point, sandwiched
 from .report import Row
 
 WINDOW = 20
@@ -55,10 +54,7 @@ def workload(ptb_dir: Path, lm: LanguageModel, n_examples: int) -> Workload:
 
 
 def run_throughput(ptb_dir: Path, lm: LanguageModel, n_predictions: int, steps: int) -> list[Row]:
-    """Predictions per second: igkit's batched explain vs Captum LayerIntegratedGradients one at a time.
-
-    igkit runs before and after Captum and its median counts (load drift hits both).
-    """
+    """Predictions per second: igkit's batched explain vs Captum LayerIntegratedGradients one at a time."""
     model = lm.model.eval()
     ids, targets = validation_predictions(ptb_dir, lm, n_predictions)
     baseline_ids = torch.full_like(ids, lm.vocab.index[BASELINE_WORD])
@@ -81,15 +77,7 @@ def run_throughput(ptb_dir: Path, lm: LanguageModel, n_predictions: int, steps: 
             theirs.append(lig.attribute(ids[k:k + 1], baseline_ids[k:k + 1], target=int(targets[k]),
                                         n_steps=steps, method="gausslegendre").detach())
 
-    igkit_times, captum_time = [], 0.0
-    for run in (igkit_run, captum_run, igkit_run):
-        start = time.perf_counter()
-        run()
-        elapsed = time.perf_counter() - start
-        if run is captum_run:
-            captum_time = elapsed
-        else:
-            igkit_times.append(elapsed)
+    igkit_times, captum_time = sandwiched(igkit_run, captum_run)
     igkit_time = float(np.median(igkit_times))
     n = ids.shape[0]
     captum_attr = torch.cat(theirs)
@@ -97,9 +85,11 @@ def run_throughput(ptb_dir: Path, lm: LanguageModel, n_predictions: int, steps: 
     rates = {"igkit": n / igkit_time, "captum": n / captum_time}
     curve = milliseconds_per_path_point(next_word_probability(model, model.embedding), (baselines[:1],),
                                         (ids[:1],), int(targets[0]))
-    details = {"ms_per_path_point_by_rows_per_pass": curve, "predictions": n, "window": WINDOW, "steps": steps, "baseline": f"embedding of {BASELINE_WORD}",
-               "seconds": {"igkit": igkit_times, "captum": captum_time}, "predictions_per_second": rates,
-               "max_attribution_difference_vs_captum": difference}
-    return [Row("4 throughput", f"text, IG {steps} steps, {n} PTB next words: predictions/s (igkit ÷ Captum)",
-                rates["igkit"], rates["captum"], "Captum LIG one at a time", rates["igkit"] / rates["captum"],
-                5.0, False, "pred/s", details)]
+    details = {"predictions": n, "window": WINDOW, "steps": steps,
+               "baseline": f"embedding of {BASELINE_WORD}", "predictions_per_second": rates,
+               "seconds": {"igkit": igkit_times, "captum": captum_time},
+               "max_attribution_difference_vs_captum": difference,
+               "ms_per_path_point_by_rows_per_pass": curve}
+    metric = f"text, IG {steps} steps, {n} PTB next words: predictions/s (igkit ÷ Captum)"
+    return [Row("4 throughput", metric, rates["igkit"], rates["captum"], "Captum LIG one at a time",
+                rates["igkit"] / rates["captum"], 5.0, False, "pred/s", details)]
