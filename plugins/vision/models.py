@@ -1,0 +1,214 @@
+"""Image classifiers for attribution: torchvision models by name, local weight files, or any
+``nn.Module`` with its preprocessing. Never a silent fall-back to random weights."""
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+from urllib.parse import urlparse
+
+import torch
+import torchvision
+from torch import nn
+from torchvision.models import GoogLeNet_Weights, get_model, get_model_weights, list_models
+
+from igkit import IGInputError
+
+from .preprocessing import Preprocessing
+
+DEFAULT_MODEL = "googlenet"
+RANDOM = "random"
+#: ImageNet class names; used for any 1000-class model whose weights do not name their classes
+IMAGENET_CATEGORIES: list[str] = list(GoogLeNet_Weights.IMAGENET1K_V1.meta["categories"])
+#: the layers of Figure 12 (mixed3b, mixed4b, mixed4d, mixed5b in the paper's TensorFlow names)
+SATURATION_LAYERS = {
+    "googlenet": ("inception3b", "inception4b", "inception4d", "inception5b"),
+    "inception_v3": ("Mixed_5b", "Mixed_6b", "Mixed_6e", "Mixed_7c"),
+}
+#: auxiliary classifiers only matter for training; attribution uses the main output
+AUX_MODULES = ("aux1", "aux2", "AuxLogits")
+#: constructor options the pretrained Inception checkpoints were trained with
+PRETRAINED_ARCH = {
+    "googlenet": {"transform_input": True, "aux_logits": False, "init_weights": False},
+    "inception_v3": {"transform_input": True, "aux_logits": False, "init_weights": False},
+}
+SCORES = ("probability", "logit")
+
+
+@dataclass
+class VisionModel:
+    """A classifier plus everything attribution needs to know about it.
+
+    ``module`` maps *normalised* images ``[B, 3, H, W]`` to logits; :meth:`logits`
+    takes pixels in [0, 1] and normalises first, so paths stay in pixel space.
+    ``random_weights`` marks an untrained model in every output.
+    """
+
+    module: nn.Module
+    preprocessing: Preprocessing
+    categories: list[str]
+    name: str = "custom"
+    weights: str = "user-supplied"
+    random_weights: bool = False
+    layers: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        self.module.eval()  # path rows must not interact (batch norm in training mode would)
+        if not self.layers:
+            self.layers = default_layers(self.name, self.module)
+
+    @property
+    def device(self) -> torch.device:
+        first = next(self.module.parameters(), None)
+        return first.device if first is not None else torch.device("cpu")
+
+    def logits(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Pre-softmax scores for pixels in [0, 1]."""
+        return self.module(self.preprocessing.normalize(pixels))
+
+    def scorer(self, score: str) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The function IG differentiates: softmax probability (the paper) or the logit."""
+        if score == "probability":
+            return lambda pixels: self.logits(pixels).softmax(dim=1)
+        if score == "logit":
+            return self.logits
+        raise IGInputError(f"unknown score {score!r}; choose one of {', '.join(SCORES)}")
+
+    def mark(self, title: str) -> str:
+        """A picture title, flagged when the weights are random."""
+        return f"[RANDOM WEIGHTS] {title}" if self.random_weights else title
+
+    def describe(self) -> dict:
+        """Which model and weights produced an output (kept in every JSON file)."""
+        return {"model": self.name, "weights": self.weights, "random_weights": self.random_weights,
+                "classes": len(self.categories), "preprocessing": self.preprocessing.describe()}
+
+
+def load_model(name: str = DEFAULT_MODEL, weights: str | None = None, *, size: int | None = None,
+               device: str | torch.device = "cpu") -> VisionModel:
+    """A torchvision classifier by name.
+
+    ``weights``: None for the model's default ImageNet weights (torchvision cache or
+    download), a weights name such as ``IMAGENET1K_V1``, a local state-dict file
+    (``.pth``/``.pt`` or ``.safetensors``), or ``"random"`` for an untrained model.
+    ``size`` crops to ``size``×``size`` instead of the weights' own crop.
+    """
+    check_model_name(name)
+    enum = get_model_weights(name)
+    recipe = Preprocessing.from_transforms(enum.DEFAULT.transforms())
+    if size is not None:
+        if size < 32:
+            raise IGInputError(f"--size {size} is too small for ImageNet classifiers; use 32 or more")
+        recipe = recipe.with_size(size)
+    if weights is None or weights in enum.__members__ or weights == "DEFAULT":
+        chosen = enum.DEFAULT if weights in (None, "DEFAULT") else enum[weights]
+        module = _official(name, chosen)
+        categories, label = list(chosen.meta["categories"]), f"{name}:{chosen.name}"
+    elif weights == RANDOM:
+        module = get_model(name, weights=None, **_arch(name, init_weights=True))
+        categories, label = _categories_for(module), "random (untrained; attributions say nothing about ImageNet)"
+    else:
+        path = Path(weights)
+        if not path.is_file():
+            raise IGInputError(f"--weights {weights!r} is neither a file nor a weights name of {name} "
+                               f"(names: {', '.join(enum.__members__)}; or 'random')")
+        module = get_model(name, weights=None, **_arch(name, init_weights=False))
+        load_weights_file(module, path)
+        categories, label = _categories_for(module), str(path)
+    for p in module.parameters():
+        p.requires_grad_(False)  # IG needs gradients for the input only
+    return VisionModel(module.to(device), recipe, categories, name=name, weights=label,
+                       random_weights=weights == RANDOM)
+
+
+def load_weights_file(module: nn.Module, path: Path) -> None:
+    """Load a state dict saved with ``torch.save`` or safetensors; nothing is unpickled."""
+    dropped = tuple(f"{m}." for m in AUX_MODULES if getattr(module, m, "absent") is None)
+    state = {k: v for k, v in read_state_dict(path).items() if not k.startswith(dropped)}
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    reshaped = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
+                if k in state and state[k].shape != v.shape]
+    if missing or unexpected or reshaped:
+        raise IGInputError(f"the weights in {path} do not fit this architecture: {len(missing)} missing "
+                           f"(e.g. {', '.join(missing[:3]) or '-'}), {len(unexpected)} unexpected "
+                           f"(e.g. {', '.join(unexpected[:3]) or '-'}), {len(reshaped)} of another shape "
+                           f"(e.g. {', '.join(reshaped[:2]) or '-'}); pick the matching --model")
+    module.load_state_dict(state)
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors by name from ``path``; unwraps ``{"state_dict": ...}`` and DataParallel prefixes."""
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any reader failure is a problem with the user's file
+        raise IGInputError(f"could not read {path} as a state dict ({type(exc).__name__}: "
+                           f"{_first_line(exc)}); save `model.state_dict()` with torch.save or "
+                           f"safetensors") from exc
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise IGInputError(f"{path} does not hold a state dict (a mapping of names to tensors)")
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def default_layers(name: str, module: nn.Module) -> tuple[str, ...]:
+    """Layers for inner saturation: the paper's for Inception, else the last 4 blocks before the head."""
+    if name in SATURATION_LAYERS:
+        return SATURATION_LAYERS[name]
+    blocks = [n for n, child in module.named_children() if any(True for _ in child.parameters())]
+    return tuple(blocks[:-1][-4:])
+
+
+def cache_file(url: str) -> Path:
+    """Where torchvision's weights API keeps (or would keep) the file at ``url``."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
+
+
+def _official(name: str, weights) -> nn.Module:
+    try:
+        return get_model(name, weights=weights)
+    except (OSError, RuntimeError, EOFError) as exc:  # URLError is an OSError
+        raise IGInputError(
+            f"the {weights} weights for {name} could be neither found nor fetched: they are not in the "
+            f"torch cache ({cache_file(weights.url)}) and downloading {weights.url} failed "
+            f"({type(exc).__name__}: {_first_line(exc)}). Download that file on a machine with internet "
+            f"and pass it with --weights FILE (or put it in the cache); --weights random gives an "
+            f"untrained model, marked as such") from exc
+
+
+def _arch(name: str, init_weights: bool) -> dict:
+    arch = dict(PRETRAINED_ARCH.get(name, {}))
+    if "init_weights" in arch:
+        arch["init_weights"] = init_weights
+    return arch
+
+
+def _categories_for(module: nn.Module) -> list[str]:
+    linears = [m for m in module.modules() if isinstance(m, nn.Linear)]
+    classes = linears[-1].out_features if linears else len(IMAGENET_CATEGORIES)
+    if classes == len(IMAGENET_CATEGORIES):
+        return list(IMAGENET_CATEGORIES)
+    return [f"class {i}" for i in range(classes)]
+
+
+def check_model_name(name: str) -> None:
+    """Refuse names torchvision does not know as classifiers, suggesting the closest."""
+    known = list_models(module=torchvision.models)
+    if name not in known:
+        close = difflib.get_close_matches(name, known, n=5, cutoff=0.4)
+        hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(known)}"
+        raise IGInputError(f"no torchvision classification model named {name!r}; {hint}")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
