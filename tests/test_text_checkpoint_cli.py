@@ -148,3 +148,13 @@ def test_long_context_runs_in_bounded_passes(model_path, tmp_path):
                  "--batch-size", "4", "--tolerance", "0.01"]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert len(summary["words"]) == 1050 and summary["completeness_error"] <= 0.01
+
+
+def test_generic_explain_command_knows_the_text_domain(model_path, tmp_path):
+    assert main(["explain", "--domain", "text", "the stock fell", "...", "--model", str(model_path),
+                 "--out", str(tmp_path), "--steps", "64"]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert list(report["written"]) == ["the stock fell"] and "has no words" in report["failed"]["..."]
+    summary = json.loads((tmp_path / "the_stock_fell" / "summary.json").read_text())
+    assert summary["completeness_error"] <= 0.01 and summary["domain"] == "text"
+    assert (tmp_path / "the_stock_fell" / "table.md").read_text().startswith(f"**Prediction for {summary['target']}")
