@@ -101,23 +101,22 @@ def parse_rule(text: str) -> Rule:
 
 
 def _parse_or(tokens: list[str], pos: int, text: str) -> tuple[Rule, int]:
-    parts = []
-    part, pos = _parse_and(tokens, pos, text)
-    parts.append(part)
-    while pos < len(tokens) and tokens[pos].upper() == "OR":
-        part, pos = _parse_and(tokens, pos + 1, text)
-        parts.append(part)
-    return (parts[0] if len(parts) == 1 else Or(tuple(parts))), pos
+    return _parse_chain(tokens, pos, text, "OR", _parse_and, Or)
 
 
 def _parse_and(tokens: list[str], pos: int, text: str) -> tuple[Rule, int]:
-    parts = []
-    part, pos = _parse_factor(tokens, pos, text)
-    parts.append(part)
-    while pos < len(tokens) and tokens[pos].upper() == "AND":
-        part, pos = _parse_factor(tokens, pos + 1, text)
+    return _parse_chain(tokens, pos, text, "AND", _parse_factor, And)
+
+
+def _parse_chain(tokens: list[str], pos: int, text: str, keyword: str, parse_part, combine
+                 ) -> tuple[Rule, int]:
+    """``part (keyword part)*`` as one rule; AND binds tighter than OR because OR's parts are ANDs."""
+    part, pos = parse_part(tokens, pos, text)
+    parts = [part]
+    while pos < len(tokens) and tokens[pos].upper() == keyword:
+        part, pos = parse_part(tokens, pos + 1, text)
         parts.append(part)
-    return (parts[0] if len(parts) == 1 else And(tuple(parts))), pos
+    return (parts[0] if len(parts) == 1 else combine(tuple(parts))), pos
 
 
 def _parse_factor(tokens: list[str], pos: int, text: str) -> tuple[Rule, int]:
