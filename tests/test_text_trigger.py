@@ -17,6 +17,7 @@ from igkit.plugins.text.checkpoint import LanguageModel
 from igkit.plugins.text.contexts import parse_context
 from igkit.plugins.text.explainer import explain_contexts
 from igkit.plugins.text.model import LMConfig, WordLSTM
+from igkit.plugins.text.saturation import random_windows, saturation_curves, write_saturation
 from igkit.plugins.text.vocab import Vocabulary
 
 FILLERS = [f"w{i}" for i in range(16)]
@@ -144,3 +145,24 @@ def test_grouping_by_length_gives_the_same_numbers_as_one_at_a_time(trigger_mode
         alone, _ = explain_contexts(lm, [context], steps=16)
         np.testing.assert_allclose(exp.ig, alone[0].ig, rtol=1e-4, atol=1e-7)
         assert exp.target_word == alone[0].target_word
+
+
+def test_saturation_curves_run_from_baseline_to_prediction(trigger_model, held_out, explained, tmp_path):
+    lm = LanguageModel(trigger_model, Vocabulary(WORDS))
+    ids = held_out[0]
+    curves = saturation_curves(lm, ids, alphas=11)
+    probs = torch.tensor(curves["probability"])
+    assert probs.shape == (len(ids), 11)
+    torch.testing.assert_close(probs[:, 0], explained.result.score_baseline, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(probs[:, -1], explained.result.score_input, rtol=1e-4, atol=1e-6)
+    assert curves["predicted"] == [WORDS[i] for i in held_out[2].tolist()]
+    paths = write_saturation(curves, tmp_path)
+    assert [p.name for p in paths] == ["saturation.png", "saturation.csv", "saturation.json"]
+    assert len((tmp_path / "saturation.csv").read_text().splitlines()) == 1 + 11 * len(ids)
+
+
+def test_random_windows_are_seeded_slices():
+    stream = torch.arange(100)
+    windows = random_windows(stream, 5, 10, seed=7)
+    assert torch.equal(windows, random_windows(stream, 5, 10, seed=7))
+    assert torch.equal(windows[:, 1:] - windows[:, :-1], torch.ones(5, 9, dtype=torch.long))
