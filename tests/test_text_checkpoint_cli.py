@@ -129,6 +129,14 @@ def test_one_bad_line_does_not_lose_the_others(model_path, tmp_path, capsys):
     assert all(e["completeness_error"] <= 0.01 for e in report["explanations"])
 
 
+def test_a_file_of_only_bad_lines_still_reports_why(model_path, tmp_path):
+    lines = tmp_path / "bad.txt"
+    lines.write_text("!!!\nthe\tqwertyuiop\n")
+    assert main(["text", "explain", "--input", str(lines), "--model", str(model_path), "--out", str(tmp_path)]) == 2
+    report = json.loads((tmp_path / "explanations.json").read_text())
+    assert report["explanations"] == [] and len(report["failed"]) == 2
+
+
 def test_every_position_of_a_corpus_slice(model_path, tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("the stock fell\nthe market rose more than N\n")

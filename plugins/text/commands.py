@@ -97,10 +97,10 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for name, reason in failed.items():
         print(f"skipped {name!r}: {reason}", file=sys.stderr)
-    if args.context is not None and explanations:
-        _write_single(explanations[0], out, args.scale, time.perf_counter() - start)
-    elif explanations:
+    if args.context is None:
         _write_batch(explanations, failed, out, args.scale)
+    elif explanations:
+        _write_single(explanations[0], out, args.scale, time.perf_counter() - start)
     return 0 if explanations else 2
 
 
@@ -141,9 +141,10 @@ def _write_batch(explanations: list[Explanation], failed: dict[str, str], out: P
     write_json(out / "explanations.json", explanations, failed)
     (out / "tables.md").write_text("\n".join(markdown_table(e, scale) for e in explanations))
     (out / "attribution.html").write_text(html_page(explanations, scale))
-    errors = [e.summary["completeness_error"] for e in explanations]
-    print(f"explained {len(explanations)} context(s), {len(failed)} skipped; completeness error "
-          f"max {100 * max(errors):.3f}%, median {100 * sorted(errors)[len(errors) // 2]:.3f}%")
+    errors = sorted(e.summary["completeness_error"] for e in explanations)
+    check = f"; completeness error max {100 * errors[-1]:.3f}%, median {100 * errors[len(errors) // 2]:.3f}%" \
+        if errors else ""
+    print(f"explained {len(explanations)} context(s), {len(failed)} skipped{check}")
     print(f"wrote words.csv, explanations.json, tables.md, attribution.html to {out}")
 
 
