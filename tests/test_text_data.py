@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -114,3 +115,24 @@ def test_real_penn_treebank(shared_data):
     assert len(corpus.vocab) == 10000
     assert (corpus.train.numel(), corpus.valid.numel(), corpus.test.numel()) == (929589, 73760, 82430)
     assert corpus.vocab.words[:4] == ["the", "<unk>", "<eos>", "N"]
+
+
+def test_train_evaluate_saturation_commands(ptb_dir, tmp_path, capsys, one_thread):
+    from igkit.cli import main
+
+    model = tmp_path / "model"
+    assert main(["text", "train", "--data-dir", str(ptb_dir), "--out", str(model), "--epochs", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "epoch  2  lr 1  train perplexity" in printed and "test perplexity" in printed
+    recorded = json.loads(model.with_suffix(".json").read_text())["training"]
+    assert [e["epoch"] for e in recorded["epochs"]] == [1, 2] and recorded["seed"] == 0
+    assert main(["text", "evaluate", "--data-dir", str(ptb_dir), "--model", str(model)]) == 0
+    shipped_test = float(capsys.readouterr().out.split("test perplexity")[1])
+    assert shipped_test == pytest.approx(recorded["test_perplexity"], rel=0.01)   # half precision costs ~nothing
+    out = tmp_path / "saturation"
+    assert main(["text", "saturation", "--data-dir", str(ptb_dir), "--model", str(model), "--windows", "3",
+                 "--words", "4", "--alphas", "5", "--out", str(out)]) == 0
+    assert len(json.loads((out / "saturation.json").read_text())["probability"]) == 3
+    (ptb_dir / "ptb.train.txt").write_text(" other words here \n" + (ptb_dir / "ptb.train.txt").read_text())
+    assert main(["text", "evaluate", "--data-dir", str(ptb_dir), "--model", str(model)]) == 2
+    assert "differs from the vocabulary" in capsys.readouterr().err

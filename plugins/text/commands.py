@@ -20,7 +20,7 @@ from .explainer import Explanation, explain_contexts
 from .model import CONFIGS
 from .render import html_page, markdown_table, terminal_table, write_csv, write_json
 from .saturation import random_windows, saturation_curves, write_saturation
-from .train import train_language_model
+from .train import perplexity, train_language_model
 
 #: the default completeness target of ``igkit text explain`` (adaptive integration)
 DEFAULT_TOLERANCE = 0.01
@@ -41,6 +41,11 @@ def add_text_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=None, help="override the configuration's epoch count")
     p.add_argument("--seed", type=int, default=0, help="random seed (the run is deterministic)")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("evaluate", help="valid and test perplexity of a saved model (as shipped)")
+    p.add_argument("--data-dir", required=True, help="folder with ptb.train.txt, ptb.valid.txt, ptb.test.txt")
+    p.add_argument("--model", default=None, help="NAME of a NAME.safetensors/NAME.json pair (default: shipped)")
+    p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("explain", help="which context words made the model predict the next word")
     p.add_argument("context", nargs="?", help='the context, e.g. "the shareholders claimed more"')
@@ -81,6 +86,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
                          "threads": TRAIN_THREADS, **record.to_dict()}}
     weights, config_path = save_language_model(LanguageModel(model, corpus.vocab, info), args.out)
     print(f"wrote {weights} and {config_path}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    torch.set_num_threads(TRAIN_THREADS)
+    lm = load_language_model(args.model)
+    corpus = load_ptb(args.data_dir)
+    check_same_vocabulary(lm, corpus.vocab, f"{args.data_dir}/ptb.train.txt")
+    steps = lm.model.config.num_steps
+    for split in ("valid", "test"):
+        print(f"{split} perplexity {perplexity(lm.model, getattr(corpus, split), steps):.2f}")
     return 0
 
 
