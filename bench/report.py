@@ -32,6 +32,8 @@ class Row:
     unit: str
     details: dict[str, Any] = field(default_factory=dict)
     goal_on_igkit: bool = False
+    #: why a goal cannot be met here, with the numbers (printed under the table when it is missed)
+    why_missed: str = ""
 
     @property
     def met(self) -> bool:
@@ -47,6 +49,19 @@ class Row:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "met": self.met, "goal_text": self.goal_text}
+
+
+def batching_ceiling(ms_per_point: dict[int, float], steps: int) -> str:
+    """What packing items into shared passes can win at most, from the per-point cost curve.
+
+    Captum, one item at a time, already runs passes of ``steps`` path points; if
+    bigger passes are no cheaper per point, batching cannot beat it by much.
+    """
+    own, best = ms_per_point[steps], min(ms_per_point.values())
+    best_rows = min(ms_per_point, key=ms_per_point.get)
+    return (f"one item's pass ({steps} points, as Captum runs it) costs {own:.2f} ms/point, the cheapest "
+            f"pass measured ({best_rows} points) {best:.2f} ms/point: batching items can win at most "
+            f"{own / best:.2f}x on this machine; more needs less work per point")
 
 
 @dataclass
@@ -94,6 +109,8 @@ def format_table(rows: list[Row], skipped: list[Skipped]) -> str:
     out = ["  ".join(h.ljust(w) for h, w in zip(header, widths)),
            "  ".join("-" * w for w in widths)]
     out += ["  ".join(c.ljust(w) for c, w in zip(line, widths)) for line in lines]
+    out += [f"{r.case} ({r.metric.split(':')[0]}) missed: {r.why_missed}"
+            for r in rows if r.why_missed and not r.met]
     out += [f"{s.case}: skipped: {s.reason}" for s in skipped]
     return "\n".join(out)
 
