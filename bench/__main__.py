@@ -14,7 +14,7 @@ from typing import Callable
 
 import torch
 
-from .report import Row, Skipped, format_table, machine, write_json
+from .report import Row, Skipped, format_markdown, format_table, machine, write_json
 
 REPO = Path(__file__).resolve().parents[1]
 CASES = ("1", "2", "3", "4", "5")
@@ -29,13 +29,15 @@ PROFILES = {
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench", description="igkit benchmarks: igkit against the cost floor and against Captum")
+    p = argparse.ArgumentParser(
+        prog="python -m bench", description="igkit benchmarks: igkit against the cost floor and against Captum")
     p.add_argument("--quick", action="store_true", help="reduced sizes: every ratio in under 3 minutes")
     p.add_argument("--cases", default=",".join(CASES),
                    help="comma-separated case numbers: 1 overhead vs floor, 2 vs Captum, 3 time to a "
                         "trusted answer, 4 data-set throughput, 5 memory (default: all)")
     p.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "latest.json",
                    help="where to write everything measured (default bench/results/latest.json)")
+    p.add_argument("--markdown", type=Path, default=None, help="also write the table as Markdown here")
     p.add_argument("--threads", type=int, default=2, help="torch threads (the reference machine has 2 cores)")
     p.add_argument("--data-dir", type=Path,
                    default=Path(os.environ.get("IGKIT_SHARED_DATA", REPO.parent / "shared" / "data")),
@@ -170,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     settings["command"] = "python -m bench " + " ".join(sys.argv[1:] if argv is None else argv)
     write_json(args.json, rows, skipped, settings, elapsed)
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(format_markdown(rows, skipped))
     cpu = machine()
     print(f"\n{len(rows)} ratios in {elapsed:.0f} s on {cpu['cpu']} ({cpu['nproc']} cores, torch "
           f"{cpu['torch']}, {args.threads} threads); JSON: {args.json}")

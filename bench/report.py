@@ -97,22 +97,37 @@ def _number(value: float, unit: str) -> str:
     return f"{value:.4g} {unit}".strip()
 
 
+HEADER = ("case", "igkit", "reference", "ratio", "goal", "met?")
+
+
+def _cells(r: Row) -> tuple[str, ...]:
+    reference = f"{_number(r.reference, r.unit)} ({r.reference_name})"
+    return (f"{r.case}: {r.metric}", _number(r.igkit, r.unit), reference,
+            "n/a" if math.isnan(r.ratio) else f"{r.ratio:.3g}", r.goal_text, "yes" if r.met else "NO")
+
+
+def _reasons(rows: list[Row], skipped: list[Skipped]) -> list[str]:
+    return [f"{r.case} ({r.metric.split(':')[0]}) missed: {r.why_missed}" for r in rows
+            if r.why_missed and not r.met] + [f"{s.case}: skipped: {s.reason}" for s in skipped]
+
+
+def format_markdown(rows: list[Row], skipped: list[Skipped]) -> str:
+    """The same table in Markdown, with the reasons for missed goals as a list below it."""
+    out = ["| " + " | ".join(HEADER) + " |", "|" + " --- |" * len(HEADER)]
+    out += ["| " + " | ".join(_cells(r)) + " |" for r in rows]
+    return "\n".join(out + [""] + [f"- {line}" for line in _reasons(rows, skipped)]) + "\n"
+
+
 def format_table(rows: list[Row], skipped: list[Skipped]) -> str:
     """A plain-text table: case | igkit | reference | ratio | goal | met?"""
-    header = ("case", "igkit", "reference", "ratio", "goal", "met?")
-    lines = [(f"{r.case}: {r.metric}", _number(r.igkit, r.unit),
-              f"{_number(r.reference, r.unit)} ({r.reference_name})",
-              "n/a" if math.isnan(r.ratio) else f"{r.ratio:.3g}",
-              r.goal_text, "yes" if r.met else "NO") for r in rows]
+    header = HEADER
+    lines = [_cells(r) for r in rows]
     widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h)
               for i, h in enumerate(header)]
     out = ["  ".join(h.ljust(w) for h, w in zip(header, widths)),
            "  ".join("-" * w for w in widths)]
     out += ["  ".join(c.ljust(w) for c, w in zip(line, widths)) for line in lines]
-    out += [f"{r.case} ({r.metric.split(':')[0]}) missed: {r.why_missed}"
-            for r in rows if r.why_missed and not r.met]
-    out += [f"{s.case}: skipped: {s.reason}" for s in skipped]
-    return "\n".join(out)
+    return "\n".join(out + _reasons(rows, skipped))
 
 
 def write_json(path: Path, rows: list[Row], skipped: list[Skipped], settings: dict[str, Any],
