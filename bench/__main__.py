@@ -18,6 +18,7 @@ from .report import Row, Skipped, format_markdown, format_table, machine, write_
 
 REPO = Path(__file__).resolve().parents[1]
 CASES = ("1", "2", "3", "4", "5")
+DESCRIPTION = "igkit benchmarks: igkit against the cost floor and against Captum"
 PROFILES = {
     "full": {"steps": 50, "image_size": 224, "repeats": 5, "trusted_examples": 12, "trusted_repeats": 3,
              "cnn_train_steps": 600, "molecules": 200, "predictions": 200, "memory_steps": 300,
@@ -29,8 +30,7 @@ PROFILES = {
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m bench", description="igkit benchmarks: igkit against the cost floor and against Captum")
+    p = argparse.ArgumentParser(prog="python -m bench", description=DESCRIPTION)
     p.add_argument("--quick", action="store_true", help="reduced sizes: every ratio in under 3 minutes")
     p.add_argument("--cases", default=",".join(CASES),
                    help="comma-separated case numbers: 1 overhead vs floor, 2 vs Captum, 3 time to a "
