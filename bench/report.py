@@ -51,19 +51,6 @@ class Row:
         return {**asdict(self), "met": self.met, "goal_text": self.goal_text}
 
 
-def batching_ceiling(ms_per_point: dict[int, float], steps: int) -> str:
-    """What packing items into shared passes can win at most, from the per-point cost curve.
-
-    Captum, one item at a time, already runs passes of ``steps`` path points; if
-    bigger passes are no cheaper per point, batching cannot beat it by much.
-    """
-    own, best = ms_per_point[steps], min(ms_per_point.values())
-    best_rows = min(ms_per_point, key=ms_per_point.get)
-    return (f"one item's pass ({steps} points, as Captum runs it) costs {own:.2f} ms/point, the cheapest "
-            f"pass measured ({best_rows} points) {best:.2f} ms/point: batching items can win at most "
-            f"{own / best:.2f}x on this machine; more needs less work per point")
-
-
 @dataclass
 class Skipped:
     """A case that could not run, and why (a plugin or data set that is not there)."""

@@ -23,7 +23,8 @@ from igkit.plugins.text.contexts import corpus_positions
 
 from .convergence import Problem, Workload
 from .measure import milliseconds_per_path_point, sandwiched
-from .report import Row, batching_ceiling
+from .report import Row
+from .throughput import throughput_row
 
 WINDOW = 20
 BASELINE_WORD = "<unk>"
@@ -78,19 +79,11 @@ def run_throughput(ptb_dir: Path, lm: LanguageModel, n_predictions: int, steps: 
                                         n_steps=steps, method="gausslegendre").detach())
 
     igkit_times, captum_time = sandwiched(igkit_run, captum_run)
-    igkit_time = float(np.median(igkit_times))
-    n = ids.shape[0]
     captum_attr = torch.cat(theirs)
     difference = float((ours["ig"] - captum_attr).abs().max() / captum_attr.abs().max())
-    rates = {"igkit": n / igkit_time, "captum": n / captum_time}
     curve = milliseconds_per_path_point(next_word_probability(model, model.embedding), (baselines[:1],),
                                         (ids[:1],), int(targets[0]), (1, 10, steps, 5 * steps))
-    details = {"predictions": n, "window": WINDOW, "steps": steps,
-               "baseline": f"embedding of {BASELINE_WORD}", "predictions_per_second": rates,
-               "seconds": {"igkit": igkit_times, "captum": captum_time},
-               "max_attribution_difference_vs_captum": difference,
-               "ms_per_path_point_by_rows_per_pass": curve}
-    metric = f"text, IG {steps} steps, {n} PTB next words: predictions/s (igkit ÷ Captum)"
-    return [Row("4 throughput", metric, rates["igkit"], rates["captum"], "Captum LIG one at a time",
-                rates["igkit"] / rates["captum"], 5.0, False, "pred/s", details,
-                why_missed=batching_ceiling(curve, steps))]
+    return [throughput_row("PTB validation next words", ids.shape[0], igkit_times, captum_time, steps,
+                           "Captum LIG one at a time", 5.0, "pred/s", curve,
+                           {"window": WINDOW, "baseline": f"embedding of {BASELINE_WORD}",
+                            "max_attribution_difference_vs_captum": difference})]
