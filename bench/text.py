@@ -86,4 +86,6 @@ def run_throughput(ptb_dir: Path, lm: LanguageModel, n_predictions: int, steps: 
     return [throughput_row("PTB validation next words", ids.shape[0], igkit_times, captum_time, steps,
                            "Captum LIG one at a time", 5.0, "pred/s", curve,
                            {"window": WINDOW, "baseline": f"embedding of {BASELINE_WORD}",
+                            "igkit_extra_work": "explain_next_word also computes gradient x input and the "
+                                                "predicted word (about one more path point per prediction)",
                             "max_attribution_difference_vs_captum": difference})]
