@@ -96,7 +96,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                   "split_col": args.split_col, "sizes": sizes, "skipped_rows": len(data.problems),
                   "seconds": round(time.perf_counter() - start, 1), "metrics": metrics,
                   "history": history,
-                  "arguments": {k: v for k, v in vars(args).items() if k not in ("func", "molecules_command")}}
+                  "arguments": {k: v for k, v in vars(args).items()
+                                if k not in ("func", "molecules_command", "out")}}
     weights = save_model(model, args.out)
     for name, values in metrics.items():
         print(f"{name}: " + ", ".join(f"{k} {v:.4f}" for k, v in values.items()))
