@@ -18,7 +18,7 @@ from igkit.methods import saliency
 
 from .attribution import ExplainSettings, pixel_importance
 from .boxes import BoxSource
-from .explain import IMAGE_ERRORS
+from .explain import IMAGE_ERRORS, failure_reason
 from .figures import Line, Panel, line_panels, scatter
 from .images import collect_images, read_image
 from .models import VisionModel
@@ -173,7 +173,7 @@ def evaluate_folder(model: VisionModel, paths: Sequence[str | Path], out_dir: st
         try:
             report.images.append(evaluate_image(model, path, settings, ablation, source))
         except IMAGE_ERRORS as exc:
-            report.failed[str(path)] = str(exc)
+            report.failed[str(path)] = failure_reason(exc, path)
     write_evaluation(report, out, model, settings, ablation)
     return report
 

@@ -62,12 +62,18 @@ def explain_images(model: VisionModel, paths: Sequence[str | Path], out_dir: str
             write_explanation(explanation, model, item_dir, render, source=path, fingerprint=fingerprint)
             report.written[str(path)] = str(item_dir)
         except IMAGE_ERRORS as exc:
-            report.failed[str(path)] = str(exc)
+            report.failed[str(path)] = failure_reason(exc, path)
     done = [Path(d) for d in {**report.written, **report.already_complete}.values()]
     if done:
         write_saturation_overview(done, out, model)
     write_json(out / "report.json", report.as_dict())
     return report
+
+
+def failure_reason(exc: Exception, path: Path) -> str:
+    """The error message without the file name it starts with (the report is keyed by file)."""
+    text = str(exc)
+    return text.removeprefix(f"{path}: ")
 
 
 def item_names(files: Sequence[Path]) -> list[str]:

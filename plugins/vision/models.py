@@ -29,8 +29,9 @@ SATURATION_LAYERS = {
 }
 #: auxiliary classifiers only matter for training; attribution uses the main output
 AUX_MODULES = ("aux1", "aux2", "AuxLogits")
-#: constructor options the pretrained Inception checkpoints were trained with
-PRETRAINED_ARCH = {
+#: how torchvision builds its pretrained Inception networks; random and file weights get the same
+#: network (PyTorch's default initialisation for random weights)
+ARCH_OPTIONS = {
     "googlenet": {"transform_input": True, "aux_logits": False, "init_weights": False},
     "inception_v3": {"transform_input": True, "aux_logits": False, "init_weights": False},
 }
@@ -107,14 +108,14 @@ def load_model(name: str = DEFAULT_MODEL, weights: str | None = None, *, size: i
         module = _official(name, chosen)
         categories, label = list(chosen.meta["categories"]), f"{name}:{chosen.name}"
     elif weights == RANDOM:
-        module = get_model(name, weights=None, **_arch(name, init_weights=True))
+        module = get_model(name, weights=None, **ARCH_OPTIONS.get(name, {}))
         categories, label = _categories_for(module), "random (untrained; attributions say nothing about ImageNet)"
     else:
         path = Path(weights)
         if not path.is_file():
             raise IGInputError(f"--weights {weights!r} is neither a file nor a weights name of {name} "
                                f"(names: {', '.join(enum.__members__)}; or 'random')")
-        module = get_model(name, weights=None, **_arch(name, init_weights=False))
+        module = get_model(name, weights=None, **ARCH_OPTIONS.get(name, {}))
         load_weights_file(module, path)
         categories, label = _categories_for(module), str(path)
     for p in module.parameters():
@@ -183,13 +184,6 @@ def _official(name: str, weights) -> nn.Module:
             f"({type(exc).__name__}: {_first_line(exc)}). Download that file on a machine with internet "
             f"and pass it with --weights FILE (or put it in the cache); --weights random gives an "
             f"untrained model, marked as such") from exc
-
-
-def _arch(name: str, init_weights: bool) -> dict:
-    arch = dict(PRETRAINED_ARCH.get(name, {}))
-    if "init_weights" in arch:
-        arch["init_weights"] = init_weights
-    return arch
 
 
 def _categories_for(module: nn.Module) -> list[str]:

@@ -1,0 +1,131 @@
+"""A task with a known answer: the class of a picture is the colour of a small patch at a random
+place on a dark noisy background. A small CNN trained here (any ``nn.Module`` through the Python
+API) must satisfy completeness at default settings, and IG must put more of its mass inside the
+deciding patch than gradients at the image do; ``evaluate`` must report the same from files."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from igkit import fraction_inside
+from igkit.plugins.vision import (AblationSettings, ExplainSettings, Preprocessing, VisionModel,
+                                  evaluate_folder, explain_pixels, integration_options)
+
+SIDE, PATCH = 24, 5
+CLASSES = ["red patch", "green patch", "blue patch"]
+COLOURS = torch.tensor([[0.9, 0.1, 0.1], [0.1, 0.9, 0.1], [0.1, 0.1, 0.9]])
+NO_PATCH = -1
+
+
+def make_images(n: int, generator: torch.Generator, empty_share: float = 0.0
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Noise in [0, 0.5] with one coloured PATCH×PATCH square (none for ``empty_share`` of the
+    pictures, labelled NO_PATCH); labels; patch masks."""
+    x = 0.5 * torch.rand(n, 3, SIDE, SIDE, generator=generator)
+    y = torch.randint(0, len(CLASSES), (n,), generator=generator)
+    y[torch.rand(n, generator=generator) < empty_share] = NO_PATCH
+    corners = torch.randint(0, SIDE - PATCH + 1, (n, 2), generator=generator)
+    masks = torch.zeros(n, SIDE, SIDE, dtype=torch.bool)
+    for i, (r, c) in enumerate(corners.tolist()):
+        if y[i] != NO_PATCH:
+            x[i, :, r:r + PATCH, c:c + PATCH] = COLOURS[y[i]].view(3, 1, 1)
+            masks[i, r:r + PATCH, c:c + PATCH] = True
+    return x, y, masks
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread: on a shared 2-core machine a second thread mostly waits for a busy core."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def trained() -> VisionModel:
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(1)
+    x, y, _ = make_images(2048, generator, empty_share=0.25)
+    # no patch, no class: a uniform target, so black (the baseline) scores ~1/3, not ~1, for every class
+    targets = torch.full((len(y), len(CLASSES)), 1 / len(CLASSES))
+    targets[y != NO_PATCH] = nn.functional.one_hot(y[y != NO_PATCH], len(CLASSES)).float()
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 16, 3, padding=1, stride=2),
+                        nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveMaxPool2d(1),
+                        nn.Flatten(), nn.Linear(16, len(CLASSES)))
+    model = VisionModel(net, Preprocessing(resize_size=None, crop_size=None, mean=(0.25,) * 3, std=(0.25,) * 3),
+                        CLASSES, name="patch-cnn")
+    optimiser = torch.optim.Adam(net.parameters(), lr=1e-2)
+    net.train()
+    for _ in range(200):
+        batch = torch.randint(0, len(x), (64,), generator=generator)
+        loss = nn.functional.cross_entropy(model.logits(x[batch]), targets[batch])
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    net.eval()
+    return model
+
+
+@pytest.fixture(scope="module")
+def held_out():
+    return make_images(16, torch.Generator().manual_seed(2))
+
+
+def test_the_cnn_solves_the_task(trained, held_out):
+    x, y, _ = held_out
+    with torch.no_grad():
+        assert (trained.logits(x).argmax(1) == y).float().mean() == 1.0
+
+
+def _explain_all(model, x, settings):
+    return [explain_pixels(model, x[i], settings) for i in range(len(x))]
+
+
+def test_completeness_within_one_percent_at_default_settings(trained, held_out):
+    x, _, _ = held_out
+    for explanation in _explain_all(trained, x[:6], ExplainSettings(frames=2, curve_points=2, layers=())):
+        assert float(explanation.ig.completeness_error[0]) <= 0.01
+
+
+def test_ig_puts_more_mass_in_the_deciding_patch_than_gradients(trained, held_out):
+    x, _, masks = held_out
+    settings = ExplainSettings(integration=integration_options(steps=32), frames=2, curve_points=2, layers=())
+    ig, grad = [], []
+    for explanation, mask in zip(_explain_all(trained, x, settings), masks):
+        ig.append(fraction_inside(explanation.importance().numpy(), mask.numpy()))
+        grad.append(fraction_inside(explanation.gradient_importance().numpy(), mask.numpy()))
+    ig, grad = np.array(ig), np.array(grad)
+    patch_share = PATCH ** 2 / SIDE ** 2
+    assert ig.mean() > grad.mean() + 0.1, (ig.mean(), grad.mean())
+    assert (ig > grad).sum() >= 12  # of 16 pictures
+    assert ig.mean() > 5 * patch_share  # far more than a uniform spread would give
+
+
+def test_evaluate_finds_the_same_from_files(trained, held_out, tmp_path):
+    x, _, masks = held_out
+    folder = tmp_path / "patches"
+    folder.mkdir()
+    rows = ["image,xmin,ymin,xmax,ymax"]
+    for i in range(8):
+        Image.fromarray((x[i].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(folder / f"p{i}.png")
+        ys, xs = np.nonzero(masks[i].numpy())
+        rows.append(f"p{i}.png,{xs.min()},{ys.min()},{xs.max()},{ys.max()}")
+    (tmp_path / "boxes.csv").write_text("\n".join(rows) + "\n")
+    report = evaluate_folder(trained, [folder], tmp_path / "eval", ExplainSettings(),
+                             AblationSettings(pixels=50, per_step=5), boxes=tmp_path / "boxes.csv",
+                             show_progress=False)
+    summary = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    assert summary["images"] == 8 and not report.failed
+    for entry in summary["per_image"]:
+        assert entry["box_share_of_image"] == pytest.approx(PATCH ** 2 / SIDE ** 2)
+    localisation = summary["localisation"]
+    assert localisation["mean_fraction_inside"]["integrated_gradients"] > \
+        localisation["mean_fraction_inside"]["gradients"]
+    # blacking out IG's top pixels (the patch) destroys the score faster than a random order does
+    assert summary["mean_aopc"]["integrated_gradients"] > summary["mean_aopc"]["random"]
