@@ -33,10 +33,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     _add_evaluate(sub)
 
 
-def report_problems(problems: list[Problem], stream=sys.stderr) -> None:
-    """Tell the user which rows were skipped and why."""
+def report_problems(problems: list[Problem]) -> None:
+    """Tell the user which rows were skipped and why (on stderr)."""
     for p in problems:
-        print(f"skipped {p}", file=stream)
+        print(f"skipped {p}", file=sys.stderr)
 
 
 def _limit_threads() -> None:

@@ -132,6 +132,23 @@ def _loss(model: MoleculeModel, out: torch.Tensor, y: torch.Tensor) -> torch.Ten
     return (per * known).sum() / known.sum().clamp_min(1)
 
 
+@torch.no_grad()
+def calibrate_norm(model: MoleculeModel, graphs: Sequence[MolGraph], batch_size: int = 128) -> None:
+    """Set the readout batch norm's eval statistics to the mean and variance over all atoms of ``graphs``."""
+    net = model.net
+    width = net.config.readout_hidden
+    total, squares, count = torch.zeros(width, dtype=torch.float64), torch.zeros(width, dtype=torch.float64), 0.0
+    for idx in size_batches(graphs, batch_size):
+        batch = pack([graphs[i] for i in idx])
+        h = net.readout_inputs(*batch.inputs, *batch.structure).double()
+        mask = batch.atom_mask.double().unsqueeze(-1)
+        total += (h * mask).sum((0, 1))
+        squares += (h * h * mask).sum((0, 1))
+        count += float(mask.sum())
+    mean = total / count
+    net.norm.set_statistics(mean.float(), (squares / count - mean * mean).clamp_min(0).float())
+
+
 def fit(model: MoleculeModel, train: Split, valid: Split, *, epochs: int = 30, batch_size: int = 64,
         lr: float = 1e-3, patience: int = 5, seed: int = 0, show_progress: bool = True,
         log=sys.stderr) -> list[dict[str, float]]:
@@ -159,6 +176,7 @@ def fit(model: MoleculeModel, train: Split, valid: Split, *, epochs: int = 30, b
             total, count = total + loss.item() * len(idx), count + len(idx)
             bar.set_postfix(f"loss {total / count:.4f}")
         net.eval()
+        calibrate_norm(model, train.graphs, batch_size)
         metrics = {"epoch": epoch, "train_loss": total / count,
                    **{f"valid_{k}": v for k, v in evaluate_split(model, valid).items()}}
         history.append(metrics)

@@ -123,7 +123,12 @@ class WeaveModule(nn.Module):
 
 
 class MaskedBatchNorm(nn.Module):
-    """Batch norm over the real atoms only, so padding never shifts the statistics."""
+    """Batch norm over the real atoms only, so padding never shifts the statistics.
+
+    Batches are grouped by molecule size, so running averages would follow the
+    last few sizes seen; training therefore resets the eval statistics to those
+    of the whole training set after every epoch (:meth:`set_statistics`).
+    """
 
     def __init__(self, features: int, momentum: float = 0.1, eps: float = 1e-5):
         super().__init__()
@@ -145,6 +150,11 @@ class MaskedBatchNorm(nn.Module):
         else:
             mean, var = self.running_mean, self.running_var
         return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
+
+    @torch.no_grad()
+    def set_statistics(self, mean: torch.Tensor, var: torch.Tensor) -> None:
+        self.running_mean.copy_(mean)
+        self.running_var.copy_(var)
 
 
 class GaussianHistogram(nn.Module):
@@ -191,11 +201,16 @@ class WeaveNet(nn.Module):
         self.register_buffer("output_mean", torch.zeros(len(c.tasks)))
         self.register_buffer("output_std", torch.ones(len(c.tasks)))
 
-    def forward(self, atoms: torch.Tensor, pairs: torch.Tensor, pair_index: torch.Tensor,
-                atom_mask: torch.Tensor, pair_mask: torch.Tensor) -> torch.Tensor:
+    def readout_inputs(self, atoms: torch.Tensor, pairs: torch.Tensor, pair_index: torch.Tensor,
+                       atom_mask: torch.Tensor, pair_mask: torch.Tensor) -> torch.Tensor:
+        """Per-atom values that the batch norm standardises: ``[B, N, readout_hidden]``."""
         for module in self.weave:
             atoms, pairs = module(atoms, pairs, pair_index, atom_mask, pair_mask)
-        h = torch.tanh(self.atom_readout(atoms))
+        return torch.tanh(self.atom_readout(atoms))
+
+    def forward(self, atoms: torch.Tensor, pairs: torch.Tensor, pair_index: torch.Tensor,
+                atom_mask: torch.Tensor, pair_mask: torch.Tensor) -> torch.Tensor:
+        h = self.readout_inputs(atoms, pairs, pair_index, atom_mask, pair_mask)
         h = self.norm(h, atom_mask)
         out = self.head(self.dense(self.histogram(h, atom_mask)))
         return out * self.output_std + self.output_mean
