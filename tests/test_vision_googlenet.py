@@ -263,3 +263,23 @@ def test_evaluate_reports_aopc_and_box_localisation(weights_file, tmp_path):
 def _rows(path):
     with open(path, newline="") as fh:
         return list(csv.DictReader(fh))
+
+
+def test_generic_explain_runs_the_vision_domain(model, tmp_path):
+    from igkit.explain import explain_items
+    from igkit.plugins.vision.domain import VisionDomain
+
+    small = load_model("googlenet", str(model.weights), size=32)
+    photo = tmp_path / "moon.png"
+    _photo("moon").save(photo)  # greyscale
+    report = explain_items(VisionDomain(), small, [str(photo), str(tmp_path / "absent.png")], tmp_path / "out",
+                           show_progress=False, steps=8)
+    absent = str(tmp_path / "absent.png")
+    assert list(report.failed) == [absent] and "no such file" in report.failed[absent]
+    item = report.written[str(photo)]
+    summary = json.loads((item / "summary.json").read_text())
+    assert summary["domain"] == "vision" and summary["target"] in IMAGENET_CATEGORIES
+    assert len(np.loadtxt(item / "importance_pixels.csv", delimiter=",", skiprows=1)) == 32 * 32
+    for picture in ("ig_paper.png", "ig_overlay.png"):
+        with Image.open(item / picture) as image:
+            assert image.size == (32, 32)

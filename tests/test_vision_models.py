@@ -131,3 +131,29 @@ def test_random_weights_are_marked_in_every_output(tmp_path, photo):
             assert b"random" in Image.open(path).info["comment"], name
     for overview in out.glob("*.png"):
         assert Image.open(overview).text["igkit-random-weights"] == "true"
+
+
+def test_other_torchvision_models_use_their_own_blocks_for_layer_saturation():
+    from igkit.plugins.vision import ExplainSettings, explain_pixels, integration_options
+
+    model = load_model("resnet18", "random", size=32)
+    assert model.layers == ("layer1", "layer2", "layer3", "layer4")
+    settings = ExplainSettings(integration=integration_options(steps=2), frames=2, curve_points=3)
+    explanation = explain_pixels(model, torch.rand(3, 32, 32), settings)
+    assert set(explanation.layers) == set(model.layers)
+    for curves in explanation.layers.values():
+        assert curves["l2"].shape == (1, 3) and float(curves["l2"][0, -1]) == pytest.approx(0, abs=1e-4)
+
+
+def test_unknown_layer_names_fail_once_with_the_module_list(tmp_path, photo, capsys):
+    code = main(["vision", "explain", str(photo), "--out", str(tmp_path / "out"), "--weights", "random",
+                 "--size", "32", "--layers", "inception9z", "--quiet"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "no submodule 'inception9z'" in err and "inception3a" in err
+
+
+def test_labels_command_lists_the_imagenet_classes(capsys):
+    assert main(["vision", "labels"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1000 and lines[281].split(None, 1) == ["281", "tabby"]

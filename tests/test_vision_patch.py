@@ -13,7 +13,7 @@ from PIL import Image
 from torch import nn
 
 from igkit import fraction_inside
-from igkit.plugins.vision import (AblationSettings, ExplainSettings, Preprocessing, VisionModel,
+from igkit.plugins.vision import (AblationSettings, BaselineSpec, ExplainSettings, Preprocessing, VisionModel,
                                   evaluate_folder, explain_pixels, integration_options)
 
 SIDE, PATCH = 24, 5
@@ -129,3 +129,24 @@ def test_evaluate_finds_the_same_from_files(trained, held_out, tmp_path):
         localisation["mean_fraction_inside"]["gradients"]
     # blacking out IG's top pixels (the patch) destroys the score faster than a random order does
     assert summary["mean_aopc"]["integrated_gradients"] > summary["mean_aopc"]["random"]
+
+
+@pytest.mark.parametrize("baseline", [BaselineSpec("blur"), BaselineSpec("noise", noise_draws=3)])
+def test_other_baselines_keep_completeness(trained, held_out, baseline):
+    """With K noise draws the attributions add up to F(x) minus the mean of F over the draws."""
+    x, _, _ = held_out
+    explanation = explain_pixels(trained, x[0], ExplainSettings(baseline=baseline, frames=2, curve_points=2,
+                                                                layers=()))
+    result = explanation.ig
+    assert result.meta["n_baselines"] == (baseline.noise_draws if baseline.kind == "noise" else 1)
+    assert float(result.completeness_error[0]) <= 0.01
+
+
+def test_batch_size_bounds_the_passes_not_the_answer(trained, held_out):
+    x, _, _ = held_out
+    results = [explain_pixels(trained, x[1], ExplainSettings(integration=integration_options(steps=12, batch_size=b),
+                                                             frames=3, curve_points=3, layers=()))
+               for b in (None, 5)]
+    assert results[1].ig.meta["gradient_evaluations"] == results[0].ig.meta["gradient_evaluations"]
+    assert torch.allclose(results[0].attributions(), results[1].attributions(), atol=1e-6)
+    assert torch.allclose(results[0].interior_importance, results[1].interior_importance, atol=1e-6)

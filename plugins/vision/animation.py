@@ -21,8 +21,8 @@ FRAME_MS = 250
 def trend_panel(alphas: torch.Tensor, importance: torch.Tensor) -> Panel:
     """Mean pixel importance against α (large at small α, near zero where the score saturates)."""
     trend = importance.reshape(importance.shape[0], -1).mean(1)
-    return Panel("interior gradients: mean pixel importance", "alpha (scaling of the image)",
-                 "mean of sum_c |gradient|", [Line("", alphas.tolist(), trend.tolist())])
+    return Panel("mean pixel importance", "alpha (scaling of the image)", "mean of sum_c |gradient|",
+                 [Line("", alphas.tolist(), trend.tolist())])
 
 
 def interior_gif(image: np.ndarray, alphas: torch.Tensor, importance: torch.Tensor, path: Path,
@@ -31,7 +31,7 @@ def interior_gif(image: np.ndarray, alphas: torch.Tensor, importance: torch.Tens
     height, width = image.shape[:2]
     zoom = max(1, -(-MIN_DISPLAY // height))
     size = (width * zoom, height * zoom)
-    chart, points = chart_pixels(trend_panel(alphas, importance), int(size[1] * 1.4), size[1])
+    chart, points = chart_pixels(trend_panel(alphas, importance), int(size[1] * 1.6), size[1])
     frames = []
     for k, alpha in enumerate(alphas.tolist()):
         picture = Image.fromarray(paper_rendering(image, importance[k].numpy(), settings))

@@ -85,7 +85,8 @@ class Explanation:
         return self.target.index != self.predicted.index
 
     def attributions(self, example: int = 0) -> torch.Tensor:
-        return self.ig.attributions[example]
+        """IG attributions ``[3, H, W]`` for the target (0) or the prediction (1), on the CPU."""
+        return self.ig.attributions[example].detach().cpu()
 
     def importance(self, example: int = 0) -> torch.Tensor:
         """Pixel importance Σ_c |IG attribution| (Eq. 1 of the paper)."""
@@ -99,6 +100,12 @@ class Explanation:
 def pixel_importance(attributions: torch.Tensor) -> torch.Tensor:
     """Σ over colour channels of |attribution|: ``[3, H, W]`` → ``[H, W]``."""
     return aggregate(attributions, dims=0, how="sum_abs")
+
+
+def saturation_modules(model: VisionModel, settings: ExplainSettings) -> dict[str, torch.nn.Module]:
+    """The modules of inner-layer saturation by name; an unknown name lists the model's modules."""
+    names = settings.layers if settings.layers is not None else model.layers
+    return {name: resolve_module(model.module, name) for name in names}
 
 
 def explain_pixels(model: VisionModel, pixels: torch.Tensor, settings: ExplainSettings,
@@ -126,8 +133,7 @@ def explain_pixels(model: VisionModel, pixels: torch.Tensor, settings: ExplainSe
                             batch_size=batch)[0][:, 0]
     curve = score_curve(model.logits, x, target=target.index, alphas=settings.curve_points,
                         baselines=path_start, batch_size=batch)
-    names = settings.layers if settings.layers is not None else model.layers
-    modules = {name: resolve_module(model.module, name) for name in names}
+    modules = saturation_modules(model, settings)
     layers = layer_saturation(model.logits, x, modules, alphas=settings.curve_points,
                               baselines=path_start, batch_size=batch) if modules else {}
     return Explanation(

@@ -12,7 +12,7 @@ from igkit import IGInputError, NonFiniteError, progress, write_summary
 from igkit.explain import safe_name
 
 from .animation import interior_gif, trend_panel
-from .attribution import ExplainSettings, Explanation, explain_pixels
+from .attribution import ExplainSettings, Explanation, explain_pixels, saturation_modules
 from .figures import Cell, Line, Panel, line_panels, picture_row
 from .images import collect_images, read_image
 from .models import VisionModel
@@ -47,6 +47,7 @@ def explain_images(model: VisionModel, paths: Sequence[str | Path], out_dir: str
     render = render or RenderSettings()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    saturation_modules(model, settings)  # a wrong --layers name fails once, not once per image
     files = collect_images(paths)
     report = FolderReport()
     bar = progress(list(zip(files, item_names(files))), desc="explain images", enabled=show_progress)
@@ -135,7 +136,7 @@ def _attribution_maps(exp: Explanation, model: VisionModel, d: Path, image: np.n
         maps["ig_predicted"] = (exp.attributions(1), exp.importance(1))
     files = []
     for name, (attributions, importance) in maps.items():
-        np.save(d / f"attributions_{name}.npy", attributions.detach().cpu().numpy().astype(np.float32))
+        np.save(d / f"attributions_{name}.npy", attributions.numpy().astype(np.float32))
         write_matrix(d / f"importance_{name}.csv", importance.numpy())
         save_picture(paper_rendering(image, importance.numpy(), render), d / f"{name}_paper.png", model)
         save_picture(overlay(image, attributions, render), d / f"{name}_overlay.png", model)
