@@ -114,3 +114,25 @@ def test_checkpoint_round_trip_and_featurization_mismatch(tmp_path):
         load_model(tmp_path / "m")
     with pytest.raises(IGInputError, match="not found"):
         load_model(tmp_path / "missing")
+
+
+def test_a_large_molecule_and_a_failing_molecule_do_not_stop_the_others(monkeypatch):
+    model = random_model()
+    explanations = explain(model, ["C" * 120, "CCO"], steps=8)
+    assert [e.graph.n_atoms for e in explanations] == [120, 3]
+    assert explanations[0].graph.n_pairs == sum(120 - d for d in range(1, 5))
+
+    real_forward = model.net.forward
+
+    def nan_for_large(atoms, *rest):   # a model that breaks on molecules of more than 10 atoms
+        out = real_forward(atoms, *rest)
+        return torch.where(rest[2].sum(1, keepdim=True) > 10, torch.nan, out)
+
+    monkeypatch.setattr(model.net, "forward", nan_for_large)
+    records, _ = records_from_smiles(["CCO", "C" * 20, "CCN"])
+    graphs = [featurize(r.mol, SIMPLE) for r in records]
+    explanations, problems = explain_graphs(model, records, graphs, steps=8)
+    assert [e.smiles for e in explanations] == ["CCO", "CCN"]
+    assert problems[0].row == 2 and "NonFiniteError" in problems[0].reason
+    with pytest.raises(IGInputError, match="tolerance"):
+        explain_graphs(model, records, graphs, tolerance=-1.0)

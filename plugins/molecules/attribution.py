@@ -15,8 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from igkit import attribute, integrated_gradients
-from igkit.errors import IGInputError
-from igkit.explain import ITEM_ERRORS
+from igkit.errors import IGInputError, NonFiniteError
 from igkit.methods import get_method
 from igkit.progress import progress
 from igkit.result import IGResult
@@ -31,6 +30,8 @@ from .weave import score_function
 ACTIVATION_BUDGET = 2 ** 25
 #: relative completeness error the explain commands aim for unless told otherwise
 DEFAULT_TOLERANCE = 0.01
+#: what one molecule may raise without stopping the others (bad options still stop the run)
+MOLECULE_ERRORS = (NonFiniteError, RuntimeError, MemoryError)
 
 
 @dataclass
@@ -134,12 +135,12 @@ def explain_graphs(model: MoleculeModel, records: Sequence[MoleculeRecord], grap
     for idx in progress(groups, desc="explain molecules", enabled=show_progress):
         try:
             found = _explain_batch(model, [graphs[i] for i in idx], t, score, methods, ig_options)
-        except ITEM_ERRORS:
+        except MOLECULE_ERRORS:
             found = []
             for i in idx:  # isolate the culprit: the rest still get explained
                 try:
                     found += _explain_batch(model, [graphs[i]], t, score, methods, ig_options)
-                except ITEM_ERRORS as exc:
+                except MOLECULE_ERRORS as exc:
                     rec = records[i]
                     problems.append(Problem(rec.row, rec.id, rec.smiles, f"{type(exc).__name__}: {exc}"))
                     found.append(None)
