@@ -34,8 +34,9 @@ def integration_options(steps: int | None = None, method: str = "gausslegendre",
     """
     if steps is None and tolerance is None:
         tolerance = DEFAULT_TOLERANCE
-    return {"steps": steps if steps is not None else 50, "method": method, "tolerance": tolerance,
-            "max_steps": max_steps, "batch_size": batch_size}
+    if tolerance is not None:
+        return {"tolerance": tolerance, "max_steps": max_steps, "batch_size": batch_size}
+    return {"steps": steps, "method": method, "batch_size": batch_size}
 
 
 @dataclass(frozen=True)
