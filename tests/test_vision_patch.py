@@ -150,3 +150,27 @@ def test_batch_size_bounds_the_passes_not_the_answer(trained, held_out):
     assert results[1].ig.meta["gradient_evaluations"] == results[0].ig.meta["gradient_evaluations"]
     assert torch.allclose(results[0].attributions(), results[1].attributions(), atol=1e-6)
     assert torch.allclose(results[0].interior_importance, results[1].interior_importance, atol=1e-6)
+
+
+def test_running_out_of_memory_on_one_image_keeps_the_others(trained, held_out, tmp_path, monkeypatch):
+    import igkit.plugins.vision.explain as explain_module
+
+    x, _, _ = held_out
+    for i in range(2):
+        Image.fromarray((x[i].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(tmp_path / f"p{i}.png")
+    real = explain_module.explain_pixels
+
+    def first_image_too_big(model, pixels, settings, label=None):
+        if not hasattr(first_image_too_big, "called"):
+            first_image_too_big.called = True
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return real(model, pixels, settings, label)
+
+    monkeypatch.setattr(explain_module, "explain_pixels", first_image_too_big)
+    report = explain_module.explain_images(
+        trained, [tmp_path / "p0.png", tmp_path / "p1.png"], tmp_path / "out",
+        ExplainSettings(integration=integration_options(steps=4), frames=2, curve_points=2, layers=()),
+        show_progress=False)
+    assert report.failed == {str(tmp_path / "p0.png"): "ran out of memory on this image; lower --batch-size "
+                                                         "(path points per pass)"}
+    assert list(report.written) == [str(tmp_path / "p1.png")]

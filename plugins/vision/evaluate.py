@@ -25,6 +25,8 @@ from .models import VisionModel
 from .records import write_json, write_rows
 
 METHODS = ("integrated_gradients", "gradients", "random")
+#: explain-only settings, left out of evaluation.json
+PICTURE_SETTINGS = ("frames", "curve_points", "layers")
 
 
 @dataclass(frozen=True)
@@ -181,7 +183,9 @@ def evaluate_folder(model: VisionModel, paths: Sequence[str | Path], out_dir: st
 def write_evaluation(report: EvaluationReport, out: Path, model: VisionModel, settings: ExplainSettings,
                      ablation: AblationSettings) -> None:
     write_json(out / "evaluation.json", {**report.summary(), "per_image": [e.as_dict() for e in report.images],
-                                         "failed_images": report.failed, "settings": settings.describe(),
+                                         "failed_images": report.failed,
+                                         "settings": {k: v for k, v in settings.describe().items()
+                                                      if k not in PICTURE_SETTINGS},
                                          "ablation": {"pixels": ablation.pixels, "per_step": ablation.per_step,
                                                       "steps": ablation.steps, "ablated_value": "RGB = 0"},
                                          **model.describe()})

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import torch
 
 from igkit import IGInputError, NonFiniteError, progress, write_summary
 from igkit.explain import safe_name
@@ -20,7 +21,7 @@ from .records import read_json, read_rows, save_picture, write_json, write_matri
 from .render import RenderSettings, as_image, overlay, paper_rendering
 
 #: what one bad image may raise without stopping the others
-IMAGE_ERRORS = (IGInputError, NonFiniteError, OSError)
+IMAGE_ERRORS = (IGInputError, NonFiniteError, OSError, torch.OutOfMemoryError)
 
 
 @dataclass
@@ -45,16 +46,16 @@ def explain_images(model: VisionModel, paths: Sequence[str | Path], out_dir: str
     """
     settings = settings or ExplainSettings()
     render = render or RenderSettings()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     saturation_modules(model, settings)  # a wrong --layers name fails once, not once per image
     files = collect_images(paths)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    fingerprint = run_fingerprint(model, settings, render, label)
     report = FolderReport()
     bar = progress(list(zip(files, item_names(files))), desc="explain images", enabled=show_progress)
     for path, name in bar:
         bar.set_postfix(path.name)
         item_dir = out / name
-        fingerprint = run_fingerprint(model, settings, render, label)
         if not force and is_complete(item_dir, fingerprint):
             report.already_complete[str(path)] = str(item_dir)
             continue
@@ -73,8 +74,9 @@ def explain_images(model: VisionModel, paths: Sequence[str | Path], out_dir: str
 
 def failure_reason(exc: Exception, path: Path) -> str:
     """The error message without the file name it starts with (the report is keyed by file)."""
-    text = str(exc)
-    return text.removeprefix(f"{path}: ")
+    if isinstance(exc, torch.OutOfMemoryError):
+        return "ran out of memory on this image; lower --batch-size (path points per pass)"
+    return str(exc).removeprefix(f"{path}: ")
 
 
 def item_names(files: Sequence[Path]) -> list[str]:

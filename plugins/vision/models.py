@@ -103,8 +103,8 @@ def load_model(name: str = DEFAULT_MODEL, weights: str | None = None, *, size: i
         if size < 32:
             raise IGInputError(f"--size {size} is too small for ImageNet classifiers; use 32 or more")
         recipe = recipe.with_size(size)
-    if weights is None or weights in enum.__members__ or weights == "DEFAULT":
-        chosen = enum.DEFAULT if weights in (None, "DEFAULT") else enum[weights]
+    if weights is None or weights in enum.__members__:  # names include DEFAULT
+        chosen = enum.DEFAULT if weights is None else enum[weights]
         module = _official(name, chosen)
         categories, label = list(chosen.meta["categories"]), f"{name}:{chosen.name}"
     elif weights == RANDOM:
