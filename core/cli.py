@@ -9,14 +9,25 @@ from .errors import IGInputError, NonFiniteError
 from .quadrature import RULES
 
 
+#: what the command line integrates to unless told otherwise: completeness within 1%
+DEFAULT_TOLERANCE = 0.01
+
+
 def add_ig_arguments(parser: argparse.ArgumentParser) -> None:
-    """The integration options every ``explain`` command shares."""
+    """The integration options every ``explain`` command shares.
+
+    Unless ``--steps`` is given, commands integrate adaptively until the
+    completeness error is within ``--tolerance`` (1%), so nobody has to guess a
+    step count; ``--steps N`` asks for the fixed ``--method`` rule instead.
+    """
     group = parser.add_argument_group("integration")
-    group.add_argument("--steps", type=int, default=50, help="path points of the fixed rule (default 50)")
-    group.add_argument("--method", choices=RULES, default="gausslegendre", help="quadrature rule")
+    group.add_argument("--steps", type=int, default=None,
+                       help="path points of a fixed --method rule (default: adaptive, see --tolerance)")
+    group.add_argument("--method", choices=RULES, default="gausslegendre",
+                       help="quadrature rule used with --steps")
     group.add_argument("--tolerance", type=float, default=None,
-                       help="adaptive integration: refine until the relative completeness error is "
-                            "at most this (e.g. 0.01); overrides --steps/--method")
+                       help=f"refine the path until the relative completeness error is at most this "
+                            f"(default {DEFAULT_TOLERANCE} unless --steps is given)")
     group.add_argument("--max-steps", type=int, default=1024, help="cap on adaptive path points")
     group.add_argument("--batch-size", type=int, default=None,
                        help="path points per forward/backward pass (bounds memory)")
@@ -24,8 +35,13 @@ def add_ig_arguments(parser: argparse.ArgumentParser) -> None:
 
 def ig_options(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments for :func:`igkit.integrated_gradients` from parsed CLI options."""
-    return {"steps": args.steps, "method": args.method, "tolerance": args.tolerance,
-            "max_steps": args.max_steps, "batch_size": args.batch_size}
+    options = {"method": args.method, "max_steps": args.max_steps, "batch_size": args.batch_size,
+               "tolerance": args.tolerance}
+    if args.steps is not None:
+        options["steps"] = args.steps
+    elif args.tolerance is None:
+        options["tolerance"] = DEFAULT_TOLERANCE
+    return options
 
 
 def build_parser() -> argparse.ArgumentParser:

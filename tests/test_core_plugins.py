@@ -83,3 +83,16 @@ def test_registering_a_plugin_at_run_time_adds_its_domain_and_method(tmp_path):
 def test_unknown_domain_is_a_clear_cli_error(tmp_path, capsys):
     assert main(["explain", "--domain", "nope", "x", "--out", str(tmp_path)]) == 2
     assert "no domain named 'nope'" in capsys.readouterr().err
+
+
+def test_command_line_integrates_adaptively_unless_steps_are_given():
+    import argparse
+
+    from igkit.cli import DEFAULT_TOLERANCE, add_ig_arguments, ig_options
+
+    parser = argparse.ArgumentParser()
+    add_ig_arguments(parser)
+    assert ig_options(parser.parse_args([]))["tolerance"] == DEFAULT_TOLERANCE
+    fixed = ig_options(parser.parse_args(["--steps", "20", "--method", "riemann_middle"]))
+    assert fixed["steps"] == 20 and fixed["tolerance"] is None and fixed["method"] == "riemann_middle"
+    assert ig_options(parser.parse_args(["--tolerance", "0.001"]))["tolerance"] == 0.001
