@@ -18,15 +18,6 @@ from igkit.plugins.vision.models import cache_file, load_model, read_state_dict
 from torchvision.models import GoogLeNet_Weights
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine a second thread mostly waits for a busy core."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture
 def offline(tmp_path, monkeypatch):
     """An empty torch cache and no network: what a user without internet has."""
