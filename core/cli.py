@@ -35,13 +35,11 @@ def add_ig_arguments(parser: argparse.ArgumentParser) -> None:
 
 def ig_options(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments for :func:`igkit.integrated_gradients` from parsed CLI options."""
-    options = {"method": args.method, "max_steps": args.max_steps, "batch_size": args.batch_size,
-               "tolerance": args.tolerance}
-    if args.steps is not None:
-        options["steps"] = args.steps
-    elif args.tolerance is None:
-        options["tolerance"] = DEFAULT_TOLERANCE
-    return options
+    tolerance = args.tolerance
+    if args.steps is None and tolerance is None:
+        tolerance = DEFAULT_TOLERANCE
+    return {"steps": args.steps if args.steps is not None else 50, "method": args.method,
+            "tolerance": tolerance, "max_steps": args.max_steps, "batch_size": args.batch_size}
 
 
 def build_parser() -> argparse.ArgumentParser:
