@@ -13,12 +13,12 @@ from .quadrature import RULES
 DEFAULT_TOLERANCE = 0.01
 
 
-def add_ig_arguments(parser: argparse.ArgumentParser) -> None:
+def add_ig_arguments(parser: argparse.ArgumentParser, default_tolerance: float = DEFAULT_TOLERANCE) -> None:
     """The integration options every ``explain`` command shares.
 
     Unless ``--steps`` is given, commands integrate adaptively until the
-    completeness error is within ``--tolerance`` (1%), so nobody has to guess a
-    step count; ``--steps N`` asks for the fixed ``--method`` rule instead.
+    completeness error is within ``--tolerance`` (``default_tolerance``), so nobody
+    has to guess a step count; ``--steps N`` asks for the fixed ``--method`` rule instead.
     """
     group = parser.add_argument_group("integration")
     group.add_argument("--steps", type=int, default=None,
@@ -27,17 +27,18 @@ def add_ig_arguments(parser: argparse.ArgumentParser) -> None:
                        help="quadrature rule used with --steps")
     group.add_argument("--tolerance", type=float, default=None,
                        help=f"refine the path until the relative completeness error is at most this "
-                            f"(default {DEFAULT_TOLERANCE} unless --steps is given)")
+                            f"(default {default_tolerance} unless --steps is given)")
     group.add_argument("--max-steps", type=int, default=1024, help="cap on adaptive path points")
     group.add_argument("--batch-size", type=int, default=None,
                        help="path points per forward/backward pass (bounds memory)")
+    parser.set_defaults(default_tolerance=default_tolerance)
 
 
 def ig_options(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments for :func:`igkit.integrated_gradients` from parsed CLI options."""
     tolerance = args.tolerance
     if args.steps is None and tolerance is None:
-        tolerance = DEFAULT_TOLERANCE
+        tolerance = args.default_tolerance
     return {"steps": args.steps if args.steps is not None else 50, "method": args.method,
             "tolerance": tolerance, "max_steps": args.max_steps, "batch_size": args.batch_size}
 

@@ -96,3 +96,7 @@ def test_command_line_integrates_adaptively_unless_steps_are_given():
     fixed = ig_options(parser.parse_args(["--steps", "20", "--method", "riemann_middle"]))
     assert fixed["steps"] == 20 and fixed["tolerance"] is None and fixed["method"] == "riemann_middle"
     assert ig_options(parser.parse_args(["--tolerance", "0.001"]))["tolerance"] == 0.001
+    strict = argparse.ArgumentParser()
+    add_ig_arguments(strict, default_tolerance=0.001)
+    assert ig_options(strict.parse_args([]))["tolerance"] == 0.001
+    assert ig_options(strict.parse_args(["--steps", "8"]))["tolerance"] is None
