@@ -87,16 +87,7 @@ def test_zaremba_learning_rate_schedules():
     assert (medium.hidden, medium.dropout, medium.epochs) == (650, 0.5, 39)
 
 
-@pytest.fixture
-def one_thread():
-    """Two torch threads on a shared 2-core machine spin against each other (10x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def test_training_is_deterministic_and_learns(ptb_dir, one_thread):
+def test_training_is_deterministic_and_learns(ptb_dir):
     corpus = load_ptb(ptb_dir)
     config = dataclasses.replace(CONFIGS["small"], vocab_size=len(corpus.vocab), hidden=16, num_steps=5,
                                  batch_size=4, epochs=2, decay_after=1)
@@ -117,7 +108,7 @@ def test_real_penn_treebank(shared_data):
     assert corpus.vocab.words[:4] == ["the", "<unk>", "<eos>", "N"]
 
 
-def test_train_evaluate_saturation_commands(ptb_dir, tmp_path, capsys, one_thread):
+def test_train_evaluate_saturation_commands(ptb_dir, tmp_path, capsys):
     from igkit.cli import main
 
     model = tmp_path / "model"

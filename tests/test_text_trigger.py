@@ -36,15 +36,6 @@ def trigger_batch(n: int, generator: torch.Generator) -> tuple[torch.Tensor, tor
     return ids, where, torch.where(is_alpha, ID["yes"], ID["no"])
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two torch threads on a shared 2-core machine spin against each other (10x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def trigger_model() -> WordLSTM:
     torch.manual_seed(0)

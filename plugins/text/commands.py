@@ -59,8 +59,8 @@ def add_text_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--scale", action="store_true", help="print attributions ×1e-3 (tiny predictions)")
     p.add_argument("--model", default=None, help="NAME of a NAME.safetensors/NAME.json pair (default: shipped)")
     p.add_argument("--out", required=True, help="output folder")
-    add_ig_arguments(p)
-    p.set_defaults(func=_cmd_explain, tolerance=DEFAULT_TOLERANCE)
+    add_ig_arguments(p, default_tolerance=DEFAULT_TOLERANCE)
+    p.set_defaults(func=_cmd_explain)
 
     p = sub.add_parser("saturation", help="Figure 8: next-word probability vs α for random test windows")
     p.add_argument("--data-dir", required=True, help="folder with Mikolov's ptb.*.txt (windows from the test split)")
