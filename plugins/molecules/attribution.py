@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from igkit import attribute, integrated_gradients
+from igkit.cli import DEFAULT_TOLERANCE
 from igkit.errors import IGInputError, NonFiniteError
 from igkit.methods import get_method
 from igkit.progress import progress
@@ -28,8 +29,6 @@ from .weave import score_function
 
 #: activations (floats) one pass of path points may hold; bounds memory for big molecules
 ACTIVATION_BUDGET = 2 ** 25
-#: relative completeness error the explain commands aim for unless told otherwise
-DEFAULT_TOLERANCE = 0.01
 #: what one molecule may raise without stopping the others (bad options still stop the run)
 MOLECULE_ERRORS = (NonFiniteError, RuntimeError, MemoryError)
 

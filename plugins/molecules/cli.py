@@ -126,18 +126,6 @@ def _molecule_inputs(args: argparse.Namespace):
     return as_records(source, smiles_col=args.smiles_col, id_col=args.id_col)
 
 
-def _ig_defaults(args: argparse.Namespace) -> dict:
-    """IG options; unless --steps is given, integration adapts until completeness is within 1%."""
-    from .attribution import DEFAULT_TOLERANCE
-
-    options = ig_options(args)
-    if options["steps"] is None:
-        options["steps"] = 50
-        if options["tolerance"] is None:
-            options["tolerance"] = DEFAULT_TOLERANCE
-    return options
-
-
 def _add_explain(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("explain", help="atom and pair attributions, heatmaps, accounting, dead features")
     _add_molecule_inputs(p)
@@ -148,7 +136,7 @@ def _add_explain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--molecules-per-call", type=int, default=32,
                    help="molecules of similar size attributed together in one IG call")
     add_ig_arguments(p)
-    p.set_defaults(func=_cmd_explain, steps=None)
+    p.set_defaults(func=_cmd_explain)
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
@@ -164,7 +152,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     records, graphs, more = featurize_records(records, model.featurization)
     explanations, failed = explain_graphs(model, records, graphs, task=args.task, score=args.score,
                                           methods=methods, molecules_per_call=args.molecules_per_call,
-                                          show_progress=True, **_ig_defaults(args))
+                                          show_progress=True, **ig_options(args))
     problems = problems + more + failed
     report_problems(problems)
     write_all(explanations, problems, Path(args.out), pictures=not args.no_pictures, show_progress=True)
@@ -255,7 +243,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--score", choices=("probability", "logit"), default="probability")
     p.add_argument("--out", required=True, help="output folder")
     add_ig_arguments(p)
-    p.set_defaults(func=_cmd_evaluate, steps=None)
+    p.set_defaults(func=_cmd_evaluate)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -282,7 +270,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     records, graphs, more = featurize_records(records, model.featurization)
     report_problems(problems + more)
     evaluation = evaluate_task(model, task, records, graphs, score=args.score, show_progress=True,
-                               **_ig_defaults(args))
+                               **ig_options(args))
     report_problems(evaluation.problems)
     write_evaluation(evaluation, Path(args.out))
     s = evaluation.summary
