@@ -136,3 +136,17 @@ def test_a_large_molecule_and_a_failing_molecule_do_not_stop_the_others(monkeypa
     assert problems[0].row == 2 and "NonFiniteError" in problems[0].reason
     with pytest.raises(IGInputError, match="tolerance"):
         explain_graphs(model, records, graphs, tolerance=-1.0)
+
+
+def test_python_api_explains_with_the_shipped_model():
+    from igkit.evaluation import attribution_auc
+    from igkit.plugins.molecules import explain_molecules
+    from igkit.plugins.molecules.tasks import make_task
+
+    explanations, problems = explain_molecules(["Cc1ccccc1CCO", "C1CC"])
+    assert len(explanations) == 1 and problems[0].row == 2 and "unclosed ring" in problems[0].reason
+    e = explanations[0]
+    gap = e.score_input - e.score_baseline
+    assert e.atom_totals.sum() == pytest.approx(gap, rel=0.01)       # atoms + ½ pairs account for all
+    truth = make_task("benzene").truth(e.graph.mol)
+    assert attribution_auc(e.atom_totals, truth) > 0.9
