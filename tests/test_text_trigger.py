@@ -12,6 +12,7 @@ import torch
 from captum.attr import IntegratedGradients
 from torch import nn
 
+from igkit.errors import IGInputError
 from igkit.plugins.text.attribution import explain_next_word, next_word_probability
 from igkit.plugins.text.checkpoint import LanguageModel
 from igkit.plugins.text.contexts import parse_context
@@ -102,6 +103,20 @@ def test_agrees_with_captum(trigger_model, held_out):
                                                     target=targets, additional_forward_args=(ids,),
                                                     n_steps=32, method="gausslegendre")
     torch.testing.assert_close(mine.result.attributions, theirs.float(), rtol=1e-3, atol=1e-6)
+
+
+def test_output_layer_at_the_last_position_only_changes_nothing(trigger_model, held_out):
+    ids, nxt = held_out[0][:6], held_out[2][:6]
+    full = explain_next_word(trigger_model, "embedding", ids, nxt.tolist(), steps=16)
+    last = explain_next_word(trigger_model, "embedding", ids, nxt.tolist(), steps=16, output_layer="decoder")
+    torch.testing.assert_close(last.result.attributions, full.result.attributions, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(last.gradient, full.gradient, rtol=1e-5, atol=1e-7)
+    assert not trigger_model.decoder._forward_pre_hooks  # the hook is gone after every call
+
+
+def test_an_output_layer_that_does_not_take_hidden_states_is_refused(trigger_model, held_out):
+    with pytest.raises(IGInputError, match="output_layer must receive hidden states"):
+        explain_next_word(trigger_model, "embedding", held_out[0][:2], steps=4, output_layer="embedding")
 
 
 def test_gru_language_model_through_the_api():

@@ -30,7 +30,7 @@ class TextDomain(Domain):
         context = parse_context(item, model.vocab)
         ids = torch.tensor([context.ids], dtype=torch.long)
         net = model.model.eval()
-        forward = next_word_probability(net, net.embedding)
+        forward = next_word_probability(net, net.embedding, output_layer=net.decoder)
         embeddings = module_output(net, net.embedding, ids)
         with torch.no_grad():
             predicted = int(forward(embeddings, ids).argmax(-1))

@@ -81,7 +81,8 @@ def explain_contexts(lm: LanguageModel, contexts: list[Context], *, show_progres
 def _explain_group(lm: LanguageModel, contexts: list[Context], **ig_options: Any) -> list[Explanation]:
     ids = torch.tensor([c.ids for c in contexts], dtype=torch.long)
     start = time.perf_counter()
-    run = explain_next_word(lm.model, lm.model.embedding, ids, [c.target for c in contexts], **ig_options)
+    run = explain_next_word(lm.model, lm.model.embedding, ids, [c.target for c in contexts],
+                            output_layer=lm.model.decoder, **ig_options)
     seconds = (time.perf_counter() - start) / len(contexts)
     words = lm.vocab.words
     return [Explanation(context=c, target_word=words[int(run.targets[e])],

@@ -28,7 +28,7 @@ def random_windows(ids: torch.Tensor, count: int, words: int, seed: int = 0) -> 
 def saturation_curves(lm: LanguageModel, windows: torch.Tensor, alphas: int = 51) -> dict:
     """Probability of each window's predicted next word along α (the prediction at α = 1)."""
     model = lm.model.eval()
-    forward = next_word_probability(model, model.embedding)
+    forward = next_word_probability(model, model.embedding, output_layer=model.decoder)
     embeddings = module_output(model, model.embedding, windows)
     predicted = forward(embeddings, windows).argmax(-1)
     curve = score_curve(forward, embeddings, target=predicted, alphas=alphas, forward_args=(windows,))
