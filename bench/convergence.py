@@ -5,7 +5,10 @@ The reference is what the IG authors' how-to tells Captum users to do: run with
 8 steps, and double the step count until the convergence delta is small enough;
 the user pays for every run, so gradient evaluations add up (8 + 16 + ...).
 Each example is attributed on its own by both, so the comparison is of the
-integration schemes alone, not of batching.
+integration schemes alone, not of batching. Completeness within 1% bounds the
+sum of the attributions, not each one, so the details also give each
+contender's attribution error against a converged reference (Gauss–Legendre,
+``REFERENCE_STEPS`` points), untimed.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from .measure import interleaved_medians
 from .report import Row
 
 FIRST_CAPTUM_STEPS = 8
+REFERENCE_STEPS = 512
 #: points of igkit's first adaptive grid: no example can cost fewer gradient evaluations
 MINIMUM_NODES = 2 * INITIAL_INTERVALS + 1
 
@@ -48,10 +52,11 @@ class Workload:
 
 @dataclass
 class Outcome:
-    """What one contender paid for one example, and the error it reached."""
+    """What one contender paid for one example, the error it reached, and its answer."""
 
     evaluations: int
     error: float
+    attributions: tuple[torch.Tensor, ...]
 
 
 def relative_gap_error(delta: torch.Tensor, gap: torch.Tensor) -> float:
@@ -62,7 +67,7 @@ def relative_gap_error(delta: torch.Tensor, gap: torch.Tensor) -> float:
 def igkit_adaptive(w: Workload, p: Problem, tolerance: float, max_steps: int) -> Outcome:
     r = integrated_gradients(w.forward, p.inputs, p.baselines, target=p.target, tolerance=tolerance,
                              max_steps=max_steps, forward_args=p.forward_args)
-    return Outcome(int(r.meta["gradient_evaluations"]), float(r.completeness_error.max()))
+    return Outcome(int(r.meta["gradient_evaluations"]), float(r.completeness_error.max()), r.attribution_tuple)
 
 
 def captum_doubling(w: Workload, p: Problem, tolerance: float, max_steps: int) -> Outcome:
@@ -73,14 +78,28 @@ def captum_doubling(w: Workload, p: Problem, tolerance: float, max_steps: int) -
     ig = IntegratedGradients(w.forward)
     steps, paid = FIRST_CAPTUM_STEPS, 0
     while True:
-        _, delta = ig.attribute(p.inputs, p.baselines, target=p.target,
-                                additional_forward_args=p.forward_args, n_steps=steps,
-                                method="gausslegendre", return_convergence_delta=True)
+        attributions, delta = ig.attribute(p.inputs, p.baselines, target=p.target,
+                                           additional_forward_args=p.forward_args, n_steps=steps,
+                                           method="gausslegendre", return_convergence_delta=True)
         paid += steps
         error = relative_gap_error(delta, gap)
         if error <= tolerance or 2 * steps > max_steps:
-            return Outcome(paid, error)
+            answer = attributions if isinstance(attributions, tuple) else (attributions,)
+            return Outcome(paid, error, tuple(answer))
         steps *= 2
+
+
+def converged_attributions(w: Workload, p: Problem) -> torch.Tensor:
+    """All of an example's attributions, flattened, at ``REFERENCE_STEPS`` Gauss–Legendre points."""
+    r = integrated_gradients(w.forward, p.inputs, p.baselines, target=p.target, steps=REFERENCE_STEPS,
+                             forward_args=p.forward_args)
+    return torch.cat([a.detach().flatten() for a in r.attribution_tuple])
+
+
+def attribution_error(answer: tuple[torch.Tensor, ...], reference: torch.Tensor) -> float:
+    """‖answer − reference‖ / ‖reference‖ over all features."""
+    flat = torch.cat([a.detach().flatten() for a in answer])
+    return float((flat - reference).norm() / reference.norm().clamp_min(1e-30))
 
 
 def run_case(workloads: list[Workload], tolerance: float, max_steps: int, repeats: int) -> list[Row]:
@@ -89,6 +108,7 @@ def run_case(workloads: list[Workload], tolerance: float, max_steps: int, repeat
     for w in workloads:
         totals = {"igkit": 0.0, "captum": 0.0}
         outcomes: dict[str, list[Outcome]] = {"igkit": [], "captum": []}
+        attribution_errors: dict[str, list[float]] = {"igkit": [], "captum": []}
         for i, p in enumerate(w.problems):
             last: dict[str, Outcome] = {}
 
@@ -99,6 +119,9 @@ def run_case(workloads: list[Workload], tolerance: float, max_steps: int, repeat
             for name, t in interleaved_medians(runs, repeats, warmup=1 if i == 0 else 0).items():
                 totals[name] += t
                 outcomes[name].append(last[name])
+            reference = converged_attributions(w, p)
+            for name in attribution_errors:
+                attribution_errors[name].append(attribution_error(last[name].attributions, reference))
         evals = {k: sum(o.evaluations for o in v) for k, v in outcomes.items()}
         details = {
             "examples": len(w.problems), "tolerance": tolerance, "max_steps": max_steps, "repeats": repeats,
@@ -106,6 +129,10 @@ def run_case(workloads: list[Workload], tolerance: float, max_steps: int, repeat
             "per_example_evaluations": {k: [o.evaluations for o in v] for k, v in outcomes.items()},
             "worst_error": {k: max(o.error for o in v) for k, v in outcomes.items()},
             "not_converged": {k: sum(o.error > tolerance for o in v) for k, v in outcomes.items()},
+            "attribution_error_vs_reference": {
+                "reference": f"Gauss-Legendre, {REFERENCE_STEPS} points", "per_example": attribution_errors,
+                "worst": {k: max(v) for k, v in attribution_errors.items()},
+                "median": {k: float(torch.tensor(v).median()) for k, v in attribution_errors.items()}},
             **w.notes}
         metric = f"{w.name}, {len(w.problems)} examples to error ≤ {tolerance:g}"
         why = _evaluation_ceiling(outcomes["captum"])

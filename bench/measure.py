@@ -39,8 +39,10 @@ def sandwiched(ours: Callable[[], object], reference: Callable[[], object]) -> t
     """Seconds of ``ours`` before and after one run of ``reference`` (too slow to repeat).
 
     A drift in background load during the long reference run then shows up in
-    both of ours, and their median is compared.
+    both of ours, and their median is compared. ``ours`` runs once untimed
+    first: the reference warms up on its first item, ours would pay it in full.
     """
+    ours()
     before = seconds(ours)
     middle = seconds(reference)
     return [before, seconds(ours)], middle
