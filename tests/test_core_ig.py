@@ -137,6 +137,20 @@ def test_bounded_batch_size_gives_the_same_attributions():
                                rtol=1e-5, atol=1e-7)
 
 
+def test_path_ends_are_the_baseline_and_the_input_bit_for_bit():
+    x = torch.randn(3, 5) * 1e-3  # small inputs, large baselines: b + 1·(x − b) would round
+    b = torch.randn(3, 5) * 1e3
+    seen = []
+
+    def forward(z):
+        seen.append(z.detach().clone())
+        return z.sum(1)
+
+    igkit.integrated_gradients(forward, x, b, steps=2, method="riemann_trapezoid", batch_size=100)
+    path = seen[0]  # rows: α = 0 for every example, then α = 1
+    assert torch.equal(path[:3], b) and torch.equal(path[3:6], x)
+
+
 def test_several_baselines_average_their_attributions():
     model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1)).eval()
     x = torch.randn(2, 4)
