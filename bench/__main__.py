@@ -21,7 +21,7 @@ CASES = ("1", "2", "3", "4", "5")
 DESCRIPTION = "igkit benchmarks: igkit against the cost floor and against Captum"
 PROFILES = {
     "full": {"steps": 50, "image_size": 224, "repeats": 3, "trusted_examples": 8, "trusted_repeats": 2,
-             "cnn_train_steps": 600, "molecules": 200, "predictions": 100, "memory_steps": 300,
+             "cnn_train_steps": 600, "molecules": 2000, "predictions": 1000, "memory_steps": 300,
              "captum_memory_probe": 20},
     "quick": {"steps": 10, "image_size": 224, "repeats": 1, "trusted_examples": 2, "trusted_repeats": 1,
               "cnn_train_steps": 150, "molecules": 12, "predictions": 12, "memory_steps": 30,
