@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from igkit import IGResult, forward_with_module_output, integrated_gradients, module_output
-from igkit.layers import resolve_module
 from igkit.errors import IGInputError
+from igkit.layers import resolve_module
 from igkit.methods import grad_x_input
 
 Logits = Callable[[Any], torch.Tensor]
