@@ -12,6 +12,7 @@ contender's attribution error against a converged reference (Gauss–Legendre,
 """
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -67,7 +68,8 @@ def relative_gap_error(delta: torch.Tensor, gap: torch.Tensor) -> float:
 def igkit_adaptive(w: Workload, p: Problem, tolerance: float, max_steps: int) -> Outcome:
     r = integrated_gradients(w.forward, p.inputs, p.baselines, target=p.target, tolerance=tolerance,
                              max_steps=max_steps, forward_args=p.forward_args)
-    return Outcome(int(r.meta["gradient_evaluations"]), float(r.completeness_error.max()), r.attribution_tuple)
+    return Outcome(int(r.meta["gradient_evaluations"]), float(r.completeness_error.max()),
+                   r.attribution_tuple)
 
 
 def captum_doubling(w: Workload, p: Problem, tolerance: float, max_steps: int) -> Outcome:
@@ -85,7 +87,7 @@ def captum_doubling(w: Workload, p: Problem, tolerance: float, max_steps: int) -
         error = relative_gap_error(delta, gap)
         if error <= tolerance or 2 * steps > max_steps:
             answer = attributions if isinstance(attributions, tuple) else (attributions,)
-            return Outcome(paid, error, tuple(answer))
+            return Outcome(paid, error, answer)
         steps *= 2
 
 
@@ -132,7 +134,7 @@ def run_case(workloads: list[Workload], tolerance: float, max_steps: int, repeat
             "attribution_error_vs_reference": {
                 "reference": f"Gauss-Legendre, {REFERENCE_STEPS} points", "per_example": attribution_errors,
                 "worst": {k: max(v) for k, v in attribution_errors.items()},
-                "median": {k: float(torch.tensor(v).median()) for k, v in attribution_errors.items()}},
+                "median": {k: statistics.median(v) for k, v in attribution_errors.items()}},
             **w.notes}
         metric = f"{w.name}, {len(w.problems)} examples to error ≤ {tolerance:g}"
         why = _evaluation_ceiling(outcomes["captum"])
