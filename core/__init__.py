@@ -1,27 +1,52 @@
-"""igkit: Integrated Gradients for PyTorch, with a completeness check that picks the step count."""
-from .aggregate import aggregate
-from .baselines import as_input_tuple, resolve_baselines
-from .domain import Domain, Prepared
-from .errors import IGInputError, NonFiniteError
-from .evaluation import ablation_curve, aopc, attribution_auc, fraction_inside, kendall_tau
-from .explain import explain_items, write_summary
-from .hookspecs import hookimpl
-from .integrated import integrated_gradients
-from .layers import forward_with_module_output, module_output
-from .methods import METHODS, attribute, get_method, gradients_at
-from .plugin_manager import domains, get_domain, list_plugins, register, unregister
-from .progress import progress
-from .quadrature import RULES, quadrature
-from .result import IGResult
-from .saturation import layer_saturation, score_curve
+"""igkit: Integrated Gradients for PyTorch, with a completeness check that picks the step count.
 
-__version__ = "0.1.0"
+Names are imported on first use (PEP 562), so ``igkit --help`` and ``import igkit``
+stay light; ``from igkit import integrated_gradients`` works as usual.
+"""
+from __future__ import annotations
 
-__all__ = [
-    "IGInputError", "IGResult", "METHODS", "NonFiniteError", "Domain", "Prepared", "RULES",
-    "ablation_curve", "aggregate", "aopc", "as_input_tuple", "attribute", "attribution_auc",
-    "domains", "explain_items", "forward_with_module_output", "fraction_inside", "get_domain",
-    "get_method", "gradients_at", "hookimpl", "integrated_gradients", "kendall_tau",
-    "layer_saturation", "list_plugins", "module_output", "progress", "quadrature", "register",
-    "resolve_baselines", "score_curve", "unregister", "write_summary",
-]
+import importlib
+from typing import Any
+
+__version__ = "0.2.0"
+
+#: the public API: name -> submodule that defines it (documented in README.md, "Public API")
+_EXPORTS = {
+    "integrated_gradients": "integrated", "IGResult": "result", "Integration": "options",
+    "explain": "api", "explain_to_folder": "api", "Explanations": "api",
+    "Domain": "domain", "Prepared": "domain", "Item": "domain", "BadItem": "domain",
+    "Attribution": "domain", "text_item": "domain", "content_digest": "domain",
+    "RunOptions": "runner", "Explained": "runner", "Skipped": "runner", "Duplicate": "runner",
+    "explain_stream": "runner", "attribute_group": "runner",
+    "RunReport": "run_folder", "run_to_folder": "run_folder",
+    "IgkitError": "errors", "IGInputError": "errors", "InputFileError": "errors", "ModelError": "errors",
+    "OutputError": "errors", "NonFiniteError": "errors", "Interrupted": "errors",
+    "IgkitWarning": "errors",
+    "METHODS": "methods", "attribute": "methods", "get_method": "methods", "gradients_at": "methods",
+    "aggregate": "aggregate", "as_input_tuple": "baselines", "resolve_baselines": "baselines",
+    "ablation_curve": "evaluation", "aopc": "evaluation", "attribution_auc": "evaluation",
+    "fraction_inside": "evaluation", "kendall_tau": "evaluation",
+    "hookimpl": "hookspecs", "forward_with_module_output": "layers", "module_output": "layers",
+    "domains": "plugin_manager", "get_domain": "plugin_manager", "list_plugins": "plugin_manager",
+    "register": "plugin_manager", "unregister": "plugin_manager",
+    "progress": "progress", "Progress": "progress", "RULES": "quadrature", "quadrature": "quadrature",
+    "layer_saturation": "saturation", "score_curve": "saturation",
+    "read_text": "records", "read_lines": "records", "read_table": "records", "write_csv": "records",
+    "write_json": "records", "read_json": "records",
+    "save_checkpoint": "checkpoint", "load_checkpoint": "checkpoint", "load_state": "checkpoint",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'igkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -1,70 +1,67 @@
-"""The ``igkit`` command: core subcommands plus whatever loaded plugins add."""
+"""The ``igkit`` command: core subcommands plus whatever loaded plugins add.
+
+Every command ends in one of the documented exit codes (README, "Run contract"):
+0 all done, 1 some items skipped, 2 bad usage or input (one ``igkit: error:`` line),
+130 interrupted. ``--debug`` shows the traceback of an error instead.
+"""
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, Sequence
+import warnings
+from typing import Sequence
 
-from .errors import IGInputError, NonFiniteError
-from .quadrature import RULES
-
-
-#: what the command line integrates to unless told otherwise: completeness within 1%
-DEFAULT_TOLERANCE = 0.01
-
-
-def add_ig_arguments(parser: argparse.ArgumentParser, default_tolerance: float = DEFAULT_TOLERANCE) -> None:
-    """The integration options every ``explain`` command shares.
-
-    Unless ``--steps`` is given, commands integrate adaptively until the
-    completeness error is within ``--tolerance`` (``default_tolerance``), so nobody
-    has to guess a step count; ``--steps N`` asks for the fixed ``--method`` rule instead.
-    """
-    group = parser.add_argument_group("integration")
-    group.add_argument("--steps", type=int, default=None,
-                       help="path points of a fixed --method rule (default: adaptive, see --tolerance)")
-    group.add_argument("--method", choices=RULES, default="gausslegendre",
-                       help="quadrature rule used with --steps")
-    group.add_argument("--tolerance", type=float, default=None,
-                       help=f"refine the path until the relative completeness error is at most this "
-                            f"(default {default_tolerance} unless --steps is given)")
-    group.add_argument("--max-steps", type=int, default=1024, help="cap on adaptive path points")
-    group.add_argument("--batch-size", type=int, default=None,
-                       help="path points per forward/backward pass (bounds memory)")
-    parser.set_defaults(default_tolerance=default_tolerance)
-
-
-def ig_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Keyword arguments for :func:`igkit.integrated_gradients` from parsed CLI options."""
-    tolerance = args.tolerance
-    if args.steps is None and tolerance is None:
-        tolerance = args.default_tolerance
-    return {"steps": args.steps if args.steps is not None else 50, "method": args.method,
-            "tolerance": tolerance, "max_steps": args.max_steps, "batch_size": args.batch_size}
+from .errors import EXIT_INTERRUPTED, IgkitError, IgkitWarning
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .plugin_manager import get_plugin_manager
+    from .commands import add_domain_group, add_run_arguments
+    from .plugin_manager import domains, get_plugin_manager
 
     parser = argparse.ArgumentParser(prog="igkit", description="Integrated Gradients for PyTorch models.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("plugins", help="list loaded plugins and their versions")
+    p = sub.add_parser("plugins", help="list loaded plugins, their versions and domains")
     p.set_defaults(func=_cmd_plugins)
 
     p = sub.add_parser("methods", help="list attribution methods")
     p.set_defaults(func=_cmd_methods)
 
-    p = sub.add_parser("explain", help="explain items with any installed domain")
+    p = sub.add_parser("explain", help="explain items with any installed domain "
+                                       "(the same command as `igkit DOMAIN explain`)", add_help=False)
     p.add_argument("--domain", required=True, help="domain name (see `igkit plugins`)")
-    p.add_argument("items", nargs="+", help="items the domain understands (files, strings)")
-    p.add_argument("--model", default=None, help="model the domain loads (default: its own)")
-    p.add_argument("--out", required=True, help="output folder")
-    add_ig_arguments(p)
-    p.set_defaults(func=_cmd_explain)
+    p.set_defaults(func=None)
 
     get_plugin_manager().hook.igkit_add_commands(subparsers=sub)
+    for name, domain in sorted(domains().items()):
+        if name not in sub.choices:  # a domain without commands of its own still gets `explain`
+            add_domain_group(sub, domain, help=domain.description)
+    for leaf in _leaf_parsers(parser):
+        if leaf is not p:
+            _normalise(leaf, add_run_arguments)
     return parser
+
+
+def _leaf_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every command parser that runs something (has no subcommands of its own)."""
+    groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not groups:
+        return [parser]
+    found = []
+    for group in groups:
+        for child in dict.fromkeys(group.choices.values()):
+            found += _leaf_parsers(child)
+    return found
+
+
+def _normalise(parser: argparse.ArgumentParser, add_run_arguments) -> None:
+    """Defaults shown in every help text, and --threads/--quiet/--debug on every command."""
+    parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+    have = {s for a in parser._actions for s in a.option_strings}
+    if "--threads" not in have:
+        if "--quiet" in have or "--debug" in have:
+            raise RuntimeError(f"{parser.prog} defines --quiet/--debug itself; use add_run_arguments")
+        add_run_arguments(parser)
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
@@ -90,30 +87,60 @@ def _cmd_methods(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_explain(args: argparse.Namespace) -> int:
-    from .explain import explain_items
-    from .plugin_manager import get_domain
-
-    domain = get_domain(args.domain)
-    model = domain.load_model(args.model)
-    report = explain_items(domain, model, args.items, args.out, **ig_options(args))
-    for item, reason in report.failed.items():
-        print(f"skipped {item}: {reason}", file=sys.stderr)
-    print(f"wrote {len(report.written)} item(s) to {args.out}")
-    return 0 if report.written or not report.failed else 1
+def _explain_argv(argv: list[str]) -> list[str] | None:
+    """``igkit explain --domain D REST`` is ``igkit D explain REST``: one command, one code path."""
+    if not argv or argv[0] != "explain":
+        return None
+    rest = argv[1:]
+    for k, arg in enumerate(rest):
+        if arg == "--domain" and k + 1 < len(rest):
+            return [rest[k + 1], "explain", *rest[:k], *rest[k + 2:]]
+        if arg.startswith("--domain="):
+            return [arg.split("=", 1)[1], "explain", *rest[:k], *rest[k + 1:]]
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 0
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", IgkitWarning)
+        warnings.showwarning = _show_warning
+        return _run(argv, debug)
+
+
+def _run(argv: list[str], debug: bool) -> int:
     try:
+        parser = build_parser()
+        from .plugin_manager import domains
+
+        routed = _explain_argv(argv)
+        if routed is not None and routed[0] not in domains():
+            from .plugin_manager import get_domain
+            get_domain(routed[0])  # raises the error that lists installed domains
+        args = parser.parse_args(routed or argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 0 if not argv else 2
+        if hasattr(args, "threads"):
+            from .commands import set_threads
+            set_threads(args.threads)
         return int(args.func(args) or 0)
-    except (IGInputError, NonFiniteError, FileNotFoundError) as exc:
+    except IgkitError as exc:
+        if debug:
+            raise
         print(f"igkit: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("igkit: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    prefix = "igkit: warning: " if issubclass(category, IgkitWarning) else f"{category.__name__}: "
+    print(f"{prefix}{message}", file=sys.stderr)
 
 
 if __name__ == "__main__":

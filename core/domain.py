@@ -1,31 +1,78 @@
-"""The domain interface: what a plugin supplies so igkit can explain its inputs.
+"""The domain contract: everything the runner needs from a kind of input, declared once.
 
-The core knows nothing about images, molecules or words. A domain turns a user's
-item (a file name, a SMILES string, a sentence) into tensors plus a forward
-function, and turns an :class:`~igkit.result.IGResult` back into something a
-person can look at. :func:`igkit.explain.explain_items` does the rest.
+The core knows nothing about images, molecules or words. A domain says how to read
+items (:meth:`Domain.read_items`), how to turn one into tensors and a forward
+function (:meth:`Domain.prepare`), which items may share one integration call
+(``Prepared.group``, :meth:`Domain.collate`), its integration defaults
+(:attr:`Domain.integration`), and how to write one item's files
+(:meth:`Domain.write_item`). :mod:`igkit.runner` does the rest, the same way for
+the CLI, the Python API, the web app and a cluster.
+
+Domain modules are imported by ``igkit --help``: import heavy libraries (RDKit,
+torchvision, matplotlib) inside the methods, not at the top of the module.
 """
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+import argparse
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Hashable, Iterable, Sequence
 
 import numpy as np
 import torch
 
+from .options import Integration
 from .result import IGResult
+
+
+@dataclass(frozen=True)
+class Item:
+    """One input as read: where it came from, what the domain prepares, and its identity.
+
+    ``digest`` hashes the content (and per-item options such as a named target): two
+    items with the same digest are the same work, a changed file gets a new digest.
+    """
+
+    source: str
+    value: Any
+    name: str
+    digest: str
+
+
+@dataclass(frozen=True)
+class BadItem:
+    """An input that could not be read as an item, and why (the user's words, not torch's)."""
+
+    source: str
+    reason: str
+
+
+def content_digest(*parts: str | bytes) -> str:
+    """A hex SHA-256 over the parts (each length-prefixed, so ("ab", "c") ≠ ("a", "bc"))."""
+    digest = hashlib.sha256()
+    for part in parts:
+        data = part.encode("utf-8") if isinstance(part, str) else part
+        digest.update(len(data).to_bytes(8, "little"))
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def text_item(source: str, text: str, name: str | None = None) -> Item:
+    """An item whose content is a string (a SMILES, a sentence, a comma-separated vector)."""
+    return Item(source=source, value=text, name=text if name is None else name,
+                digest=content_digest(text))
 
 
 @dataclass
 class Prepared:
     """One item made ready for attribution.
 
-    ``inputs`` carry a leading batch dimension of 1 (or B for a batch the domain
-    packs itself); ``forward(*scaled_inputs, *forward_args)`` returns scores.
-    ``label`` names the target for humans (a class name, a word); ``context``
-    holds whatever :meth:`Domain.render` needs later (the image, the molecule).
+    ``inputs`` carry a leading batch dimension of 1; ``forward(*scaled_inputs,
+    *forward_args)`` returns scores. Items whose ``group`` is equal (and not None)
+    may be collated into one integration call. ``label`` names the target for humans
+    (a class name, a word); ``context`` holds what writing needs later (the image,
+    the molecule); ``batch_size`` suggests path points per pass for this item.
     """
 
     name: str
@@ -36,23 +83,122 @@ class Prepared:
     forward_args: tuple = ()
     label: str = ""
     context: dict[str, Any] = field(default_factory=dict)
+    group: Hashable | None = None
+    batch_size: int | None = None
 
 
-class Domain(ABC):
-    """Base class for a kind of input. Subclass it and return it from ``igkit_domains``."""
+@dataclass
+class Attribution:
+    """One item's result from the runner: its IG result (batch size 1), other methods' maps,
+    and the time its group took per item. Domains wrap it in their own explanation type."""
 
-    #: short name used on the command line (``igkit explain --domain NAME``)
+    item: Item
+    prepared: Prepared
+    result: IGResult
+    methods: dict[str, tuple[torch.Tensor, ...]]
+    seconds: float
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return self.result.summary(0)
+
+
+class Domain:
+    """Base class for a kind of input. Subclass it and return it from ``igkit_domains``.
+
+    Required: :meth:`load_model` and :meth:`prepare`. Everything else has a default
+    that suits a domain whose items are strings and whose inputs are tensors.
+    """
+
+    #: short name used on the command line (``igkit explain --domain NAME``, ``igkit NAME explain``)
     name: str = ""
     #: one line for ``igkit plugins``
     description: str = ""
+    #: the integration defaults of this domain (every route reads these)
+    integration: Integration = Integration()
+    #: items per integration call at most (items of one group share passes)
+    max_group: int = 32
+    #: what an item is, for ``--help`` (e.g. "SMILES strings", "image files or folders")
+    items_help: str = "items the domain understands"
 
-    @abstractmethod
-    def load_model(self, source: str | None) -> Any:
+    # --- options -----------------------------------------------------------------------------
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """Add this domain's own explain options (model choice, target, input columns)."""
+
+    def settings(self, args: argparse.Namespace) -> dict[str, Any]:
+        """This domain's explain settings from parsed options: JSON values, part of the run's
+        fingerprint, passed as keywords to :meth:`load_model`, :meth:`read_items`, :meth:`prepare`."""
+        return {}
+
+    # --- model -------------------------------------------------------------------------------
+    def load_model(self, source: str | None, **settings: Any) -> Any:
         """Load the model named by ``source`` (a file, a model name, or None for the default)."""
+        raise NotImplementedError(f"domain {self.name!r} does not say how to load a model")
 
-    @abstractmethod
-    def prepare(self, model: Any, item: str) -> Prepared:
-        """Turn one user item into a :class:`Prepared`; raise ``IGInputError`` if it is unusable."""
+    def model_fingerprint(self, model: Any) -> str:
+        """A short hash of what the model computes: a changed model is recomputed on resume."""
+        from .checkpoint import fingerprint_tensors
+
+        if isinstance(model, torch.nn.Module):
+            return fingerprint_tensors(model.state_dict())
+        if isinstance(model, torch.Tensor):
+            return fingerprint_tensors({"model": model})
+        return content_digest(repr(model))[:16]
+
+    # --- items -------------------------------------------------------------------------------
+    def read_items(self, sources: Sequence[str], **settings: Any) -> Iterable[Item | BadItem]:
+        """Items from the command line's arguments, in order; by default each argument is one."""
+        for number, text in enumerate(sources, start=1):
+            yield text_item(f"argument {number}", text)
+
+    def prepare(self, model: Any, value: Any, **settings: Any) -> Prepared:
+        """Turn one item's value into a :class:`Prepared`; raise ``IGInputError`` if it is unusable."""
+        raise NotImplementedError(f"domain {self.name!r} does not say how to prepare an item")
+
+    def collate(self, group: Sequence[Prepared]) -> Prepared:
+        """Several prepared items of one group as one batch (default: concatenate along dim 0)."""
+        first = group[0]
+        if len(group) == 1:
+            return first
+        inputs = _cat([p.inputs for p in group])
+        args = tuple(_cat([p.forward_args[i] for p in group]) if isinstance(a, torch.Tensor) else a
+                     for i, a in enumerate(first.forward_args))
+        targets = [p.target for p in group]
+        target = None if targets[0] is None else torch.as_tensor(targets).reshape(-1)
+        return Prepared(name=first.name, inputs=inputs, forward=first.forward, target=target,
+                        baselines=first.baselines, forward_args=args, group=first.group,
+                        batch_size=first.batch_size)
+
+    def method_options(self, method: str, batch: Prepared) -> dict[str, Any]:
+        """Options a method needs from this domain (a layer for Grad-CAM, groups for occlusion)."""
+        return {}
+
+    # --- outputs -----------------------------------------------------------------------------
+    def explanation(self, attribution: Attribution) -> Any:
+        """This domain's result type for one item (default: the :class:`Attribution` itself)."""
+        return attribution
+
+    def summary_fields(self, explanation: Any) -> dict[str, Any]:
+        """Domain fields added to the item's ``summary.json`` (JSON values)."""
+        return {}
+
+    def write_item(self, explanation: Any, folder: Path, *, pictures: bool = True) -> list[str]:
+        """Write one item's files into ``folder`` (a fresh temporary folder); return their names.
+
+        The default writes ``result.npz`` and one ``importance_*.csv`` per input, then the
+        pictures of :meth:`render`.
+        """
+        from .records import write_csv
+
+        attribution: Attribution = explanation
+        files = [attribution.result.save(folder / "result.npz").name]
+        for name, values in self.importance(attribution.result, attribution.prepared).items():
+            path = write_csv(folder / f"importance_{name}.csv", ("index", "value"),
+                             enumerate(np.ravel(values)))
+            files.append(path.name)
+        if pictures:
+            files += [Path(p).name for p in self.render(attribution.result, attribution.prepared, folder)]
+        return files
 
     def importance(self, result: IGResult, prepared: Prepared) -> dict[str, np.ndarray]:
         """Per-feature importance to write as CSV; by default each input's attribution, flattened."""
@@ -62,3 +208,14 @@ class Domain(ABC):
     def render(self, result: IGResult, prepared: Prepared, out_dir: Path) -> list[Path]:
         """Write pictures for one item into ``out_dir``; return the files written."""
         return []
+
+    def write_run(self, out_dir: Path, folders: Sequence[Path], *, pictures: bool = True) -> list[str]:
+        """Tables and pictures over every finished item, built from the item folders' files
+        (so a resumed run gets them whole); return the names written into ``out_dir``."""
+        return []
+
+
+def _cat(parts: Sequence[Any]) -> Any:
+    if isinstance(parts[0], (tuple, list)):
+        return tuple(torch.cat([p[i] for p in parts]) for i in range(len(parts[0])))
+    return torch.cat(list(parts))

@@ -8,7 +8,9 @@ from typing import Callable
 import torch
 
 from .baselines import Baselines, as_input_tuple, resolve_baselines
-from .errors import IGInputError
+from .errors import IGInputError, IgkitWarning
+from .guard import warn_if_incomplete, warn_if_training
+from .options import DEFAULT_FIXED_STEPS, DEFAULT_FLOOR, DEFAULT_MAX_STEPS, DEFAULT_RULE, DEFAULT_TOLERANCE
 from .path import PathEvaluator
 from .quadrature import quadrature
 from .result import IGResult
@@ -24,11 +26,12 @@ def integrated_gradients(
     baselines: Baselines = None,
     *,
     target: Target = None,
-    steps: int = 50,
-    method: str = "gausslegendre",
+    steps: int | None = None,
+    method: str | None = None,
     batch_size: int | None = None,
     tolerance: float | None = None,
-    max_steps: int = 1024,
+    floor: float = DEFAULT_FLOOR,
+    max_steps: int = DEFAULT_MAX_STEPS,
     return_interior: bool = False,
     forward_args: tuple = (),
 ) -> IGResult:
@@ -37,24 +40,34 @@ def integrated_gradients(
     ``forward(*scaled_inputs, *forward_args)`` returns ``[batch]`` scores or
     ``[batch, classes]`` (then ``target`` picks). Several inputs are scaled with one
     α. ``baselines`` default to zeros; a stack ``[K, *input_shape]`` (or a callable
-    returning one) averages the attributions of K baselines. With ``tolerance``
-    the α grid is refined where the completeness error lives until the relative
-    error is at most ``tolerance`` or ``max_steps`` path points were used; the
-    ``method``/``steps`` rule is then not used. Tensors in ``forward_args`` whose
-    first dimension is the batch size follow their example along the path.
+    returning one) averages the attributions of K baselines.
+
+    Integration (the same defaults as every igkit command, see :mod:`igkit.options`):
+    with neither ``steps`` nor ``method`` (nor a ``tolerance``) the α grid is refined
+    where the completeness error lives until it is at most ``tolerance`` (default 1%)
+    of |F(x) − F(b)|, or at most ``floor`` × ``tolerance`` × max(|F(x)|, |F(b)|) where
+    that difference is tiny, or ``max_steps`` path points were used. ``steps`` or
+    ``method`` ask for a fixed rule (default 50 Gauss–Legendre points). Tensors in
+    ``forward_args`` whose first dimension is the batch size follow their example.
     """
     xs, is_tuple = as_input_tuple(inputs)
     bs = resolve_baselines(baselines, xs)
     targets = per_example_targets(target, xs[0].shape[0])
+    warn_if_training(forward)
     evaluator = PathEvaluator(forward, xs, bs, targets, forward_args, batch_size)
-    if tolerance is None:
+    fixed = tolerance is None and (steps is not None or method is not None)
+    if fixed:
+        steps = DEFAULT_FIXED_STEPS if steps is None else steps
+        method = DEFAULT_RULE if method is None else method
         alphas, weights = quadrature(method, steps)
         path = _integrate_fixed(evaluator, torch.as_tensor(alphas), torch.as_tensor(weights),
                                 return_interior)
         used_method = method
     else:
-        _check_adaptive_options(tolerance, max_steps)
-        path = _integrate_adaptive(evaluator, float(tolerance), int(max_steps), return_interior)
+        tolerance = DEFAULT_TOLERANCE if tolerance is None else tolerance
+        _check_adaptive_options(tolerance, floor, max_steps)
+        path = _integrate_adaptive(evaluator, float(tolerance), float(floor), int(max_steps),
+                                   return_interior)
         used_method = ADAPTIVE_METHOD
     attributions = tuple(
         ((x.unsqueeze(0) - b) * integral).mean(0) for x, b, integral in zip(xs, bs, path.integrals))
@@ -71,10 +84,12 @@ def integrated_gradients(
         method=used_method,
         interior=interior,
         meta={"gradient_evaluations": evaluator.evaluations, "n_baselines": evaluator.n_baselines,
-              "tolerance": tolerance},
+              "tolerance": None if fixed else tolerance, "floor": None if fixed else floor},
     )
-    if tolerance is not None:
-        _warn_if_not_converged(result, tolerance, max_steps)
+    if fixed:
+        warn_if_incomplete(result.completeness_error, int(steps))
+    else:
+        _warn_if_not_converged(result, tolerance, floor, max_steps)
     return result
 
 
@@ -166,11 +181,9 @@ class _AdaptivePath:
     def _exact(self, tri) -> float:
         return self.mean_scores[tri[2]] - self.mean_scores[tri[0]]
 
-    def relative_error(self) -> float:
-        """|Simpson sum − ΔF| / |ΔF|, or the absolute gap where ΔF = 0 (as in ``result``)."""
-        delta = abs(sum(self._estimate(tri) for tri in self.intervals) - self.gap())
-        scale = abs(self.gap())
-        return delta / scale if scale > 0 else delta
+    def absolute_error(self) -> float:
+        """|Simpson sum − ΔF|: the completeness gap of the current grid."""
+        return abs(sum(self._estimate(tri) for tri in self.intervals) - self.gap())
 
     def gap(self) -> float:
         return self.mean_scores[1.0] - self.mean_scores[0.0]
@@ -199,7 +212,7 @@ class _AdaptivePath:
         return w
 
 
-def _integrate_adaptive(ev: PathEvaluator, tolerance: float, max_steps: int,
+def _integrate_adaptive(ev: PathEvaluator, tolerance: float, floor: float, max_steps: int,
                         return_interior: bool) -> _PathIntegral:
     B, K, dev = ev.batch, ev.n_baselines, ev.device
     paths = [_AdaptivePath(INITIAL_INTERVALS) for _ in range(B)]
@@ -207,7 +220,7 @@ def _integrate_adaptive(ev: PathEvaluator, tolerance: float, max_steps: int,
     while True:
         todo: list[list[float]] = []
         for p in paths:
-            todo.append(_refinement(p, tolerance, max_steps))
+            todo.append(_refinement(p, tolerance, floor, max_steps))
         if not any(todo):
             break
         _evaluate_nodes(ev, paths, todo)
@@ -237,15 +250,16 @@ def _integrate_adaptive(ev: PathEvaluator, tolerance: float, max_steps: int,
     )
 
 
-def _refinement(p: _AdaptivePath, tolerance: float, max_steps: int) -> list[float]:
+def _refinement(p: _AdaptivePath, tolerance: float, floor: float, max_steps: int) -> list[float]:
     """Nodes to add for one example: bisect every interval above its fair share of the error."""
-    if p.relative_error() <= tolerance:
+    allowed = allowed_error(p.gap(), p.mean_scores[1.0], p.mean_scores[0.0], tolerance, floor)
+    if p.absolute_error() <= allowed:
         return []
     budget = (max_steps - len(p.nodes())) // 2
     if budget < 1:
         return []
     errors = p.interval_errors()
-    fair_share = tolerance * abs(p.gap()) / len(p.intervals)
+    fair_share = allowed / len(p.intervals)
     order = sorted(range(len(errors)), key=lambda j: -errors[j])
     chosen = [j for j in order if errors[j] > fair_share][:budget] or order[:1]
     return p.split(chosen)
@@ -288,21 +302,40 @@ def _evaluate_nodes(ev: PathEvaluator, paths: list[_AdaptivePath], nodes: list[l
         p.grads[a] = tuple(g[r:r + K] for g in grads_cat)
 
 
-def _check_adaptive_options(tolerance: float, max_steps: int) -> None:
+def allowed_error(gap: float, score_input: float, score_baseline: float, tolerance: float,
+                  floor: float) -> float:
+    """The completeness gap accepted: ``tolerance`` of |ΔF|, but never less than the absolute
+    floor ``floor × tolerance × max(|F(x)|, |F(b)|)`` (a near-zero ΔF has no meaningful ratio)."""
+    return max(tolerance * abs(gap), floor * tolerance * max(abs(score_input), abs(score_baseline)))
+
+
+def converged(result: IGResult, tolerance: float, floor: float) -> torch.Tensor:
+    """Per example: whether the completeness gap is within :func:`allowed_error`."""
+    gap = (result.score_input - result.score_baseline).double()
+    scale = torch.maximum(result.score_input.abs(), result.score_baseline.abs()).double()
+    allowed = torch.maximum(tolerance * gap.abs(), floor * tolerance * scale)
+    return result.completeness_delta.double().abs() <= allowed * (1 + 1e-6)
+
+
+def _check_adaptive_options(tolerance: float, floor: float, max_steps: int) -> None:
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance > 0:
         raise IGInputError(f"tolerance must be a relative completeness error > 0 (e.g. 0.01), "
                            f"got {tolerance!r}")
+    if isinstance(floor, bool) or not isinstance(floor, (int, float)) or floor < 0:
+        raise IGInputError(f"floor must be ≥ 0 (a fraction of tolerance × the score's magnitude), "
+                           f"got {floor!r}")
     minimum = 2 * INITIAL_INTERVALS + 1
     if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < minimum:
         raise IGInputError(f"max_steps must be a whole number ≥ {minimum} (the adaptive grid starts "
                            f"with {minimum} path points), got {max_steps!r}")
 
 
-def _warn_if_not_converged(result: IGResult, tolerance: float, max_steps: int) -> None:
-    errors = result.completeness_error
-    bad = (errors > tolerance).nonzero().flatten().tolist()
+def _warn_if_not_converged(result: IGResult, tolerance: float, floor: float, max_steps: int) -> None:
+    ok = converged(result, tolerance, floor)
+    result.meta["converged"] = ok.tolist()
+    bad = (~ok).nonzero().flatten().tolist()
     if bad:
-        worst = float(errors.max())
-        warnings.warn(f"examples {bad} did not reach tolerance {tolerance} within max_steps="
+        worst = float(result.completeness_error[bad].max())
+        warnings.warn(f"examples {bad[:10]} did not reach tolerance {tolerance} within max_steps="
                       f"{max_steps} path points (worst relative completeness error {worst:.3g}); "
-                      f"raise max_steps or check the model for discontinuities", stacklevel=3)
+                      f"raise max_steps or check the model for discontinuities", IgkitWarning, stacklevel=3)

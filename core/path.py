@@ -11,6 +11,7 @@ from typing import Callable, Iterator
 import torch
 
 from .errors import IGInputError, NonFiniteError
+from .progress import report_pass
 from .targets import select_scores
 
 #: default number of input elements per chunk (8 MiB of float32 input per pass). Memory stays
@@ -52,6 +53,7 @@ class PathEvaluator:
         for start in range(0, total, self.batch_size):
             sl = slice(start, min(start + self.batch_size, total))
             scores, grads = self._evaluate(ex[sl], k[sl], alpha[sl], grad)
+            report_pass(sl.stop - sl.start)
             yield sl, scores, grads
 
     def scores_at(self, ex: torch.Tensor, k: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:

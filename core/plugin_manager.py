@@ -1,14 +1,16 @@
 """Plugin discovery with pluggy: entry points of group ``igkit``, plus explicit registration."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib import metadata
 
 import pluggy
 
 from . import hookspecs
 from .domain import Domain
-from .errors import IGInputError
+from .errors import IGInputError, IgkitWarning
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,17 @@ def get_plugin_manager() -> pluggy.PluginManager:
     """The process-wide plugin manager, with every installed ``igkit`` entry point loaded."""
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
-    pm.load_setuptools_entrypoints(hookspecs.PROJECT)
+    for entry_point in metadata.entry_points(group=hookspecs.PROJECT):
+        if pm.get_plugin(entry_point.name) is not None or pm.is_blocked(entry_point.name):
+            continue
+        try:  # one broken plugin must not take igkit (and the other plugins) down with it
+            plugin = entry_point.load()
+        except Exception as exc:  # noqa: BLE001
+            warnings.warn(f"igkit plugin {entry_point.name!r} ({entry_point.value}) failed to load and is "
+                          f"skipped: {type(exc).__name__}: {exc}", IgkitWarning, stacklevel=2)
+            continue
+        pm.register(plugin, name=entry_point.name)
+        pm._plugin_distinfo.append((plugin, entry_point.dist))  # for list_plugin_distinfo()
     return pm
 
 

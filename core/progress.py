@@ -1,9 +1,11 @@
 """A dependency-free progress bar for long loops (folders, data sets, training)."""
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import sys
 import time
-from typing import Iterable, Iterator, TextIO, TypeVar
+from typing import Callable, Iterable, Iterator, TextIO, TypeVar
 
 T = TypeVar("T")
 
@@ -39,6 +41,21 @@ class Progress:
         """Show a short status (a loss, a file name) after the bar."""
         self.postfix = text
 
+    def advance(self, count: int = 1, postfix: str | None = None) -> None:
+        """Count work done outside iteration (items written by a runner); redraws at most 10×/s."""
+        self._count += count
+        if postfix is not None:
+            self.postfix = postfix
+        self._draw()
+
+    def refresh(self, postfix: str) -> None:
+        """New status text without new items (passes inside a long item)."""
+        self.postfix = postfix
+        self._draw()
+
+    def close(self) -> None:
+        self._draw(final=True)
+
     def _draw(self, final: bool = False) -> None:
         if not self.enabled:
             return
@@ -61,6 +78,28 @@ class Progress:
         if final:
             self.stream.write("\n")
         self.stream.flush()
+
+
+_pass_listener: contextvars.ContextVar[Callable[[int], None] | None] = contextvars.ContextVar(
+    "igkit_pass_listener", default=None)
+
+
+@contextlib.contextmanager
+def on_pass(listener: Callable[[int], None]) -> Iterator[None]:
+    """Call ``listener(path points)`` after every forward/backward pass inside the block, so
+    progress moves within one long item (a large image, a 500-word context)."""
+    token = _pass_listener.set(listener)
+    try:
+        yield
+    finally:
+        _pass_listener.reset(token)
+
+
+def report_pass(points: int) -> None:
+    """Called by the path engine after each pass."""
+    listener = _pass_listener.get()
+    if listener is not None:
+        listener(points)
 
 
 def progress(iterable: Iterable[T], total: int | None = None, desc: str = "",

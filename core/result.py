@@ -52,18 +52,37 @@ class IGResult:
         return relative_completeness_error(self.attribution_sum, self.score_input,
                                            self.score_baseline)
 
+    def example_steps(self, example: int) -> int:
+        """Gradient evaluations spent on one example (its own path points × baselines)."""
+        return int(len(self.alphas[example])) * int(self.meta.get("n_baselines", 1))
+
     def summary(self, example: int = 0) -> dict[str, Any]:
-        """The fields every ``summary.json`` carries, for one example."""
+        """The fields every ``summary.json`` carries, for one example (its own step count)."""
+        converged = self.meta.get("converged")
         return {
             "score_input": float(self.score_input[example]),
             "score_baseline": float(self.score_baseline[example]),
             "attribution_sum": float(self.attribution_sum[example]),
             "completeness_delta": float(self.completeness_delta[example]),
             "completeness_error": float(self.completeness_error[example]),
-            "steps": int(self.steps),
+            "converged": None if converged is None else bool(converged[example]),
+            "steps": self.example_steps(example),
             "path_points": int(len(self.alphas[example])),
             "method": self.method,
         }
+
+    def example(self, e: int) -> "IGResult":
+        """Example ``e`` alone, as a result of batch size 1 (what an item's folder stores)."""
+        meta = dict(self.meta)
+        if meta.get("converged") is not None:
+            meta["converged"] = [meta["converged"][e]]
+        attrs = tuple(a[e:e + 1] for a in self.attribution_tuple)
+        interior = None if self.interior is None else tuple([per[e]] for per in self.interior)
+        return IGResult(
+            attributions=attrs if isinstance(self.attributions, tuple) else attrs[0],
+            score_input=self.score_input[e:e + 1], score_baseline=self.score_baseline[e:e + 1],
+            alphas=[self.alphas[e]], path_scores=[self.path_scores[e]],
+            steps=self.example_steps(e), method=self.method, interior=interior, meta=meta)
 
     def save(self, path: str | Path) -> Path:
         """Write ``path`` (``.npz``) with arrays and a JSON header; reload with :meth:`load`."""

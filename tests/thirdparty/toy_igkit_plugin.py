@@ -21,10 +21,10 @@ class NumbersDomain(Domain):
     name = "numbers"
     description = "comma-separated numbers scored by a fixed linear model"
 
-    def load_model(self, source: str | None):
+    def load_model(self, source: str | None, **settings):
         return WEIGHTS if source is None else torch.tensor([float(v) for v in source.split(",")])
 
-    def prepare(self, model, item: str) -> Prepared:
+    def prepare(self, model, item: str, **settings) -> Prepared:
         try:
             values = [float(v) for v in item.split(",")]
         except ValueError:
@@ -32,7 +32,7 @@ class NumbersDomain(Domain):
         if len(values) != model.numel():
             raise igkit.IGInputError(f"{item!r} has {len(values)} numbers; the model takes {model.numel()}")
         return Prepared(name=item, inputs=torch.tensor([values]), forward=lambda v: v @ model,
-                        label="score")
+                        label="score", group=len(values))
 
     def render(self, result, prepared, out_dir: Path) -> list[Path]:
         path = out_dir / "bars.txt"
@@ -57,6 +57,9 @@ def igkit_methods():
 
 @igkit.hookimpl
 def igkit_add_commands(subparsers: argparse._SubParsersAction):
-    parser = subparsers.add_parser("numbers", help="toy commands")
-    parser.add_argument("values")
+    from igkit.commands import add_domain_group
+
+    commands = add_domain_group(subparsers, NumbersDomain(), help="toy commands")
+    parser = commands.add_parser("sum", help="add the numbers up")
+    parser.add_argument("values", help="comma-separated numbers")
     parser.set_defaults(func=lambda args: print(sum(float(v) for v in args.values.split(","))) or 0)

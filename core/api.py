@@ -1,0 +1,109 @@
+"""The Python entry points of the one explain path: in memory (:func:`explain`) or into a
+folder (:func:`explain_to_folder`), with the same defaults as ``igkit <domain> explain``."""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from .domain import Domain, Item
+from .errors import IGInputError
+from .options import Integration
+from .plugin_manager import get_domain
+from .run_folder import RunReport, run_to_folder
+from .runner import Explained, RunOptions, Skipped, check_methods, explain_stream
+
+
+@dataclass
+class Explanations:
+    """The results of :func:`explain`: explanations in input order, and what was skipped."""
+
+    explanations: list[Any] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def __iter__(self):
+        return iter(self.explanations)
+
+    def __len__(self) -> int:
+        return len(self.explanations)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.explanations[index]
+
+
+def resolve_domain(domain: str | Domain) -> Domain:
+    return get_domain(domain) if isinstance(domain, str) else domain
+
+
+def default_settings(domain: Domain, **overrides: Any) -> dict[str, Any]:
+    """The domain's explain settings at their command-line defaults, with ``overrides``."""
+    parser = argparse.ArgumentParser(add_help=False)
+    domain.add_arguments(parser)
+    settings = domain.settings(parser.parse_args([]))
+    unknown = sorted(set(overrides) - set(settings))
+    if unknown:
+        raise IGInputError(f"domain {domain.name!r} has no setting {unknown[0]!r}; its settings are "
+                           f"{', '.join(sorted(settings)) or 'none'}")
+    return {**settings, **overrides}
+
+
+def run_options(domain: Domain, methods: Sequence[str] = (), **integration: Any) -> RunOptions:
+    """The domain's integration defaults with the options given (``steps``, ``tolerance``, ...)."""
+    unknown = sorted(set(integration) - set(Integration.__dataclass_fields__))
+    if unknown:
+        raise IGInputError(f"unknown integration option {unknown[0]!r}; options are "
+                           f"{', '.join(Integration.__dataclass_fields__)}")
+    return RunOptions(domain.integration.with_overrides(**integration), check_methods(methods))
+
+
+def explain(domain: str | Domain, items: Sequence[Any] | Any, *, model: Any = None,
+            model_source: str | None = None, methods: Sequence[str] = (),
+            integration: dict[str, Any] | None = None, **settings: Any) -> Explanations:
+    """Explain ``items`` with ``domain`` in memory; one bad item never loses the others.
+
+    ``items`` are what the domain reads (SMILES, sentences, image paths; see its
+    ``read_items``); ``model`` a loaded model or None to load ``model_source`` (default:
+    the domain's own); ``integration`` overrides the domain's defaults (``steps``,
+    ``tolerance``, ``max_steps``, ``batch_size``); ``settings`` the domain's options.
+    """
+    domain = resolve_domain(domain)
+    settings = default_settings(domain, **settings)
+    options = run_options(domain, methods, **(integration or {}))
+    if model is None:
+        model = domain.load_model(model_source, **settings)
+    sources = [items] if isinstance(items, (str, Path)) else list(items)
+    order: list[str] = []
+
+    def read() -> Iterable[Any]:
+        for entry in domain.read_items(sources, **settings):
+            if isinstance(entry, Item) and entry.digest not in order:
+                order.append(entry.digest)
+            yield entry
+
+    found: dict[str, Any] = {}
+    result = Explanations()
+    for outcome in explain_stream(domain, model, read(), settings, options):
+        if isinstance(outcome, Explained):
+            found[outcome.item.digest] = outcome.explanation
+        elif isinstance(outcome, Skipped):
+            result.skipped.append(outcome)
+    result.explanations = [found[d] for d in order if d in found]
+    return result
+
+
+def explain_to_folder(domain: str | Domain, items: Sequence[Any] | Any, out: str | Path, *,
+                      model: Any = None, model_source: str | None = None, methods: Sequence[str] = (),
+                      integration: dict[str, Any] | None = None, pictures: bool = True,
+                      overwrite: bool = False, show_progress: bool = False, **settings: Any) -> RunReport:
+    """Like :func:`explain`, written into ``out`` exactly as ``igkit <domain> explain`` writes it."""
+    domain = resolve_domain(domain)
+    settings = default_settings(domain, **settings)
+    options = run_options(domain, methods, **(integration or {}))
+    if model is None:
+        model = domain.load_model(model_source, **settings)
+    sources = [items] if isinstance(items, (str, Path)) else list(items)
+    return run_to_folder(domain, model, domain.read_items(sources, **settings), out, settings=settings,
+                         options=options, model_source=model_source, pictures=pictures,
+                         overwrite=overwrite, show_progress=show_progress)
+

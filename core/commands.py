@@ -1,0 +1,148 @@
+"""Command-line pieces every domain shares: the explain command, integration and run options.
+
+``igkit <domain> explain`` and ``igkit explain --domain <domain>`` are built here from
+the domain contract, so both have the same options, defaults and files. Plugins build
+their other commands (train, evaluate, ...) with :func:`add_domain_group` and
+:func:`add_integration_arguments`.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from .domain import Domain
+from .errors import IGInputError
+from .options import Integration
+from .quadrature import RULES
+
+#: the most torch threads used unless --threads says otherwise: on machines shared with other
+#: work more threads spin against each other (measured 6-23x slower at torch's default)
+DEFAULT_MAX_THREADS = 4
+
+
+def default_threads() -> int:
+    """``$IGKIT_THREADS``, else the cores this process may use, at most :data:`DEFAULT_MAX_THREADS`."""
+    if os.environ.get("IGKIT_THREADS", "").isdigit() and int(os.environ["IGKIT_THREADS"]) > 0:
+        return int(os.environ["IGKIT_THREADS"])
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(DEFAULT_MAX_THREADS, cores))
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number ≥ 1, with a message that says so."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {value}")
+    return value
+
+
+def add_integration_arguments(parser: argparse.ArgumentParser, defaults: Integration) -> None:
+    """``--steps/--method/--tolerance/--max-steps/--batch-size`` with the domain's defaults."""
+    g = parser.add_argument_group("integration")
+    g.add_argument("--steps", type=positive_int, default=defaults.steps,
+                   help="path points of a fixed --method rule; without it integration is adaptive "
+                        "(see --tolerance)")
+    g.add_argument("--method", choices=RULES, default=defaults.method, help="quadrature rule used with --steps")
+    g.add_argument("--tolerance", type=positive_float, default=defaults.tolerance,
+                   help="adaptive: refine the path until the completeness error is at most this share of "
+                        "|F(x) - F(baseline)| (or of the absolute floor where that difference is tiny)")
+    g.add_argument("--max-steps", type=positive_int, default=defaults.max_steps,
+                   help="adaptive: cap on path points per item")
+    g.add_argument("--batch-size", type=positive_int, default=defaults.batch_size,
+                   help="path points per forward/backward pass (bounds memory; default: the domain's "
+                        "choice)")
+
+
+def integration_from_args(args: argparse.Namespace, defaults: Integration) -> Integration:
+    return defaults.with_overrides(steps=args.steps, method=args.method, tolerance=args.tolerance,
+                                   max_steps=args.max_steps, batch_size=args.batch_size)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--threads``, ``--quiet`` and ``--debug``: every igkit command has them."""
+    g = parser.add_argument_group("run")
+    g.add_argument("--threads", type=positive_int, default=default_threads(),
+                   help="torch threads (env IGKIT_THREADS; use 1 on a machine shared with other work)")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
+
+
+def add_domain_group(subparsers: argparse._SubParsersAction, domain: Domain, help: str
+                     ) -> argparse._SubParsersAction:
+    """``igkit <domain> ...`` with its ``explain`` command; returns the group's subparsers."""
+    group = subparsers.add_parser(domain.name, help=help, description=domain.description)
+    commands = group.add_subparsers(dest=f"{domain.name}_command", metavar="COMMAND", required=True)
+    add_explain_command(commands, domain)
+    return commands
+
+
+def add_explain_command(subparsers: argparse._SubParsersAction, domain: Domain, name: str = "explain"
+                        ) -> argparse.ArgumentParser:
+    """The explain command of ``domain``: its items and options, then the options all domains share."""
+    p = subparsers.add_parser(name, help=f"attribute {domain.name} predictions; one folder per item",
+                              description=f"{domain.description}. Writes OUT/<item>-<hash>/ per item, "
+                                          f"report.json and run.json (see README 'Run contract').",
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("items", nargs="*", help=domain.items_help)
+    p.add_argument("--out", required=True, help="output folder (created; rerunning resumes)")
+    p.add_argument("--model", default=None, help="model the domain loads (default: its own)")
+    domain.add_arguments(p)
+    p.add_argument("--methods", default="", help="other attribution methods computed beside integrated "
+                                                 "gradients, comma-separated (see `igkit methods`)")
+    p.add_argument("--no-pictures", action="store_true", help="tables only (faster for many items)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the results of a different earlier run in --out")
+    add_integration_arguments(p, domain.integration)
+    add_run_arguments(p)
+    p.set_defaults(func=lambda args: run_explain(domain, args))
+    return p
+
+
+def run_explain(domain: Domain, args: argparse.Namespace) -> int:
+    """Run an explain command: the one path, the CLI's printing; returns the exit code."""
+    from .run_folder import run_to_folder
+    from .runner import RunOptions, check_methods
+
+    settings = domain.settings(args)
+    options = RunOptions(integration_from_args(args, domain.integration),
+                         check_methods(args.methods.split(",")))
+    items = domain.read_items(list(args.items), **settings)
+    model = domain.load_model(args.model, **settings)
+    report = run_to_folder(domain, model, items, args.out, settings=settings, options=options,
+                           model_source=args.model, pictures=not args.no_pictures,
+                           overwrite=args.overwrite, show_progress=not args.quiet)
+    counts = report.as_dict()["counts"]
+    errors = [e for e in _completeness(report)]
+    worst = f"; worst completeness error {max(errors):.3%}" if errors else ""
+    print(f"{domain.name}: {counts['written']} written, {counts['kept']} kept from an earlier run, "
+          f"{counts['duplicate']} duplicate(s), {counts['skipped']} skipped, in {args.out}{worst}")
+    if not report.entries:
+        raise IGInputError(f"no {domain.name} items given; {domain.items_help}")
+    return report.exit_code
+
+
+def _completeness(report: Any) -> list[float]:
+    from .records import read_json
+
+    return [read_json(folder / "summary.json")["completeness_error"] for folder in report.folders]
+
+
+def set_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
