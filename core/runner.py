@@ -81,14 +81,16 @@ def check_methods(methods: Sequence[str]) -> tuple[str, ...]:
 def explain_stream(domain: Domain, model: Any, items: Iterable[Item | BadItem], settings: dict[str, Any],
                    options: RunOptions, *, already_done: Callable[[Item], bool] = lambda item: False,
                    on_item: Callable[[Item | None], None] = lambda item: None) -> Iterator[Outcome]:
-    """Outcomes of ``items`` as their groups finish (at most ``domain.max_group`` items per call).
+    """Outcomes of ``items`` as their groups finish.
 
-    Items for which ``already_done`` is true are not computed (resume). ``on_item`` is
-    told which item is being worked on (for progress).
+    A group runs as soon as it holds ``domain.max_group`` items (an item without a group
+    runs at once); partly filled groups wait for more items of their kind, at most
+    4 × ``max_group`` prepared items in all. Items for which ``already_done`` is true are
+    not computed (resume). ``on_item`` is told which item is being worked on (progress).
     """
     seen: dict[str, Item] = {}
-    window: list[tuple[Item, Prepared]] = []
-    limit = max(1, domain.max_group) * 4
+    pending: dict[Any, list[tuple[Item, Prepared]]] = {}
+    size = max(1, domain.max_group)
     for entry in items:
         if isinstance(entry, BadItem):
             yield Skipped(entry.source, entry.reason)
@@ -101,54 +103,38 @@ def explain_stream(domain: Domain, model: Any, items: Iterable[Item | BadItem], 
             continue
         try:
             prepared = domain.prepare(model, entry.value, **settings)
+        except KeyboardInterrupt:
+            raise
         except Exception as exc:  # noqa: BLE001 - every failure is reported per item
             yield _skipped(entry, exc)
             continue
-        window.append((entry, prepared))
-        if len(window) >= limit:
-            yield from _run_window(domain, window, options, on_item)
-            window = []
-    if window:
-        yield from _run_window(domain, window, options, on_item)
+        key = object() if prepared.group is None else prepared.group
+        members = pending.setdefault(key, [])
+        members.append((entry, prepared))
+        if len(members) >= size or prepared.group is None:
+            yield from _run_group(domain, pending.pop(key), options, on_item)
+        elif sum(len(m) for m in pending.values()) >= 4 * size:
+            for group in list(pending.values()):
+                yield from _run_group(domain, group, options, on_item)
+            pending.clear()
+    for group in pending.values():
+        yield from _run_group(domain, group, options, on_item)
 
 
-def _run_window(domain: Domain, window: list[tuple[Item, Prepared]], options: RunOptions,
-                on_item: Callable[[Item | None], None]) -> Iterator[Outcome]:
-    for group in _groups(window, domain.max_group):
-        on_item(group[0][0])
-        try:
-            outcomes = [Explained(item, domain.explanation(a))
-                        for item, a in zip([g[0] for g in group], attribute_group(domain, group, options))]
-        except KeyboardInterrupt:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            if len(group) == 1:
-                outcomes = [_skipped(group[0][0], exc)]
-            else:  # isolate the culprit: the others still get their results
-                outcomes = [o for single in group for o in _run_window(domain, [single], options, on_item)]
-        yield from outcomes
-
-
-def _groups(window: list[tuple[Item, Prepared]], size: int) -> list[list[tuple[Item, Prepared]]]:
-    """Items of one group key together (in order of first appearance), at most ``size`` per call."""
-    by_key: dict[Any, list[tuple[Item, Prepared]]] = {}
-    singles: list[list[tuple[Item, Prepared]]] = []
-    order: list[Any] = []
-    for pair in window:
-        key = pair[1].group
-        if key is None:
-            singles.append([pair])
-            order.append(("single", len(singles) - 1))
-            continue
-        if key not in by_key:
-            by_key[key] = []
-            order.append(("group", key))
-        by_key[key].append(pair)
-    groups = []
-    for kind, key in order:
-        members = singles[key] if kind == "single" else by_key[key]
-        groups += [members[i:i + max(1, size)] for i in range(0, len(members), max(1, size))]
-    return groups
+def _run_group(domain: Domain, group: list[tuple[Item, Prepared]], options: RunOptions,
+               on_item: Callable[[Item | None], None]) -> Iterator[Outcome]:
+    on_item(group[0][0])
+    try:
+        attributions = attribute_group(domain, group, options)
+        outcomes: list[Outcome] = [Explained(a.item, domain.explanation(a)) for a in attributions]
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        if len(group) == 1:
+            outcomes = [_skipped(group[0][0], exc)]
+        else:  # isolate the culprit: the others still get their results
+            outcomes = [o for single in group for o in _run_group(domain, [single], options, on_item)]
+    yield from outcomes
 
 
 def attribute_group(domain: Domain, group: Sequence[tuple[Item, Prepared]], options: RunOptions

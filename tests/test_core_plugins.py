@@ -40,18 +40,22 @@ def test_an_installed_third_party_plugin_is_discovered_and_runs_end_to_end(tmp_p
     out = tmp_path / "out"
     done = _run_igkit("explain", "--domain", "numbers", "1,2,3", "oops", "--out", str(out),
                       "--steps", "4", extra_path=THIRD_PARTY)
-    assert done.returncode == 0, done.stderr
-    assert "skipped oops" in done.stderr and "not a list of comma-separated numbers" in done.stderr
-    summary = json.loads((out / "1_2_3" / "summary.json").read_text())
+    assert done.returncode == 1, done.stderr  # one item skipped: exit code 1, the other written
+    assert "skipped argument 2" in done.stderr and "not a list of comma-separated numbers" in done.stderr
+    report = json.loads((out / "report.json").read_text())
+    written = [e for e in report["items"] if e["status"] == "written"]
+    assert [e["source"] for e in written] == ["argument 1"]
+    folder = out / written[0]["folder"]
+    summary = json.loads((folder / "summary.json").read_text())
     assert summary["attribution_sum"] == pytest.approx(2 * 1 - 2 + 0.5 * 3)
     assert summary["completeness_error"] == pytest.approx(0, abs=1e-6)
     for key in ("target", "score_input", "score_baseline", "attribution_sum", "completeness_error",
-                "steps", "method", "seconds"):
+                "steps", "method", "seconds", "schema_version", "item", "run_id", "files"):
         assert key in summary
-    assert (out / "1_2_3" / "bars.txt").read_text().split() == ["2.000", "-2.000", "1.500"]
-    report = json.loads((out / "report.json").read_text())
-    assert list(report["failed"]) == ["oops"]
-    assert _run_igkit("numbers", "1,2", extra_path=THIRD_PARTY).stdout.strip() == "3.0"
+    assert (folder / "bars.txt").read_text().split() == ["2.000", "-2.000", "1.500"]
+    assert [(e["source"], e["kind"]) for e in report["items"] if e["status"] == "skipped"] == [
+        ("argument 2", "input")]
+    assert _run_igkit("numbers", "sum", "1,2", extra_path=THIRD_PARTY).stdout.strip() == "3.0"
 
 
 def _load_uninstalled_copy():
@@ -72,7 +76,8 @@ def test_registering_a_plugin_at_run_time_adds_its_domain_and_method(tmp_path):
         attr = igkit.attribute("double_gxi", lambda v: v @ toy_igkit_plugin.WEIGHTS, x)
         torch.testing.assert_close(attr, 2 * x * toy_igkit_plugin.WEIGHTS)
         assert main(["explain", "--domain", "numbers", "0,0,4", "--out", str(tmp_path)]) == 0
-        summary = json.loads((tmp_path / "0_0_4" / "summary.json").read_text())
+        [folder] = [p for p in tmp_path.iterdir() if p.is_dir()]
+        summary = json.loads((folder / "summary.json").read_text())
         assert summary["score_input"] == pytest.approx(2.0)
         assert any(p.name == "toy-runtime" and p.version == "0.3.1" for p in igkit.list_plugins())
     finally:
@@ -85,18 +90,23 @@ def test_unknown_domain_is_a_clear_cli_error(tmp_path, capsys):
     assert "no domain named 'nope'" in capsys.readouterr().err
 
 
-def test_command_line_integrates_adaptively_unless_steps_are_given():
+def test_every_route_reads_one_set_of_integration_defaults():
     import argparse
 
-    from igkit.cli import DEFAULT_TOLERANCE, add_ig_arguments, ig_options
+    from igkit.commands import add_integration_arguments, integration_from_args
+    from igkit.options import DEFAULT_TOLERANCE, Integration
 
     parser = argparse.ArgumentParser()
-    add_ig_arguments(parser)
-    assert ig_options(parser.parse_args([]))["tolerance"] == DEFAULT_TOLERANCE
-    fixed = ig_options(parser.parse_args(["--steps", "20", "--method", "riemann_middle"]))
-    assert fixed["steps"] == 20 and fixed["tolerance"] is None and fixed["method"] == "riemann_middle"
-    assert ig_options(parser.parse_args(["--tolerance", "0.001"]))["tolerance"] == 0.001
-    strict = argparse.ArgumentParser()
-    add_ig_arguments(strict, default_tolerance=0.001)
-    assert ig_options(strict.parse_args([]))["tolerance"] == 0.001
-    assert ig_options(strict.parse_args(["--steps", "8"]))["tolerance"] is None
+    add_integration_arguments(parser, Integration())
+    assert integration_from_args(parser.parse_args([]), Integration()) == Integration()
+    assert Integration().adaptive and Integration().tolerance == DEFAULT_TOLERANCE
+    fixed = integration_from_args(parser.parse_args(["--steps", "20", "--method", "riemann_middle"]),
+                                  Integration())
+    assert fixed.keywords() == {"steps": 20, "method": "riemann_middle", "batch_size": None}
+    strict = Integration(tolerance=0.001)
+    narrow = argparse.ArgumentParser()
+    add_integration_arguments(narrow, strict)
+    assert integration_from_args(narrow.parse_args([]), strict).keywords()["tolerance"] == 0.001
+    # the Python API's default is the same adaptive rule
+    result = igkit.integrated_gradients(lambda v: torch.tanh(v).sum(1), torch.rand(2, 3))
+    assert result.method == "adaptive_simpson" and result.meta["tolerance"] == DEFAULT_TOLERANCE
