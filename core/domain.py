@@ -17,13 +17,15 @@ import argparse
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Hashable, Iterable, Sequence
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterable, Sequence
 
 from .options import Integration
-from .result import IGResult
+
+if TYPE_CHECKING:  # torch and numpy load when a domain first computes, not for `igkit --help`
+    import numpy as np
+    import torch
+
+    from .result import IGResult
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,8 @@ class Domain:
 
     def model_fingerprint(self, model: Any) -> str:
         """A short hash of what the model computes: a changed model is recomputed on resume."""
+        import torch
+
         from .checkpoint import fingerprint_tensors
 
         if isinstance(model, torch.nn.Module):
@@ -157,6 +161,8 @@ class Domain:
 
     def collate(self, group: Sequence[Prepared]) -> Prepared:
         """Several prepared items of one group as one batch (default: concatenate along dim 0)."""
+        import torch
+
         first = group[0]
         if len(group) == 1:
             return first
@@ -188,6 +194,8 @@ class Domain:
         The default writes ``result.npz`` and one ``importance_*.csv`` per input, then the
         pictures of :meth:`render`.
         """
+        import numpy as np
+
         from .records import write_csv
 
         attribution: Attribution = explanation
@@ -200,7 +208,7 @@ class Domain:
             files += [Path(p).name for p in self.render(attribution.result, attribution.prepared, folder)]
         return files
 
-    def importance(self, result: IGResult, prepared: Prepared) -> dict[str, np.ndarray]:
+    def importance(self, result: IGResult, prepared: Prepared) -> dict[str, "np.ndarray"]:
         """Per-feature importance to write as CSV; by default each input's attribution, flattened."""
         return {f"input{i}": a[0].detach().cpu().numpy().ravel()
                 for i, a in enumerate(result.attribution_tuple)}
@@ -216,6 +224,8 @@ class Domain:
 
 
 def _cat(parts: Sequence[Any]) -> Any:
+    import torch
+
     if isinstance(parts[0], (tuple, list)):
         return tuple(torch.cat([p[i] for p in parts]) for i in range(len(parts[0])))
     return torch.cat(list(parts))
