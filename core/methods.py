@@ -106,12 +106,27 @@ def _range(x: torch.Tensor) -> torch.Tensor:
     return spread.reshape(-1, *([1] * (x.dim() - 1)))
 
 
+from .backprop import grad_cam, guided_backprop  # noqa: E402  (they import path, not methods)
+from .blur_ig import blur_ig_method  # noqa: E402
+from .expected_gradients import expected_gradients_method, multi_baseline_ig_method  # noqa: E402
+from .guided_ig import guided_ig_method  # noqa: E402
+from .occlusion import occlusion  # noqa: E402
+from .xrai import xrai_method  # noqa: E402  (scikit-image is imported only when XRAI runs)
+
 BUILTIN_METHODS: dict[str, AttributionMethod] = {
     "integrated_gradients": ig_method,
     "saliency": saliency,
     "grad_x_input": grad_x_input,
     "interior_gradient": interior_gradient,
     "smoothgrad": smoothgrad,
+    "occlusion": occlusion,
+    "guided_backprop": guided_backprop,
+    "grad_cam": grad_cam,
+    "expected_gradients": expected_gradients_method,
+    "multi_baseline_ig": multi_baseline_ig_method,
+    "blur_ig": blur_ig_method,
+    "guided_ig": guided_ig_method,
+    "xrai": xrai_method,
 }
 METHODS: dict[str, AttributionMethod] = dict(BUILTIN_METHODS)
 
