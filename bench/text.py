@@ -22,7 +22,7 @@ from captum.attr import LayerIntegratedGradients
 from igkit import module_output
 from igkit.plugins.text.attribution import explain_next_word, next_word_probability
 from igkit.plugins.text.checkpoint import LanguageModel
-from igkit.plugins.text.contexts import corpus_positions
+from igkit.plugins.text.contexts import positions_of
 
 from .convergence import Problem, Workload
 from .measure import milliseconds_per_path_point, sandwiched, seconds
@@ -35,7 +35,7 @@ BASELINE_WORD = "<unk>"
 
 def validation_predictions(ptb_dir: Path, lm: LanguageModel, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` contexts ``[n, WINDOW]`` evenly spread over ``ptb.valid.txt``, and their next words ``[n]``."""
-    contexts = corpus_positions(ptb_dir / "ptb.valid.txt", lm.vocab, WINDOW)
+    contexts = list(positions_of(ptb_dir / "ptb.valid.txt", lm.vocab, WINDOW))
     picks = np.linspace(0, len(contexts) - 1, min(n, len(contexts))).round().astype(int)
     ids = torch.tensor([contexts[i].ids for i in picks], dtype=torch.long)
     targets = torch.tensor([contexts[i].target for i in picks], dtype=torch.long)

@@ -108,6 +108,21 @@ def add_explain_command(subparsers: argparse._SubParsersAction, domain: Domain, 
     p.add_argument("--overwrite", action="store_true",
                    help="replace the results of a different earlier run in --out")
     add_integration_arguments(p, domain.integration)
+    # --engine ray: the same run over Ray Data workers (core/ray_engine.py, core/RAY.md)
+    g = p.add_argument_group("engine")
+    g.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this process; ray: Ray Data workers, each loading the model once, plus "
+                        "a Parquet data set OUT/attributions/ (needs pip install 'igkit[ray]'; with "
+                        "--no-pictures only the Parquet rows, no item folders)")
+    g.add_argument("--ray-address", default=None,
+                   help="with --engine ray: the cluster to join (auto: the one `ray start` joined on this "
+                        "node; or HEAD:6379); --out must then be on storage every node shares; "
+                        "default: start a local one")
+    g.add_argument("--workers", type=positive_int, default=2,
+                   help="with --engine ray: model actors (each uses --threads torch threads and reserves "
+                        "that many CPUs)")
+    g.add_argument("--gpus-per-worker", type=float, default=0.0,
+                   help="with --engine ray: GPUs each actor reserves (0: CPU only; 0.5: two per GPU)")
     add_run_arguments(p)
     p.set_defaults(func=lambda args: run_explain(domain, args))
     return p
@@ -121,11 +136,22 @@ def run_explain(domain: Domain, args: argparse.Namespace) -> int:
     settings = domain.settings(args)
     options = RunOptions(integration_from_args(args, domain.integration),
                          check_methods(args.methods.split(",")))
-    items = domain.read_items(list(args.items), **settings)
-    model = domain.load_model(args.model, **settings)
-    report = run_to_folder(domain, model, items, args.out, settings=settings, options=options,
-                           model_source=args.model, pictures=not args.no_pictures,
-                           overwrite=args.overwrite, show_progress=not args.quiet)
+    if args.engine == "ray":  # the same run spread over Ray workers (core/ray_engine.py, core/RAY.md)
+        from .ray_engine import require_ray, run_to_folder_ray
+
+        require_ray()
+        report = run_to_folder_ray(domain, domain.read_items(domain.sources(args), **settings), args.out,
+                                   settings=settings, options=options, model_source=args.model,
+                                   pictures=not args.no_pictures, overwrite=args.overwrite,
+                                   show_progress=not args.quiet, address=args.ray_address,
+                                   workers=args.workers, gpus_per_worker=args.gpus_per_worker,
+                                   threads=args.threads)
+    else:
+        items = domain.read_items(domain.sources(args), **settings)
+        model = domain.load_model(args.model, **settings)
+        report = run_to_folder(domain, model, items, args.out, settings=settings, options=options,
+                               model_source=args.model, pictures=not args.no_pictures,
+                               overwrite=args.overwrite, show_progress=not args.quiet)
     counts = report.as_dict()["counts"]
     errors = [e for e in _completeness(report)]
     worst = f"; worst completeness error {max(errors):.3%}" if errors else ""

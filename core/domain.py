@@ -132,6 +132,12 @@ class Domain:
         fingerprint, passed as keywords to :meth:`load_model`, :meth:`read_items`, :meth:`prepare`."""
         return {}
 
+    def sources(self, args: argparse.Namespace) -> list[Any]:
+        """What :meth:`read_items` reads, from parsed options: the positional items by default;
+        a domain with ``--input FILE`` adds its files here (not to the settings, so the same
+        lines read from another file resume)."""
+        return list(args.items)
+
     # --- model -------------------------------------------------------------------------------
     def load_model(self, source: str | None, **settings: Any) -> Any:
         """Load the model named by ``source`` (a file, a model name, or None for the default)."""

@@ -80,6 +80,9 @@ def test_bptt_chunks_pair_each_word_with_the_next():
 
 
 def test_zaremba_learning_rate_schedules():
+    from igkit.plugins.text.cli import CONFIG_NAMES
+
+    assert sorted(CONFIG_NAMES) == sorted(CONFIGS)   # the parser lists them without importing the model
     small, medium = CONFIGS["small"], CONFIGS["medium"]
     assert [learning_rate(small, e) for e in (1, 4, 5, 6, 13)] == [1, 1, 0.5, 0.25, 0.5 ** 9]
     assert learning_rate(medium, 6) == 1 and learning_rate(medium, 8) == pytest.approx(1 / 1.2 ** 2)
@@ -117,6 +120,7 @@ def test_train_evaluate_saturation_commands(ptb_dir, tmp_path, capsys):
     assert "epoch  2  lr 1  train perplexity" in printed and "test perplexity" in printed
     recorded = json.loads(model.with_suffix(".json").read_text())["training"]
     assert [e["epoch"] for e in recorded["epochs"]] == [1, 2] and recorded["seed"] == 0
+    assert recorded["threads"] == 1 and torch.get_num_threads() == 1   # train's default, for determinism
     assert main(["text", "evaluate", "--data-dir", str(ptb_dir), "--model", str(model)]) == 0
     shipped_test = float(capsys.readouterr().out.split("test perplexity")[1])
     assert shipped_test == pytest.approx(recorded["test_perplexity"], rel=0.01)   # half precision costs ~nothing

@@ -12,11 +12,11 @@ import torch
 from captum.attr import IntegratedGradients
 from torch import nn
 
+import igkit
+import igkit.runner
 from igkit.errors import IGInputError
 from igkit.plugins.text.attribution import explain_next_word, next_word_probability
 from igkit.plugins.text.checkpoint import LanguageModel
-from igkit.plugins.text.contexts import parse_context
-from igkit.plugins.text.explainer import explain_contexts
 from igkit.plugins.text.model import LMConfig, WordLSTM
 from igkit.plugins.text.saturation import random_windows, saturation_curves, write_saturation
 from igkit.plugins.text.vocab import Vocabulary
@@ -140,17 +140,32 @@ def test_gru_language_model_through_the_api():
     assert model.training  # the caller's mode is restored
 
 
-def test_grouping_by_length_gives_the_same_numbers_as_one_at_a_time(trigger_model):
+def test_grouping_by_length_gives_the_same_numbers_as_one_at_a_time(trigger_model, monkeypatch):
     lm = LanguageModel(trigger_model, Vocabulary(WORDS))
     texts = ["w1 alpha w2 then", "beta w3 w4 w5 w6 then", "w7 alpha w8 then", "alpha then"]
-    contexts = [parse_context(t, lm.vocab) for t in texts]
-    together, failed = explain_contexts(lm, contexts, steps=16)
-    assert not failed
-    assert [e.context.name for e in together] == texts
-    for exp, context in zip(together, contexts):
-        alone, _ = explain_contexts(lm, [context], steps=16)
-        np.testing.assert_allclose(exp.ig, alone[0].ig, rtol=1e-4, atol=1e-7)
-        assert exp.target_word == alone[0].target_word
+    calls = []
+    real = igkit.runner.integrated_gradients
+
+    def counted(forward, inputs, *args, **kwargs):
+        calls.append(inputs.shape[0])
+        return real(forward, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(igkit.runner, "integrated_gradients", counted)
+    together = igkit.explain("text", texts, model=lm, integration={"steps": 16})
+    monkeypatch.undo()
+    assert sorted(calls) == [1, 1, 2]   # the two 4-word contexts share one call, nothing is padded
+    assert [e.context.text for e in together] == texts
+    for exp, text in zip(together, texts):
+        (alone,) = igkit.explain("text", [text], model=lm, integration={"steps": 16})
+        np.testing.assert_allclose(exp.ig, alone.ig, rtol=1e-4, atol=1e-7)
+        assert exp.target_word == alone.target_word and exp.target_word == ("yes" if "alpha" in text else "no")
+
+
+def test_explain_next_word_defaults_to_the_text_domain_integration(trigger_model, held_out):
+    run = explain_next_word(trigger_model, "embedding", held_out[0][:2])
+    assert run.result.meta["tolerance"] == 0.001 and run.result.method == "adaptive_simpson"
+    fixed = explain_next_word(trigger_model, "embedding", held_out[0][:2], steps=8)
+    assert fixed.result.method == "gausslegendre" and fixed.result.steps == 8
 
 
 def test_saturation_curves_run_from_baseline_to_prediction(trigger_model, held_out, explained, tmp_path):

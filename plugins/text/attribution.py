@@ -15,10 +15,13 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
-from igkit import IGResult, forward_with_module_output, integrated_gradients, module_output
+from igkit import IGResult, Integration, forward_with_module_output, integrated_gradients, module_output
 from igkit.errors import IGInputError
 from igkit.layers import resolve_module
 from igkit.methods import grad_x_input
+from igkit.options import DEFAULT_FIXED_STEPS
+
+from .domain import TEXT_INTEGRATION
 
 Logits = Callable[[Any], torch.Tensor]
 
@@ -27,6 +30,7 @@ Logits = Callable[[Any], torch.Tensor]
 #: cores (100 PTB predictions, 50 steps: 2.40 s at 100 points per pass, 2.93 s at the core's
 #: default of 1048, sized for memory by input elements alone)
 PASS_EMBEDDING_ELEMENTS = 2 ** 19
+INTEGRATION_FIELDS = frozenset(Integration.__dataclass_fields__)
 
 
 def first_output(out: Any) -> torch.Tensor:
@@ -88,12 +92,14 @@ def explain_next_word(model: nn.Module, embedding: nn.Module | str, ids: torch.T
                       **ig_options: Any) -> WordAttributions:
     """Attribute the probability of each row's next word to the words of ``ids [B, T]``.
 
-    ``targets[b]`` is the next word to explain (None: the model's prediction).
-    ``output_layer`` (see :func:`next_word_probability`) makes each path point cheaper.
-    ``ig_options`` go to :func:`igkit.integrated_gradients` (``tolerance``,
-    ``steps``, ``batch_size``: path points per pass, by default sized for speed,
-    see ``PASS_EMBEDDING_ELEMENTS``). The model is run
-    in eval mode (no dropout along the path) and put back as it was.
+    For any word-level language model; the shipped one is simpler to use through
+    ``igkit.explain("text", contexts)``. ``targets[b]`` is the next word to explain (None:
+    the model's prediction). ``output_layer`` (see :func:`next_word_probability`) makes each
+    path point cheaper. ``ig_options`` go to :func:`igkit.integrated_gradients`; integration
+    defaults to the text domain's (adaptive to 0.1%, :data:`TEXT_INTEGRATION`) unless
+    ``steps``/``method``/``tolerance`` say otherwise; ``batch_size`` (path points per pass) is by
+    default sized for speed, see ``PASS_EMBEDDING_ELEMENTS``. The model is run in eval mode (no
+    dropout along the path) and put back as it was.
     """
     if ids.dim() != 2 or ids.shape[1] == 0:
         raise IGInputError(f"context ids must be [batch, time] with at least one word, got "
@@ -106,6 +112,7 @@ def explain_next_word(model: nn.Module, embedding: nn.Module | str, ids: torch.T
         with torch.no_grad():
             predicted = forward(embeddings, ids).argmax(-1)
         chosen = _targets(targets, predicted)
+        ig_options = _with_text_defaults(ig_options)
         if ig_options.get("batch_size") is None:
             ig_options["batch_size"] = max(1, PASS_EMBEDDING_ELEMENTS // embeddings[0].numel())
         result = integrated_gradients(forward, embeddings, target=chosen, forward_args=(ids,),
@@ -116,6 +123,17 @@ def explain_next_word(model: nn.Module, embedding: nn.Module | str, ids: torch.T
         model.train(was_training)
     return WordAttributions(result=result, targets=chosen, predicted=predicted,
                             ig=result.attributions.sum(-1).detach(), gradient=grad_x.sum(-1).detach())
+
+
+def _with_text_defaults(ig_options: dict[str, Any]) -> dict[str, Any]:
+    """The text domain's integration unless the caller chose a rule, a tolerance or other limits."""
+    chosen = {k: v for k, v in ig_options.items() if k in INTEGRATION_FIELDS and v is not None}
+    if "steps" in chosen or "method" in chosen:
+        integration = Integration(**{"steps": DEFAULT_FIXED_STEPS, **chosen})
+    else:
+        integration = TEXT_INTEGRATION.with_overrides(**chosen)
+    rest = {k: v for k, v in ig_options.items() if k not in INTEGRATION_FIELDS}
+    return {**integration.keywords(), **rest}
 
 
 def _targets(targets: Sequence[int | None] | torch.Tensor | None, predicted: torch.Tensor) -> torch.Tensor:

@@ -1,8 +1,11 @@
-"""Saving and loading a trained language model as safetensors + JSON, without unpickling.
+"""A trained language model on disk: ``NAME.safetensors`` (weights) + ``NAME.json`` (the rest).
 
-The JSON holds the vocabulary and configuration; a fingerprint of both is stored
-in the JSON *and* in the safetensors metadata, so weights paired with another
-vocabulary or configuration are rejected instead of producing garbage.
+Written and read with :mod:`igkit.checkpoint` (nothing is unpickled; a missing half, invalid
+JSON or damaged weights is a :class:`~igkit.errors.ModelError` naming the file). The JSON holds
+the configuration and vocabulary, a fingerprint of both, and a fingerprint of the weights, so
+weights paired with another vocabulary, configuration or JSON are refused instead of producing
+garbage. (Checkpoints written before the weights fingerprint carried the config fingerprint in
+the safetensors metadata; that is checked instead.)
 """
 from __future__ import annotations
 
@@ -13,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
 
-from igkit.errors import IGInputError
+from igkit.checkpoint import checkpoint_paths, fingerprint_tensors, load_checkpoint, load_state, save_checkpoint
+from igkit.errors import IGInputError, ModelError
 
 from .model import LMConfig, WordLSTM
 from .vocab import Vocabulary
@@ -32,6 +34,8 @@ class LanguageModel:
     model: WordLSTM
     vocab: Vocabulary
     info: dict[str, Any] = field(default_factory=dict)
+    #: unknown words already warned about (each is named once per loaded model)
+    warned_words: set[str] = field(default_factory=set, repr=False, compare=False)
 
     @property
     def fingerprint(self) -> str:
@@ -46,53 +50,46 @@ def fingerprint(config: LMConfig, vocab: Vocabulary) -> str:
 
 def model_paths(path: str | Path) -> tuple[Path, Path]:
     """(weights, config) for ``path`` given as ``NAME``, ``NAME.safetensors`` or ``NAME.json``."""
-    path = Path(path)
-    stem = path.with_suffix("") if path.suffix in (".safetensors", ".json") else path
-    return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
+    return checkpoint_paths(path)
 
 
 def save_language_model(lm: LanguageModel, path: str | Path, dtype: torch.dtype = torch.float16
                         ) -> tuple[Path, Path]:
     """Write ``NAME.safetensors`` (weights in ``dtype``) and ``NAME.json``; return both paths."""
-    weights_path, config_path = model_paths(path)
-    weights_path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to(dtype).contiguous() for k, v in lm.model.state_dict().items()}
-    save_file(tensors, str(weights_path), metadata={"format": FORMAT, "fingerprint": lm.fingerprint})
-    document = {"format": FORMAT, "fingerprint": lm.fingerprint, "config": lm.model.config.to_dict(),
+    document = {"format": FORMAT, "fingerprint": lm.fingerprint,
+                "weights_fingerprint": fingerprint_tensors(tensors), "config": lm.model.config.to_dict(),
                 **lm.info, "vocabulary": lm.vocab.words}
-    config_path.write_text(json.dumps(document, indent=1) + "\n")
-    return weights_path, config_path
+    return save_checkpoint(path, tensors, document)
 
 
 def load_language_model(path: str | Path | None = None) -> LanguageModel:
     """The model at ``path`` (default: the shipped PTB model), checked against its own config."""
     weights_path, config_path = model_paths(path or DEFAULT_MODEL)
-    for p in (weights_path, config_path):
-        if not p.is_file():
-            raise IGInputError(f"model file {p} not found; a text model is a NAME.safetensors + "
-                               f"NAME.json pair written by `igkit text train`")
-    document = _read_config(config_path)
+    tensors, document = load_checkpoint(weights_path)
+    if document.get("format") != FORMAT:
+        raise ModelError(f"{config_path} is not an igkit text model (expected format {FORMAT!r}); a text "
+                         f"model is a NAME.safetensors + NAME.json pair written by `igkit text train`")
     try:
         config = LMConfig(**document["config"])
         vocab = Vocabulary(document["vocabulary"])
-    except (TypeError, KeyError) as exc:
-        raise IGInputError(f"{config_path} is not an igkit text model configuration ({exc})") from exc
+    except (TypeError, KeyError, IGInputError) as exc:
+        raise ModelError(f"{config_path} is not an igkit text model configuration ({exc})") from None
     expected = fingerprint(config, vocab)
-    stored = _weights_fingerprint(weights_path)
-    if document.get("fingerprint") != expected or stored != expected:
-        raise IGInputError(f"{weights_path.name} (fingerprint {stored}) and {config_path.name} "
-                           f"(vocabulary/config fingerprint {expected}) do not belong together: the weights "
-                           f"were trained with another vocabulary or configuration; use the pair that "
-                           f"`igkit text train` wrote together")
+    if "weights_fingerprint" in document:
+        pairs = document["weights_fingerprint"] == fingerprint_tensors(tensors)
+    else:
+        pairs = _metadata_fingerprint(weights_path) == expected
+    if document.get("fingerprint") != expected or not pairs:
+        raise ModelError(f"{weights_path.name} and {config_path.name} (vocabulary/config fingerprint "
+                         f"{expected}) do not belong together: the weights were trained with another "
+                         f"vocabulary or configuration; use the pair that `igkit text train` wrote together")
     if config.vocab_size != len(vocab):
-        raise IGInputError(f"{config_path} declares {config.vocab_size} words but lists {len(vocab)}")
+        raise ModelError(f"{config_path} declares {config.vocab_size} words but lists {len(vocab)}")
     model = WordLSTM(config)
-    tensors = {k: v.float() for k, v in load_file(str(weights_path)).items()}
-    try:
-        model.load_state_dict(tensors)
-    except RuntimeError as exc:
-        raise IGInputError(f"{weights_path} does not match its configuration: {exc}") from exc
-    info = {k: v for k, v in document.items() if k not in ("format", "fingerprint", "config", "vocabulary")}
+    load_state(model, {k: v.float() for k, v in tensors.items()}, weights_path)
+    info = {k: v for k, v in document.items()
+            if k not in ("format", "fingerprint", "weights_fingerprint", "config", "vocabulary")}
     return LanguageModel(model.eval(), vocab, info)
 
 
@@ -105,19 +102,9 @@ def check_same_vocabulary(lm: LanguageModel, vocab: Vocabulary, source: str) -> 
                            f"use a model trained on that data")
 
 
-def _read_config(path: Path) -> dict[str, Any]:
-    try:
-        document = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise IGInputError(f"{path} is not valid JSON ({exc})") from exc
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise IGInputError(f"{path} is not an igkit text model (expected format {FORMAT!r})")
-    return document
+def _metadata_fingerprint(path: Path) -> str | None:
+    """The config fingerprint that older checkpoints kept in the safetensors metadata."""
+    from safetensors import safe_open
 
-
-def _weights_fingerprint(path: Path) -> str | None:
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            return (fh.metadata() or {}).get("fingerprint")
-    except (SafetensorError, OSError) as exc:
-        raise IGInputError(f"{path} is not a safetensors file ({exc})") from exc
+    with safe_open(str(path), framework="pt") as fh:  # readable: load_checkpoint just read it
+        return (fh.metadata() or {}).get("fingerprint")

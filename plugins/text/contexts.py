@@ -1,99 +1,164 @@
-"""Turning what the user typed (a sentence, a file of lines, a corpus slice) into model input."""
+"""What the user gives (sentences, a file of lines, a corpus slice) as a stream of items, and an
+item made into model input once the vocabulary is known.
+
+Reading needs no model: :func:`read_contexts` streams :class:`~igkit.domain.Item` objects whose
+value is a :class:`ContextSpec`; :func:`parse_context` tokenises one with the model's vocabulary
+(in :meth:`TextDomain.prepare <igkit.plugins.text.domain.TextDomain.prepare>`). Files are read
+through :mod:`igkit.records`: UTF-8 with or without a byte-order mark, LF or CRLF; any other
+encoding is an error naming the file and the line.
+"""
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable, Iterator, Sequence
 
+from igkit.domain import BadItem, Item, content_digest
 from igkit.errors import IGInputError
+from igkit.records import read_lines
 
-from .vocab import UNK, Vocabulary, closest_words, tokenize
+from .vocab import EOS, UNK, Vocabulary, tokenize
+
+#: contexts longer than this are cut to their last ``max_words`` words (``--max-words``): the
+#: shipped LSTM was trained on 20-word windows (truncated BPTT); words further back barely move
+#: its prediction, while each one adds to the cost of every path point
+DEFAULT_MAX_WORDS = 200
+DEFAULT_WINDOW = 20
+
+
+@dataclass(frozen=True)
+class ContextSpec:
+    """One item as read: free ``text`` to tokenise, or corpus ``tokens`` taken as they are."""
+
+    text: str
+    target: str | None = None
+    tokens: tuple[str, ...] | None = None
 
 
 @dataclass
 class Context:
-    """One context to explain: its PTB tokens, which were unknown, and the next word asked for."""
+    """One context in the model's vocabulary: its tokens, which were unknown, the next word asked for."""
 
-    name: str
+    text: str
     tokens: list[str]
     ids: list[int]
     oov: list[bool]
     target: int | None = None
+    truncated_from: int | None = None
 
     @property
     def unknown_words(self) -> list[str]:
-        return [t for t, unknown in zip(self.tokens, self.oov) if unknown]
+        return [t for t, unknown in zip(self.tokens, self.oov) if unknown and t != UNK]
 
 
-def parse_context(text: str, vocab: Vocabulary, target: str | None = None, name: str | None = None
-                  ) -> Context:
-    """Tokenise ``text`` PTB-style; unknown words read as ``<unk>``; ``target`` must be a known word."""
-    tokens = tokenize(text, vocab)
-    if not tokens:
-        raise IGInputError(f"the context {text!r} has no words; give at least one word before the "
-                           f"word to predict, e.g. \"the shareholders claimed more\"")
-    oov = [t not in vocab or t == UNK for t in tokens]
-    target_id = vocab.id_of(target) if target is not None else None
-    return Context(name or text, tokens, vocab.encode(tokens), oov, target_id)
+def read_contexts(sources: Sequence[str | Path], *, target: str | None = None, every_position: bool = False,
+                  window: int = DEFAULT_WINDOW, start: int = 0, limit: int | None = None,
+                  max_words: int = DEFAULT_MAX_WORDS) -> Iterator[Item | BadItem]:
+    """Items in order: each ``str`` is one context ("argument N"); each :class:`~pathlib.Path` a file
+    with one context per line ("FILE line N"; ``CONTEXT<TAB>TARGET`` names the target), or with
+    ``every_position`` a tokenised corpus whose every position is one item ("FILE position N")."""
+    if every_position:
+        if window > max_words:
+            raise IGInputError(f"--window {window} is more than --max-words {max_words}; raise "
+                               f"--max-words or use a shorter window")
+        if any(not isinstance(s, Path) for s in sources):
+            raise IGInputError("--every-position explains the positions of a corpus file: give it "
+                               "with --input FILE, not as CONTEXT arguments")
+    number = 0
+    for source in sources:
+        if isinstance(source, Path):
+            if every_position:
+                yield from read_positions(source, window, start, limit)
+            else:
+                yield from read_context_file(source, target)
+            continue
+        number += 1
+        yield context_item(f"argument {number}", str(source), target)
 
 
-def unknown_word_warning(contexts: list[Context], vocab: Vocabulary) -> str | None:
-    """One line naming the out-of-vocabulary words of all contexts and what they were read as."""
-    unknown = [t for t in dict.fromkeys(w for c in contexts for w in c.unknown_words) if t != UNK]
-    if not unknown:
-        return None
-    where = repr(contexts[0].name) if len(contexts) == 1 else f"{len(contexts)} contexts"
-    hints = []
-    for word in unknown:
-        close = closest_words(word, vocab, n=3)
-        hints.append(f"{word} (close: {', '.join(close)})" if close else word)
-    return (f"warning: {len(unknown)} word(s) of {where} are not in the model's vocabulary and "
-            f"are read as <unk>: {'; '.join(hints)}")
+def context_item(source: str, text: str, target: str | None) -> Item | BadItem:
+    """An item for free text, or a :class:`BadItem` when it has no words at all."""
+    if not tokenize(text):
+        return BadItem(source, f"the context {text!r} has no words; give at least one word before the "
+                               f"word to predict, e.g. \"the shareholders claimed more\"")
+    if target is not None and not target.strip():
+        target = None
+    return Item(source=source, value=ContextSpec(text, target), name=text,
+                digest=content_digest("text", text, target or ""))
 
 
-def read_context_lines(path: str | Path) -> list[tuple[str, str | None]]:
-    """(context, target) per non-empty line of ``path``; ``CONTEXT<TAB>TARGET`` names the target."""
-    lines = _read_text(path).splitlines()
-    items = []
-    for line in lines:
+def read_context_file(path: Path, target: str | None = None) -> Iterator[Item | BadItem]:
+    """One item per non-empty line; ``CONTEXT<TAB>TARGET`` overrides ``target`` for that line."""
+    found = False
+    for number, line in read_lines(path):
         if not line.strip():
             continue
-        text, _, target = line.partition("\t")
-        items.append((text, target.strip() or None))
-    if not items:
+        found = True
+        text, _, line_target = line.partition("\t")
+        yield context_item(f"{path} line {number}", text, line_target.strip() or target)
+    if not found:
         raise IGInputError(f"{path} has no non-empty lines; write one context per line")
-    return items
 
 
-def corpus_positions(path: str | Path, vocab: Vocabulary, window: int, start: int = 0,
-                     limit: int | None = None) -> list[Context]:
-    """Every position of a PTB-style corpus slice: the ``window`` words before it, and the word there.
+def corpus_tokens(path: Path) -> Iterator[str]:
+    """The corpus's words as written (split at whitespace), ``<eos>`` after every non-empty line:
+    Mikolov's PTB files are read this way for training too."""
+    for _, line in read_lines(path):
+        words = line.split()
+        if words:
+            yield from words
+            yield EOS
 
-    Lines end with ``<eos>`` as in training; the corpus word is the target, so
-    each row explains the probability the model gave to what actually came next.
+
+def read_positions(path: Path, window: int, start: int = 0, limit: int | None = None
+                   ) -> Iterator[Item]:
+    """Every position of a corpus slice: the ``window`` words before it, targeting the word there.
+
+    Positions count tokens from 0; the first is ``window + start``; at most ``limit`` are read.
     """
-    if window < 1:
-        raise IGInputError(f"--window must be at least 1, got {window}")
-    tokens = [t for line in _read_text(path).splitlines() if line.strip()
-              for t in tokenize(line, vocab) + ["<eos>"]]
-    if len(tokens) <= window:
-        raise IGInputError(f"{path} has {len(tokens)} tokens; need more than --window {window}")
-    stop = len(tokens) if limit is None else min(len(tokens), window + start + limit)
-    ids = vocab.encode(tokens)
-    contexts = []
-    for pos in range(window + start, stop):
-        words = tokens[pos - window:pos]
-        contexts.append(Context(f"position {pos}", words, ids[pos - window:pos],
-                                [t not in vocab for t in words], ids[pos]))
-    if not contexts:
-        raise IGInputError(f"--start {start} is past the end of {path} ({len(tokens)} tokens)")
-    return contexts
+    recent: deque[str] = deque(maxlen=window)
+    count = 0
+    tokens = 0
+    for position, token in enumerate(corpus_tokens(path)):
+        tokens += 1
+        if position >= window + start and len(recent) == window:
+            if limit is not None and count >= limit:
+                return
+            words = tuple(recent)
+            yield Item(source=f"{path} position {position}",
+                       value=ContextSpec(" ".join(words), token, words), name=f"position {position}",
+                       digest=content_digest("tokens", *words, "target", token, f"window={window}"))
+            count += 1
+        recent.append(token)
+    if count == 0:
+        raise IGInputError(f"{path} has {tokens} tokens; --window {window} and --start {start} need at "
+                           f"least {window + start + 1}")
 
 
-def _read_text(path: str | Path) -> str:
-    path = Path(path)
-    if not path.is_file():
-        raise IGInputError(f"input file {path} not found")
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise IGInputError(f"{path} is not UTF-8 text ({exc.reason})") from exc
+def parse_context(spec: ContextSpec, vocab: Vocabulary, max_words: int = DEFAULT_MAX_WORDS) -> Context:
+    """Tokenise (free text, PTB-style) or take the tokens, keep the last ``max_words``, look them up.
+
+    Unknown words read as ``<unk>`` (marked ``oov``); a named target must be a vocabulary word,
+    except a corpus word, which is looked up as it is (``<unk>`` if unknown).
+    """
+    if spec.tokens is None:
+        tokens = tokenize(spec.text, vocab)
+        if not tokens:
+            raise IGInputError(f"the context {spec.text!r} has no words")
+        target = vocab.id_of(spec.target) if spec.target is not None else None
+    else:
+        tokens = list(spec.tokens)
+        target = vocab.encode([spec.target])[0] if spec.target is not None else None
+    truncated = None
+    if len(tokens) > max_words:
+        truncated, tokens = len(tokens), tokens[-max_words:]
+    return Context(spec.text, tokens, vocab.encode(tokens), [t not in vocab or t == UNK for t in tokens],
+                   target, truncated)
+
+
+def positions_of(path: str | Path, vocab: Vocabulary, window: int = DEFAULT_WINDOW, start: int = 0,
+                 limit: int | None = None) -> Iterable[Context]:
+    """The contexts of :func:`read_positions` in ``vocab`` (for scripts such as the benchmarks)."""
+    for item in read_positions(Path(path), window, start, limit):
+        yield parse_context(item.value, vocab, window)

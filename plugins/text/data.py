@@ -8,6 +8,7 @@ from typing import Iterator
 import torch
 
 from igkit.errors import IGInputError
+from igkit.records import read_lines as read_file_lines
 
 from .vocab import EOS, Vocabulary
 
@@ -26,13 +27,9 @@ class Corpus:
 
 
 def read_lines(path: Path) -> list[list[str]]:
-    """Whitespace tokens per line, each line ending in ``<eos>`` as in Mikolov's setup."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise IGInputError(f"{path} is not UTF-8 text ({exc.reason}); expected Mikolov's "
-                           f"ptb.*.txt files") from exc
-    return [line.split() + [EOS] for line in text.splitlines() if line.strip()]
+    """Whitespace tokens per line, each line ending in ``<eos>`` as in Mikolov's setup (UTF-8 with
+    or without a byte-order mark; another encoding is an error naming the file and line)."""
+    return [line.split() + [EOS] for _, line in read_file_lines(path) if line.strip()]
 
 
 def load_ptb(data_dir: str | Path) -> Corpus:

@@ -1,53 +1,253 @@
-"""The ``text`` domain, so ``igkit explain --domain text "CONTEXT"`` works like the other domains."""
+"""The ``text`` domain: which context words made a language model predict the next word.
+
+``igkit text explain``, ``igkit explain --domain text`` and ``igkit.explain("text", ...)`` all
+run through this contract and the core's runner. Items are contexts (arguments, lines of
+``--input`` files, or every position of a corpus); contexts of equal length share one
+integration call (no padding, so batching never changes a prediction); the decoder runs at
+the last position only. Heavy modules (the checkpoint reader, the attribution helpers) are
+imported inside the methods, so ``igkit --help`` stays light.
+"""
 from __future__ import annotations
 
+import argparse
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-import numpy as np
-import torch
+from igkit import Integration
+from igkit.domain import Attribution, BadItem, Domain, Item, Prepared
+from igkit.errors import IgkitWarning
 
-from igkit import IGResult, module_output
-from igkit.domain import Domain, Prepared
-from igkit.methods import grad_x_input
+from .contexts import DEFAULT_MAX_WORDS, DEFAULT_WINDOW, Context, ContextSpec, parse_context, read_contexts
 
-from .attribution import next_word_probability
-from .checkpoint import LanguageModel, load_language_model
-from .contexts import parse_context
-from .explainer import Explanation
-from .render import html_page, markdown_table, terminal_table
+if TYPE_CHECKING:
+    import numpy as np
+
+    from igkit import IGResult
+
+#: the text domain integrates to 0.1%: at 1% the total adds up but one word can still be 10% off
+TEXT_INTEGRATION = Integration(tolerance=0.001)
+
+
+@dataclass
+class TextExplanation:
+    """One context's next-word attribution: the runner's :class:`~igkit.Attribution` plus the words.
+
+    ``ig[i]`` and ``gradient[i]`` belong to ``context.tokens[i]`` (probability units: the
+    ``ig`` add up to p(context) − p(all-zero embeddings)).
+    """
+
+    attribution: Attribution
+    context: Context
+    target_word: str
+    predicted_word: str
+    ig: np.ndarray
+    gradient: np.ndarray
+    scale: bool = False
+
+    @property
+    def source(self) -> str:
+        return self.attribution.item.source
+
+    @property
+    def result(self) -> "IGResult":
+        return self.attribution.result
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """The core's fields: scores, attribution sum, completeness, this context's own steps."""
+        return self.attribution.summary
+
+    @property
+    def probability(self) -> float:
+        return self.summary["score_input"]
+
+    @property
+    def baseline_probability(self) -> float:
+        return self.summary["score_baseline"]
+
+    @property
+    def total_ig(self) -> float:
+        return self.summary["attribution_sum"]
+
+    @property
+    def words(self) -> list[str]:
+        return self.context.tokens
+
+    def to_dict(self) -> dict[str, Any]:
+        """What ``explanation.json`` holds; the tables and pages are drawn from it."""
+        methods = self.method_values
+        return {"source": self.source, "context": self.context.text, "target": self.target_word,
+                "predicted": self.predicted_word, **self.summary,
+                "seconds": round(self.attribution.seconds, 4),
+                "truncated_from": self.context.truncated_from, "scale": self.scale, "methods": list(methods),
+                "words": [{"position": i, "word": w, "oov": bool(o), "integrated_gradient": float(a),
+                           "gradient": float(g), **{name: float(v[i]) for name, v in methods.items()}}
+                          for i, (w, o, a, g) in enumerate(zip(self.context.tokens, self.context.oov,
+                                                               self.ig, self.gradient))]}
+
+    @property
+    def method_values(self) -> dict[str, "np.ndarray"]:
+        """Per word, the other methods asked for (``--methods``), summed over embedding dimensions."""
+        return {name: maps[0][0].sum(-1).detach().cpu().numpy()
+                for name, maps in self.attribution.methods.items()}
 
 
 class TextDomain(Domain):
-    """A context sentence → the probability of the model's predicted next word, per context word."""
+    """A context → the probability of its next word (the model's prediction or ``--target``)."""
 
     name = "text"
     description = "next-word prediction of a word-level LSTM language model (shipped: Penn Treebank)"
+    integration = TEXT_INTEGRATION
+    items_help = ('contexts, e.g. "the shareholders claimed more" (several allowed); or --input FILE')
 
-    def load_model(self, source: str | None) -> LanguageModel:
+    # --- options -----------------------------------------------------------------------------
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        g = parser.add_argument_group("text")
+        g.add_argument("--input", action="append", default=[], metavar="FILE",
+                       help="file with one context per line (CONTEXT<TAB>TARGET names the target); "
+                            "may be repeated")
+        g.add_argument("--target", default=None,
+                       help="explain this next word instead of the model's prediction")
+        g.add_argument("--every-position", action="store_true",
+                       help="read --input as a tokenised corpus and explain the word that follows at "
+                            "every position")
+        g.add_argument("--window", type=_positive_int, default=DEFAULT_WINDOW,
+                       help="context words per position (--every-position)")
+        g.add_argument("--start", type=_non_negative_int, default=0,
+                       help="skip this many positions first (--every-position)")
+        g.add_argument("--limit", type=_positive_int, default=None,
+                       help="at most this many positions (--every-position; None: all)")
+        g.add_argument("--max-words", type=_positive_int, default=DEFAULT_MAX_WORDS,
+                       help="longer contexts are cut to their last MAX_WORDS words, with a warning "
+                            "(the shipped model was trained on 20-word windows)")
+        g.add_argument("--scale", action="store_true",
+                       help="print attributions x1e-3 (for tiny predictions, as in the paper's Figure 10)")
+
+    def sources(self, args: argparse.Namespace) -> list[str | Path]:
+        """Contexts, then the ``--input`` files as Path objects (a str item is always a context)."""
+        return [*args.items, *(Path(f) for f in getattr(args, "input", None) or [])]
+
+    def settings(self, args: argparse.Namespace) -> dict[str, Any]:
+        return {"target": args.target, "every_position": args.every_position, "window": args.window,
+                "start": args.start, "limit": args.limit, "max_words": args.max_words, "scale": args.scale}
+
+    # --- model -------------------------------------------------------------------------------
+    def load_model(self, source: str | None, **settings: Any):
+        from .checkpoint import load_language_model
+
         return load_language_model(source)
 
-    def prepare(self, model: LanguageModel, item: str) -> Prepared:
-        context = parse_context(item, model.vocab)
-        ids = torch.tensor([context.ids], dtype=torch.long)
-        net = model.model.eval()
+    def model_fingerprint(self, model: Any) -> str:
+        from igkit.checkpoint import fingerprint_tensors
+        from igkit.domain import content_digest
+
+        return content_digest(fingerprint_tensors(model.model.state_dict()), model.vocab.fingerprint())[:16]
+
+    # --- items -------------------------------------------------------------------------------
+    def read_items(self, sources: Sequence[str | Path], *, target: str | None = None,
+                   every_position: bool = False, window: int = DEFAULT_WINDOW, start: int = 0,
+                   limit: int | None = None, max_words: int = DEFAULT_MAX_WORDS, **settings: Any
+                   ) -> Iterable[Item | BadItem]:
+        """Strings are contexts; :class:`~pathlib.Path` objects are files (``--input``)."""
+        return read_contexts(sources, target=target, every_position=every_position, window=window,
+                             start=start, limit=limit, max_words=max_words)
+
+    def prepare(self, model: Any, value: ContextSpec | str, *, max_words: int = DEFAULT_MAX_WORDS,
+                scale: bool = False, **settings: Any) -> Prepared:
+        import torch
+
+        from igkit.layers import module_output
+
+        from .attribution import PASS_EMBEDDING_ELEMENTS, next_word_probability
+
+        spec = value if isinstance(value, ContextSpec) else ContextSpec(str(value))
+        context = parse_context(spec, model.vocab, max_words)
+        _warn_about(context, model)
+        net = model.model
+        ids = torch.tensor([context.ids], dtype=torch.long, device=next(net.parameters()).device)
         forward = next_word_probability(net, net.embedding, output_layer=net.decoder)
         embeddings = module_output(net, net.embedding, ids)
-        with torch.no_grad():
-            predicted = int(forward(embeddings, ids).argmax(-1))
-        return Prepared(name=item, inputs=embeddings, forward=forward, target=predicted, forward_args=(ids,),
-                        label=model.vocab.words[predicted], context={"context": context})
+        # the prediction and gradient x embedding at the input, from one forward and backward
+        point = embeddings.clone().requires_grad_(True)
+        with torch.enable_grad():
+            probabilities = forward(point, ids)
+            predicted = int(probabilities[0].argmax())
+            target = predicted if context.target is None else int(context.target)
+            (grad,) = torch.autograd.grad(probabilities[0, target], point)
+        gradient = (grad * embeddings)[0].sum(-1).detach().cpu().numpy()
+        words = model.vocab.words
+        return Prepared(name=spec.text, inputs=embeddings, forward=forward, target=target,
+                        forward_args=(ids,), label=words[target],
+                        context={"context": context, "predicted": words[predicted], "gradient": gradient,
+                                 "scale": bool(scale)},
+                        group=("words", len(context.ids)),
+                        batch_size=max(1, PASS_EMBEDDING_ELEMENTS // embeddings[0].numel()))
 
-    def importance(self, result: IGResult, prepared: Prepared) -> dict[str, np.ndarray]:
-        return {"words": result.attributions[0].sum(-1).detach().numpy()}
+    # --- outputs -----------------------------------------------------------------------------
+    def explanation(self, attribution: Attribution) -> TextExplanation:
+        prepared = attribution.prepared
+        ig = attribution.result.attribution_tuple[0][0].sum(-1).detach().cpu().numpy()
+        return TextExplanation(attribution=attribution, context=prepared.context["context"],
+                               target_word=prepared.label, predicted_word=prepared.context["predicted"],
+                               ig=ig, gradient=prepared.context["gradient"],
+                               scale=prepared.context["scale"])
 
-    def render(self, result: IGResult, prepared: Prepared, out_dir: Path) -> list[Path]:
-        gradient = grad_x_input(prepared.forward, prepared.inputs, target=prepared.target,
-                                forward_args=prepared.forward_args)
-        exp = Explanation(context=prepared.context["context"], target_word=prepared.label,
-                          predicted_word=prepared.label, ig=self.importance(result, prepared)["words"],
-                          gradient=gradient[0].sum(-1).detach().numpy(), result=result, example=0, seconds=0.0)
-        paths = [out_dir / "table.txt", out_dir / "table.md", out_dir / "attribution.html"]
-        paths[0].write_text(terminal_table(exp) + "\n")
-        paths[1].write_text(markdown_table(exp))
-        paths[2].write_text(html_page([exp]))
-        return paths
+    def summary_fields(self, explanation: TextExplanation) -> dict[str, Any]:
+        context = explanation.context
+        return {"context": context.text, "predicted": explanation.predicted_word, "words": context.tokens,
+                "unknown_words": context.unknown_words, "truncated_from": context.truncated_from}
+
+    def write_item(self, explanation: TextExplanation, folder: Path, *, pictures: bool = True) -> list[str]:
+        from .render import write_item_files
+
+        return write_item_files(explanation.to_dict(), folder, pictures=pictures)
+
+    def write_run(self, out_dir: Path, folders: Sequence[Path], *, pictures: bool = True) -> list[str]:
+        from .render import write_run_files
+
+        return write_run_files(out_dir, folders, pictures=pictures)
+
+
+def _whole_number(text: str, least: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ {least}, got {text!r}") from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ {least}, got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    return _whole_number(text, 1)
+
+
+def _non_negative_int(text: str) -> int:
+    return _whole_number(text, 0)
+
+
+def _warn_about(context: Context, model: Any) -> None:
+    """Say once per model and word which words were read as ``<unk>``; say when a context was cut."""
+    from .vocab import closest_words
+
+    if context.truncated_from is not None:
+        warnings.warn(f"the context {_short(context.text)} has {context.truncated_from} words; explaining "
+                      f"its last {len(context.tokens)} (raise --max-words to keep more)", IgkitWarning,
+                      stacklevel=3)
+    warned = model.warned_words
+    new = [w for w in dict.fromkeys(context.unknown_words) if w not in warned]
+    if not new:
+        return
+    warned.update(new)
+    hints = []
+    for word in new:
+        close = closest_words(word, model.vocab, n=3)
+        hints.append(f"{word} (close: {', '.join(close)})" if close else word)
+    warnings.warn(f"{len(new)} word(s) of {_short(context.text)} are not in the model's vocabulary and are "
+                  f"read as <unk> (marked * in the tables): {'; '.join(hints)}", IgkitWarning, stacklevel=3)
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "…")

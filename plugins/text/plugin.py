@@ -6,12 +6,12 @@ import argparse
 from igkit import hookimpl
 from igkit.domain import Domain
 
-from .commands import add_text_commands
-
 
 @hookimpl
 def igkit_add_commands(subparsers: argparse._SubParsersAction) -> None:
-    add_text_commands(subparsers)
+    from .cli import add_commands
+
+    add_commands(subparsers)
 
 
 @hookimpl

@@ -1,20 +1,15 @@
 """Figure 8: the next-word probability as all context embeddings are scaled by α from 0 to 1."""
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 
-import matplotlib
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+from igkit import module_output, score_curve
+from igkit.records import write_csv, write_json
 
-from igkit import module_output, score_curve  # noqa: E402
-
-from .attribution import next_word_probability  # noqa: E402
-from .checkpoint import LanguageModel  # noqa: E402
+from .attribution import next_word_probability
+from .checkpoint import LanguageModel
 
 
 def random_windows(ids: torch.Tensor, count: int, words: int, seed: int = 0) -> torch.Tensor:
@@ -39,8 +34,13 @@ def saturation_curves(lm: LanguageModel, windows: torch.Tensor, alphas: int = 51
 
 def write_saturation(curves: dict, out_dir: Path) -> list[Path]:
     """``saturation.png`` (all curves on one chart), ``saturation.csv`` and ``saturation.json``."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig = Figure(figsize=(6.4, 4.4))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
     for probs in curves["probability"]:
         ax.plot(curves["alpha"], probs, linewidth=1.2)
     ax.set_xlabel("α (scale of all context word embeddings)")
@@ -51,14 +51,9 @@ def write_saturation(curves: dict, out_dir: Path) -> list[Path]:
     fig.tight_layout()
     png = out_dir / "saturation.png"
     fig.savefig(png, dpi=130)
-    plt.close(fig)
-    csv_path = out_dir / "saturation.csv"
-    with csv_path.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["window", "context", "predicted", "alpha", "probability"])
-        for w, probs in enumerate(curves["probability"]):
-            writer.writerows([w, curves["contexts"][w], curves["predicted"][w], f"{a:.4f}", f"{p:.8g}"]
-                             for a, p in zip(curves["alpha"], probs))
-    json_path = out_dir / "saturation.json"
-    json_path.write_text(json.dumps(curves, indent=1) + "\n")
+    csv_path = write_csv(out_dir / "saturation.csv", ["window", "context", "predicted", "alpha", "probability"],
+                         ([w, curves["contexts"][w], curves["predicted"][w], round(a, 4), p]
+                          for w, probs in enumerate(curves["probability"])
+                          for a, p in zip(curves["alpha"], probs)))
+    json_path = write_json(out_dir / "saturation.json", curves)
     return [png, csv_path, json_path]
