@@ -6,7 +6,7 @@ import pytest
 from rdkit import Chem
 
 from igkit.errors import IGInputError
-from igkit.plugins.molecules.featurize import ATOM_TYPES, Featurization, featurize
+from igkit.plugins.molecules.featurize import ATOM_TYPES, Featurization, featurize, pairs_within
 from igkit.plugins.molecules.readers import parse_smiles, read_molecules, records_from_smiles
 
 SIMPLE = Featurization("simple", max_distance=4)
@@ -134,3 +134,60 @@ def test_file_readers(tmp_path):
     writer.close()
     records, problems = read_molecules(sdf)
     assert [r.id for r in records] == ["ethanol", "benzene"] and not problems
+
+
+@pytest.mark.parametrize("smiles", ["CC(=O)Nc1ccc(O)cc1", "[Na+].[Cl-]", "C", "C1CC2CCC1CC2c1ccccc1CCN",
+                                    "CC(C)Cc1ccc(cc1)C(C)C(=O)O"])
+@pytest.mark.parametrize("max_distance", [1, 2, 4, 64])
+def test_bounded_pair_search_matches_the_distance_matrix(smiles, max_distance):
+    mol = parse_smiles(smiles)
+    distance = Chem.GetDistanceMatrix(mol)
+    i, j = np.nonzero(np.triu((distance >= 1) & (distance <= max_distance), k=1))
+    a, b, d = pairs_within(mol, max_distance)
+    np.testing.assert_array_equal(a, i)
+    np.testing.assert_array_equal(b, j)
+    np.testing.assert_array_equal(d, distance[i, j])
+
+
+def test_a_10000_atom_molecule_featurises_without_an_atoms_squared_matrix(monkeypatch):
+    import tracemalloc
+
+    def no_matrix(*args, **kwargs):
+        raise AssertionError("an N x N distance matrix was requested")
+
+    monkeypatch.setattr(Chem, "GetDistanceMatrix", no_matrix)
+    mol = parse_smiles("C" * 10_000)
+    tracemalloc.start()
+    graph = featurize(mol, SIMPLE)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert graph.n_atoms == 10_000 and graph.n_pairs == sum(10_000 - d for d in range(1, 5))
+    assert peak < 64 * 2 ** 20            # an N² float64 matrix alone would be 800 MB
+
+
+def test_the_atom_limit_refuses_a_huge_molecule_before_featurising_and_can_be_raised(monkeypatch):
+    from igkit.plugins.molecules import attribution, load_model
+    from igkit.plugins.molecules.domain import DEFAULT_MAX_ATOMS, MoleculesDomain
+    from igkit.plugins.molecules.readers import MoleculeInput
+
+    model, domain = load_model(), MoleculesDomain()
+    huge = MoleculeInput("argument 1", "C" * 10_000)
+    calls = []
+    monkeypatch.setattr(attribution, "featurize", lambda *a: calls.append(a) or featurize(*a))
+    with pytest.raises(IGInputError, match=f"10000 heavy atoms, more than --max-atoms {DEFAULT_MAX_ATOMS}"):
+        domain.prepare(model, huge)
+    assert not calls                                            # refused before featurising
+    prepared = domain.prepare(model, huge, max_atoms=20_000)
+    assert prepared.context["graph"].n_atoms == 10_000 and prepared.batch_size >= 1
+
+
+def test_whitespace_inside_a_smiles_is_refused_but_a_smi_name_is_fine(tmp_path):
+    with pytest.raises(IGInputError, match="whitespace"):
+        parse_smiles("CC O")
+    records, problems = records_from_smiles(["CC O", " CCO "])
+    assert [r.smiles for r in records] == ["CCO"] and "RDKit would read only 'CC'" in problems[0].reason
+    smi = tmp_path / "named.smi"
+    smi.write_text("CCO ethyl alcohol\nc1ccccc1\tbenzene\n")
+    records, problems = read_molecules(smi)
+    assert [(r.smiles, r.id) for r in records] == [("CCO", "ethyl alcohol"), ("c1ccccc1", "benzene")]
+    assert not problems

@@ -1,14 +1,16 @@
 """igkit molecules plugin: weave networks on molecules, atom and pair attributions, ground-truth tasks.
 
-The Python API (``featurize_smiles``, ``load_model``, ``explain_molecules``, …) is
-imported lazily so that loading the plugin for the CLI stays cheap.
+The Python API (``explain_molecules``, ``featurize_smiles``, ``load_model``, …) is
+imported lazily so that loading the plugin for the CLI stays cheap. Explaining is
+``igkit.explain("molecules", [...])``; ``explain_molecules`` is that, with a model.
 """
 from __future__ import annotations
 
 from importlib import import_module
 
 _API = {
-    "featurize_smiles": ".api", "explain_molecules": ".api", "as_records": ".api",
+    "featurize_smiles": ".api", "explain_molecules": ".api", "featurize_records": ".api",
+    "read_molecules": ".readers", "MoleculesDomain": ".domain",
     "load_model": ".checkpoint", "save_model": ".checkpoint", "predict": ".checkpoint",
     "MoleculeModel": ".checkpoint", "Featurization": ".featurize", "featurize": ".featurize",
     "MoleculeExplanation": ".attribution",

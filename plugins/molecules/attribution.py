@@ -1,55 +1,113 @@
-"""Integrated gradients for weave models: many molecules per call, per-atom and per-pair scores.
+"""Integrated gradients for weave models: per-atom and per-pair scores, through igkit's one runner.
 
 Atom and pair features are scaled toward zero together by one α (the paper's
-counterfactuals); which atoms and pairs exist stays fixed. Molecules of similar
-size share one call, so the core packs their path points into shared passes.
-A batch that fails is retried molecule by molecule, so one bad molecule is
-reported and the others still get their attributions.
+counterfactuals); which atoms and pairs exist stays fixed. :func:`prepare_molecule`
+turns one molecule into an :class:`igkit.Prepared` whose group is its padded size
+bucket, so molecules of similar size share one integration call (their path
+points share passes); :func:`collate` pads such a group into one batch. The
+runner attributes, isolates a molecule that fails, and hands each molecule's
+share to :class:`MoleculeExplanation`.
 """
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Sequence
 
 import numpy as np
 
-from igkit import attribute, integrated_gradients
-from igkit.cli import DEFAULT_TOLERANCE
-from igkit.errors import IGInputError, NonFiniteError
-from igkit.methods import get_method
-from igkit.progress import progress
-from igkit.result import IGResult
+from igkit import (Attribution, Explained, Integration, Item, Prepared, RunOptions, Skipped, content_digest,
+                   explain_stream, get_method)
+from igkit.errors import IGInputError
+from igkit.progress import Progress
 
-from .batching import MoleculeBatch, pack, size_batches
+from .batching import pack, size_bucket
 from .checkpoint import MoleculeModel
-from .featurize import MolGraph
-from .readers import MoleculeRecord, Problem
+from .domain import DEFAULT_MAX_ATOMS
+from .featurize import MolGraph, featurize
+from .readers import MoleculeInput, MoleculeRecord, Problem, parse_input
 from .weave import score_function
 
 #: activations (floats) one pass of path points may hold: bounds memory for big molecules, and
 #: passes of this size (about 50 points of a typical ZINC molecule) ran fastest on 2 CPU cores
 #: (200 benzene test molecules, 50 steps: 1.78 s at 2**22, 2.21 s at 2**25, 2.37 s at 2**20)
 ACTIVATION_BUDGET = 2 ** 22
-#: what one molecule may raise without stopping the others (bad options still stop the run)
-MOLECULE_ERRORS = (NonFiniteError, RuntimeError, MemoryError)
+SCORES = ("probability", "logit")
+
+
+@dataclass(frozen=True)
+class Featurized:
+    """A molecule featurized already (evaluation and benchmarks featurize once, then attribute)."""
+
+    molecule: MoleculeInput
+    graph: MolGraph
 
 
 @dataclass
 class MoleculeExplanation:
-    """Attributions of one molecule's score to its atoms and atom pairs."""
+    """Attributions of one molecule's score to its atoms and atom pairs (the molecules domain's result).
 
-    id: str
-    smiles: str
-    graph: MolGraph
-    task: str
-    score: str
-    atom_features: np.ndarray          # [n, Fa] IG per atom feature
-    pair_features: np.ndarray          # [m, Fp] IG per pair feature
-    result: IGResult                   # the batch's result; ``example`` is this molecule
-    example: int
-    seconds: float
-    extra: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    ``attribution`` is the runner's :class:`igkit.Attribution` (IG result of batch size 1,
+    other methods' maps, seconds); the properties below are its molecular views.
+    """
+
+    attribution: Attribution
+
+    @property
+    def item(self) -> Item:
+        """The input as the runner read it (``source`` such as "mols.csv line 7", ``digest``)."""
+        return self.attribution.item
+
+    @property
+    def graph(self) -> MolGraph:
+        return self.attribution.prepared.context["graph"]
+
+    @property
+    def molecule(self) -> MoleculeInput:
+        return self.attribution.prepared.context["molecule"]
+
+    @property
+    def id(self) -> str:
+        """The molecule's id (``--id-col``, SD name, .smi name), else its SMILES."""
+        return self.molecule.name
+
+    @property
+    def smiles(self) -> str:
+        return self.molecule.smiles
+
+    @property
+    def task(self) -> str:
+        return self.attribution.prepared.context["task"]
+
+    @property
+    def score(self) -> str:
+        return self.attribution.prepared.context["score"]
+
+    @property
+    def result(self):
+        return self.attribution.result
+
+    @property
+    def seconds(self) -> float:
+        return self.attribution.seconds
+
+    @cached_property
+    def atom_features(self) -> np.ndarray:
+        """``[n, Fa]``: IG per atom feature."""
+        return self.result.attribution_tuple[0][0, :self.graph.n_atoms].detach().cpu().numpy()
+
+    @cached_property
+    def pair_features(self) -> np.ndarray:
+        """``[m, Fp]``: IG per pair feature."""
+        return self.result.attribution_tuple[1][0, :self.graph.n_pairs].detach().cpu().numpy()
+
+    @cached_property
+    def extra(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Other methods (``--methods``): per atom and per pair sums, as for IG."""
+        n, m = self.graph.n_atoms, self.graph.n_pairs
+        return {name: (maps[0][0, :n].sum(-1).detach().cpu().numpy(),
+                       maps[1][0, :m].sum(-1).detach().cpu().numpy())
+                for name, maps in self.attribution.methods.items()}
 
     @property
     def atom_attributions(self) -> np.ndarray:
@@ -68,15 +126,22 @@ class MoleculeExplanation:
 
     @property
     def score_input(self) -> float:
-        return float(self.result.score_input[self.example])
+        return float(self.result.score_input[0])
 
     @property
     def score_baseline(self) -> float:
-        return float(self.result.score_baseline[self.example])
+        return float(self.result.score_baseline[0])
 
     @property
     def completeness_error(self) -> float:
-        return float(self.result.completeness_error[self.example])
+        return float(self.result.completeness_error[0])
+
+    @cached_property
+    def dead_features(self) -> list[dict]:
+        """Groups of atoms with identical attributions but different neighbourhoods."""
+        from .dead_features import dead_feature_groups
+
+        return dead_feature_groups(self.graph.mol, self.atom_attributions)
 
     def accounting(self) -> dict[str, float]:
         """How F(x) − F(baseline) splits into atoms, bonded pairs and other pairs (and each share)."""
@@ -106,72 +171,60 @@ def with_pairs(graph: MolGraph, atoms: np.ndarray, pairs: np.ndarray) -> np.ndar
     return out
 
 
-def path_batch_size(batch: MoleculeBatch, model: MoleculeModel) -> int:
-    """Path points per forward/backward pass so that activations stay within the budget."""
+def row_cost(model: MoleculeModel) -> tuple[int, int]:
+    """Activations per path point: ``atoms × first + pairs × second``."""
     c = model.net.config
-    n, m = batch.atoms.shape[1], batch.pairs.shape[1]
-    per_row = n * (6 * c.atom_hidden + 14 * c.readout_hidden) + m * 8 * c.pair_hidden
-    return max(1, ACTIVATION_BUDGET // max(1, per_row))
+    return 6 * c.atom_hidden + 14 * c.readout_hidden, 8 * c.pair_hidden
 
 
-def explain_graphs(model: MoleculeModel, records: Sequence[MoleculeRecord], graphs: Sequence[MolGraph],
-                   *, task: str | int | None = None, score: str = "probability",
-                   methods: Sequence[str] = (), molecules_per_call: int = 32, show_progress: bool = False,
-                   **ig_options: Any) -> tuple[list[MoleculeExplanation], list[Problem]]:
-    """Explain featurized molecules (``graphs[k]`` of ``records[k]``).
+def path_batch_size(n_atoms: int, n_pairs: int, cost: tuple[int, int]) -> int:
+    """Path points per forward/backward pass so that activations stay within the budget."""
+    return max(1, ACTIVATION_BUDGET // max(1, n_atoms * cost[0] + n_pairs * cost[1]))
 
-    Returns the explanations in input order and the molecules that failed. Without
-    ``steps`` or ``tolerance`` the integration adapts until completeness is within 1%.
-    """
+
+def check_score(score: str) -> str:
+    if score not in SCORES:
+        raise IGInputError(f"unknown score {score!r}; choose one of {', '.join(SCORES)}")
+    return score
+
+
+def prepare_molecule(model: MoleculeModel, value: Any, *, task: str | int | None = None,
+                     score: str = "probability", max_atoms: int = DEFAULT_MAX_ATOMS) -> Prepared:
+    """One molecule (a :class:`MoleculeInput`, a SMILES string or :class:`Featurized`) made ready
+    for the runner; ``IGInputError`` says why a molecule cannot be used."""
     t = model.task_index(task)
-    for g in graphs[:1]:
-        model.check(g)
-    model.net.eval()
-    if ig_options.get("tolerance") is None and ig_options.get("steps") is None:
-        ig_options["tolerance"] = DEFAULT_TOLERANCE
-    ig_options = {k: v for k, v in ig_options.items() if v is not None}
-    done: dict[int, MoleculeExplanation] = {}
-    problems: list[Problem] = []
-    groups = size_batches(graphs, molecules_per_call)
-    for idx in progress(groups, desc="explain molecules", enabled=show_progress):
-        try:
-            found = _explain_batch(model, [graphs[i] for i in idx], t, score, methods, ig_options)
-        except MOLECULE_ERRORS:
-            found = []
-            for i in idx:  # isolate the culprit: the rest still get explained
-                try:
-                    found += _explain_batch(model, [graphs[i]], t, score, methods, ig_options)
-                except MOLECULE_ERRORS as exc:
-                    rec = records[i]
-                    problems.append(Problem(rec.row, rec.id, rec.smiles, f"{type(exc).__name__}: {exc}"))
-                    found.append(None)
-        for i, expl in zip(idx, found):
-            if expl is not None:
-                expl.id, expl.smiles = records[i].id, records[i].smiles
-                done[i] = expl
-    return [done[i] for i in sorted(done)], problems
+    if isinstance(value, Featurized):
+        molecule, graph = value.molecule, value.graph
+    else:
+        molecule = value if isinstance(value, MoleculeInput) else MoleculeInput("", str(value))
+        mol = parse_input(molecule)
+        if mol.GetNumAtoms() > max_atoms:
+            raise IGInputError(f"the molecule has {mol.GetNumAtoms()} heavy atoms, more than --max-atoms "
+                               f"{max_atoms}; raise --max-atoms to attribute it (time and memory grow "
+                               f"with its atoms and pairs)")
+        graph = featurize(mol, model.featurization)
+    model.check(graph)
+    batch = pack([graph])
+    cost = row_cost(model)
+    return Prepared(name=molecule.name, inputs=batch.inputs, forward=score_function(model.net, check_score(score)),
+                    target=t, forward_args=batch.structure, label=f"{model.tasks[t]} ({score})",
+                    context={"graph": graph, "molecule": molecule, "task": model.tasks[t], "score": score,
+                             "row_cost": cost},
+                    group=("weave", size_bucket(graph.n_atoms)),
+                    batch_size=path_batch_size(graph.n_atoms, graph.n_pairs, cost))
 
 
-def _explain_batch(model: MoleculeModel, graphs: list[MolGraph], t: int, score: str,
-                   methods: Sequence[str], ig_options: dict[str, Any]) -> list[MoleculeExplanation]:
-    batch = pack(graphs)
-    forward = score_function(model.net, score)
-    options = {"batch_size": path_batch_size(batch, model), **ig_options}
-    start = time.perf_counter()
-    result = integrated_gradients(forward, batch.inputs, target=t, forward_args=batch.structure, **options)
-    seconds = (time.perf_counter() - start) / len(graphs)
-    extra = {name: attribute(name, forward, batch.inputs, target=t, forward_args=batch.structure,
-                             batch_size=options["batch_size"]) for name in methods}
-    atoms, pairs = (a.detach().numpy() for a in result.attribution_tuple)
-    out = []
-    for b, g in enumerate(graphs):
-        per_method = {name: (a[0][b, :g.n_atoms].sum(-1).detach().numpy(),
-                             a[1][b, :g.n_pairs].sum(-1).detach().numpy()) for name, a in extra.items()}
-        out.append(MoleculeExplanation(
-            id="", smiles="", graph=g, task=model.tasks[t], score=score,
-            atom_features=atoms[b, :g.n_atoms], pair_features=pairs[b, :g.n_pairs],
-            result=result, example=b, seconds=seconds, extra=per_method))
-    return out
+def collate(group: Sequence[Prepared]) -> Prepared:
+    """Molecules of one size bucket padded into one batch (padding is masked: no prediction or
+    attribution changes, see the tests)."""
+    first = group[0]
+    if len(group) == 1:
+        return first
+    batch = pack([p.context["graph"] for p in group])
+    cost = first.context["row_cost"]
+    return Prepared(name=first.name, inputs=batch.inputs, forward=first.forward, target=first.target,
+                    forward_args=batch.structure, label=first.label, group=first.group,
+                    batch_size=path_batch_size(batch.atoms.shape[1], batch.pairs.shape[1], cost))
 
 
 def pair_matrix(graph: MolGraph, values: np.ndarray) -> np.ndarray:
@@ -184,10 +237,66 @@ def pair_matrix(graph: MolGraph, values: np.ndarray) -> np.ndarray:
     return matrix
 
 
-def check_methods(methods: Sequence[str]) -> list[str]:
-    """Known extra methods to compute beside IG (IG itself is always computed)."""
-    for name in methods:
+def explain_graphs(model: MoleculeModel, records: Sequence[MoleculeRecord], graphs: Sequence[MolGraph],
+                   *, task: str | int | None = None, score: str = "probability", methods: Sequence[str] = (),
+                   integration: Integration | None = None, show_progress: bool = False,
+                   **integration_options: Any) -> tuple[list[MoleculeExplanation], list[Problem]]:
+    """Explain molecules featurized already (``graphs[k]`` of ``records[k]``) through igkit's runner.
+
+    For evaluation and benchmarks, which featurize once and reuse the graphs. Options
+    (``steps``, ``tolerance``, ``max_steps``, ``batch_size``, ...) override ``integration``
+    (default: the molecules domain's, adaptive to 1%). Returns the explanations in input
+    order and the molecules that failed, with reasons.
+    """
+    from .domain import MoleculesDomain
+
+    domain = MoleculesDomain()
+    base = integration or domain.integration
+    unknown = sorted(set(integration_options) - set(Integration.__dataclass_fields__))
+    if unknown:
+        raise IGInputError(f"unknown integration option {unknown[0]!r}; options are "
+                           f"{', '.join(Integration.__dataclass_fields__)}")
+    options = RunOptions(_checked_integration(base.with_overrides(**integration_options)),
+                         _checked_methods(methods))
+    check_score(score)
+    model.task_index(task)
+    items = []
+    for k, (rec, graph) in enumerate(zip(records, graphs)):
+        molecule = MoleculeInput(rec.source or f"row {rec.row}", rec.smiles, rec.id, rec.row)
+        items.append(Item(molecule.source, Featurized(molecule, graph), rec.id, content_digest("graph", str(k))))
+    settings = {"task": task, "score": score, "max_atoms": DEFAULT_MAX_ATOMS}
+    position = {item.digest: k for k, item in enumerate(items)}
+    found: dict[int, MoleculeExplanation] = {}
+    problems: list[Problem] = []
+    bar = Progress([], total=len(items), desc="explain molecules", enabled=show_progress)
+    for outcome in explain_stream(domain, model, items, settings, options):
+        bar.advance()
+        if isinstance(outcome, Explained):
+            found[position[outcome.item.digest]] = outcome.explanation
+        elif isinstance(outcome, Skipped):
+            rec = records[position[outcome.item.digest]]
+            problems.append(Problem(rec.row, rec.id, rec.smiles, outcome.reason, rec.source))
+    bar.close()
+    return [found[k] for k in sorted(found)], problems
+
+
+def _checked_integration(integration: Integration) -> Integration:
+    """Options that would fail for every molecule are refused once, up front."""
+    for name in ("steps", "max_steps", "batch_size"):
+        value = getattr(integration, name)
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise IGInputError(f"{name} must be a whole number ≥ 1, got {value!r}")
+    if not integration.tolerance > 0:
+        raise IGInputError(f"tolerance must be > 0, got {integration.tolerance!r}")
+    if integration.floor < 0:
+        raise IGInputError(f"floor must be ≥ 0, got {integration.floor!r}")
+    return integration
+
+
+def _checked_methods(methods: Sequence[str]) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(m.strip() for m in methods if m.strip()))
+    for name in names:
         if name == "integrated_gradients":
-            raise IGInputError("integrated_gradients is always computed; list only extra methods")
+            raise IGInputError("integrated_gradients is always computed; list only the other methods")
         get_method(name)
-    return list(methods)
+    return names

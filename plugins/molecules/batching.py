@@ -9,6 +9,7 @@ molecule along the integration path while only atoms and pairs are scaled.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -67,6 +68,18 @@ def pack(graphs: Sequence[MolGraph], n_atoms: int | None = None, n_pairs: int | 
         pair_mask[b, :g.n_pairs] = 1.0
     return MoleculeBatch(torch.from_numpy(atoms), torch.from_numpy(pairs), torch.from_numpy(index),
                          torch.from_numpy(atom_mask), torch.from_numpy(pair_mask), fingerprints.pop())
+
+
+#: molecules whose atom counts fall in one bucket share integration calls; each bucket is at most
+#: this factor larger than the one below, so padding stays under about a quarter
+BUCKET_GROWTH = 1.25
+
+
+def size_bucket(n_atoms: int) -> int:
+    """The padded size of a molecule's bucket: 1-8 atoms share one, then steps of at most 25%."""
+    if n_atoms <= 8:
+        return 8
+    return int(math.ceil(8 * BUCKET_GROWTH ** math.ceil(math.log(n_atoms / 8, BUCKET_GROWTH) - 1e-9)))
 
 
 def size_batches(graphs: Sequence[MolGraph], batch_size: int, *, shuffle: bool = False,

@@ -6,19 +6,18 @@ so data featurized any other way is refused with a clear error.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
 
-from igkit.errors import IGInputError
+from igkit.checkpoint import checkpoint_paths, load_checkpoint, load_state, save_checkpoint
+from igkit.errors import IGInputError, ModelError
 
 from .batching import pack, size_batches
 from .featurize import Featurization, MolGraph
-from .weave import WeaveConfig, WeaveNet, parse_arch, score_function
+from .weave import DEFAULT_ARCH, DEFAULT_DENSE_LAYERS, WeaveConfig, WeaveNet, parse_arch, score_function
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 #: the model shipped with the package: a W2N2 trained on "contains a benzene ring"
@@ -66,61 +65,78 @@ class MoleculeModel:
         return self.tasks.index(task)
 
 
-def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
-    """``NAME``, ``NAME.safetensors`` or ``NAME.json`` → both file paths."""
-    path = Path(path)
-    stem = path.with_suffix("") if path.suffix in (".safetensors", ".json") else path
-    return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
-
-
 def save_model(model: MoleculeModel, path: str | Path) -> Path:
-    """Write ``NAME.safetensors`` and ``NAME.json``; returns the weights file."""
-    weights, config = checkpoint_paths(path)
-    weights.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()}
-    save_file(state, str(weights), metadata={"format": FORMAT})
+    """Write ``NAME.safetensors`` and ``NAME.json`` (each whole or not at all); returns the weights file."""
     document = {"format": FORMAT, "featurization": model.featurization.config(),
                 "network": model.net.config.to_dict(), "info": model.info}
-    config.write_text(json.dumps(document, indent=2) + "\n")
+    weights, _ = save_checkpoint(path, model.net.state_dict(), document)
     model.path = weights.with_suffix("")
     return weights
 
 
 def load_model(path: str | Path | None = None) -> MoleculeModel:
-    """Load a checkpoint (default: the model shipped with igkit) in eval mode."""
-    weights, config = checkpoint_paths(path if path is not None else DEFAULT_MODEL)
-    for f in (weights, config):
-        if not f.is_file():
-            raise IGInputError(f"model file {f} not found; give the NAME of a checkpoint written by "
-                               f"`igkit molecules train --out NAME` (NAME.safetensors + NAME.json)")
-    try:
-        document = json.loads(config.read_text())
-    except json.JSONDecodeError as exc:
-        raise IGInputError(f"{config} is not valid JSON: {exc}") from exc
+    """Load a checkpoint (default: the model shipped with igkit) in eval mode.
+
+    Every way a checkpoint can be broken (a missing half, invalid JSON, a truncated
+    tensor file, another featurization, tensors that do not fit) is a
+    :class:`~igkit.errors.ModelError` naming the file.
+    """
+    name = path if path is not None else DEFAULT_MODEL
+    tensors, document = load_checkpoint(name)
+    weights, config = checkpoint_paths(name)
     if document.get("format") != FORMAT:
-        raise IGInputError(f"{config} is not an igkit molecules checkpoint (format "
-                           f"{document.get('format')!r}, expected {FORMAT!r})")
-    featurization = Featurization.from_config(document["featurization"])
-    net_config = WeaveConfig(**document["network"])
-    if (net_config.atom_features, net_config.pair_features) != (
-            len(featurization.atom_feature_names), len(featurization.pair_feature_names)):
-        raise IGInputError(f"{config}: the network expects {net_config.atom_features} atom and "
-                           f"{net_config.pair_features} pair features but the featurization makes "
-                           f"{len(featurization.atom_feature_names)} and "
-                           f"{len(featurization.pair_feature_names)}")
+        raise ModelError(f"{config} is not an igkit molecules checkpoint (format "
+                         f"{document.get('format')!r}, expected {FORMAT!r})")
+    try:
+        net_config, featurization = _network_config(document)
+    except KeyError as exc:
+        raise ModelError(f"{config} lacks {exc}; it is not a complete igkit molecules checkpoint") from None
+    except (IGInputError, TypeError, ValueError) as exc:
+        raise ModelError(f"{config}: {exc}") from None
     net = WeaveNet(net_config)
-    net.load_state_dict(load_file(str(weights)))
+    load_state(net, tensors, weights)
     net.eval()
     return MoleculeModel(net, featurization, document.get("info", {}), weights.with_suffix(""))
 
 
-def new_model(featurization: Featurization, arch: str = "w2n2", tasks: list[str] | None = None,
-              task_type: str = "classification", **sizes: int) -> MoleculeModel:
-    """An untrained model whose input sizes match ``featurization``."""
-    n_weave, n_dense = parse_arch(arch)
+def _network_config(document: dict[str, Any]) -> tuple[WeaveConfig, Featurization]:
+    featurization = Featurization.from_config(document["featurization"])
+    network = dict(document["network"])
+    if network.get("pair_distance") is None:      # written before WxNy meant the pair distance
+        network["pair_distance"] = featurization.max_distance
+    net_config = WeaveConfig(**network)
+    if (net_config.atom_features, net_config.pair_features) != (
+            len(featurization.atom_feature_names), len(featurization.pair_feature_names)):
+        raise IGInputError(f"the network expects {net_config.atom_features} atom and "
+                           f"{net_config.pair_features} pair features but the featurization makes "
+                           f"{len(featurization.atom_feature_names)} and "
+                           f"{len(featurization.pair_feature_names)}")
+    return net_config, featurization
+
+
+def featurization_for(arch: str = DEFAULT_ARCH, scheme: str = "simple") -> Featurization:
+    """The featurization an architecture name implies: WxNy keeps pairs up to graph distance y."""
+    return Featurization(scheme, parse_arch(arch)[1])
+
+
+def new_model(featurization: Featurization | str, arch: str = DEFAULT_ARCH, tasks: list[str] | None = None,
+              task_type: str = "classification", dense_layers: int = DEFAULT_DENSE_LAYERS,
+              **sizes: int) -> MoleculeModel:
+    """An untrained WxNy model (x weave modules, pairs up to distance y) with ``dense_layers``
+    fully connected layers after the readout. ``featurization`` is a scheme name (the pair
+    distance then comes from ``arch``) or a :class:`Featurization` whose ``max_distance`` must be y."""
+    n_weave, distance = parse_arch(arch)
+    if isinstance(featurization, str):
+        featurization = Featurization(featurization, distance)
+    if featurization.max_distance != distance:
+        raise IGInputError(f"architecture {arch} keeps pairs up to distance {distance} but the featurization "
+                           f"keeps them up to {featurization.max_distance}; use --arch "
+                           f"w{n_weave}n{featurization.max_distance} (WxNy: y is the pair distance; the number "
+                           f"of dense layers is --dense-layers)")
     config = WeaveConfig(atom_features=len(featurization.atom_feature_names),
                          pair_features=len(featurization.pair_feature_names), n_weave=n_weave,
-                         n_dense=n_dense, tasks=list(tasks or ["label"]), task_type=task_type, **sizes)
+                         n_dense=dense_layers, tasks=list(tasks or ["label"]), task_type=task_type,
+                         pair_distance=distance, **sizes)
     return MoleculeModel(WeaveNet(config), featurization)
 
 

@@ -1,4 +1,5 @@
-"""``igkit molecules ...``: train, explain, saturation, make-task and evaluate.
+"""``igkit molecules ...``: explain (the core's one explain command for the molecules domain),
+train, saturation, make-task and evaluate.
 
 Each command imports its modules when it runs, so ``igkit`` starts without
 loading RDKit and matplotlib for other plugins' commands.
@@ -13,8 +14,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from igkit.cli import add_ig_arguments, ig_options
+from igkit.commands import add_domain_group, add_integration_arguments, integration_from_args, positive_int
 from igkit.errors import IGInputError
+
+from .domain import MoleculesDomain
 
 if TYPE_CHECKING:
     from .readers import Problem
@@ -24,10 +27,9 @@ MAX_THREADS = 2
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("molecules", help="weave networks on molecules: train, explain, evaluate")
-    sub = parser.add_subparsers(dest="molecules_command", metavar="COMMAND", required=True)
+    sub = add_domain_group(subparsers, MoleculesDomain(),
+                           help="weave networks on molecules: explain, train, saturation, evaluate")
     _add_train(sub)
-    _add_explain(sub)
     _add_saturation(sub)
     _add_make_task(sub)
     _add_evaluate(sub)
@@ -50,9 +52,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--label-col", default="label", help="label column; several comma-separated = multitask")
     p.add_argument("--split-col", default=None, help="column with train/valid/test per row")
     p.add_argument("--id-col", default=None)
-    p.add_argument("--arch", default="w2n2", help="WxNy: x weave modules, y dense layers (default w2n2)")
+    p.add_argument("--arch", default=None, help="WxNy as in Kearnes et al.: x weave modules, atom pairs up "
+                   "to graph distance y; w2ninf (or w2n∞) keeps all pairs (default w2n2)")
+    p.add_argument("--dense-layers", type=int, default=None, help="fully connected layers after the "
+                   "readout (default 2); igkit's old 'w2n2' is --arch w2n4 --dense-layers 2")
     p.add_argument("--featurization", choices=("simple", "full"), default="simple")
-    p.add_argument("--max-distance", type=int, default=4, help="longest graph distance kept as a pair")
+    p.add_argument("--max-distance", type=int, default=None, help="longest graph distance kept as a pair; "
+                   "must agree with --arch (which sets it)")
     p.add_argument("--task-type", choices=("auto", "classification", "regression"), default="auto")
     p.add_argument("--atom-hidden", type=int, default=50)
     p.add_argument("--pair-hidden", type=int, default=50)
@@ -74,8 +80,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .featurize import Featurization
     from .train import evaluate_split, fit, load_labelled_csv
 
+    from .weave import DEFAULT_ARCH, DEFAULT_DENSE_LAYERS, parse_arch
+
     _limit_threads()
-    featurization = Featurization(args.featurization, args.max_distance)
+    if args.arch is None:
+        args.arch = DEFAULT_ARCH if args.max_distance is None else f"w2n{args.max_distance}"
+    distance = parse_arch(args.arch)[1]
+    if args.max_distance is not None and args.max_distance != distance:
+        raise IGInputError(f"--arch {args.arch} keeps pairs up to distance {distance}, --max-distance says "
+                           f"{args.max_distance}; in WxNy the y is the pair distance (give "
+                           f"--arch w{parse_arch(args.arch)[0]}n{args.max_distance}, and --dense-layers for "
+                           f"the layers after the readout)")
+    args.max_distance = distance
+    if args.dense_layers is None:
+        args.dense_layers = DEFAULT_DENSE_LAYERS
+    featurization = Featurization(args.featurization, distance)
     labels = [c.strip() for c in args.label_col.split(",") if c.strip()]
     data = load_labelled_csv(args.data, featurization, smiles_col=args.smiles_col, label_cols=labels,
                              split_col=args.split_col, id_col=args.id_col,
@@ -85,7 +104,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(f"{data.task_type} on {', '.join(data.tasks)}: " + ", ".join(f"{k} {n}" for k, n in sizes.items()),
           file=sys.stderr)
     torch.manual_seed(args.seed)
-    model = new_model(featurization, args.arch, data.tasks, data.task_type, atom_hidden=args.atom_hidden,
+    model = new_model(featurization, args.arch, data.tasks, data.task_type, dense_layers=args.dense_layers,
+                      atom_hidden=args.atom_hidden,
                       pair_hidden=args.pair_hidden, readout_hidden=args.readout_hidden,
                       dense_hidden=args.dense_hidden)
     start = time.perf_counter()
@@ -105,101 +125,71 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_molecule_inputs(p: argparse.ArgumentParser) -> None:
-    p.add_argument("smiles", nargs="*", help="SMILES strings (or use --input)")
-    p.add_argument("--input", default=None, help=".smi, .sdf or .csv file of molecules")
-    p.add_argument("--smiles-col", default="smiles", help="SMILES column of a CSV input")
-    p.add_argument("--id-col", default=None, help="column (CSV) or property (SDF) naming each molecule")
-    p.add_argument("--model", default=None, help="checkpoint NAME (default: the shipped benzene-ring W2N2)")
-    p.add_argument("--task", default=None, help="task name or index of a multitask model (default: first)")
-    p.add_argument("--score", choices=("probability", "logit"), default="probability",
-                   help="explain the class probability (default) or the logit")
-
-
-def _molecule_inputs(args: argparse.Namespace):
-    """Records from the command line or --input, plus the rows that could not be parsed."""
-    from .api import as_records
-
-    if bool(args.smiles) == bool(args.input):
-        raise IGInputError("give SMILES strings or --input FILE (exactly one of them)")
-    source = args.input if args.input else args.smiles
-    return as_records(source, smiles_col=args.smiles_col, id_col=args.id_col)
-
-
-def _add_explain(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("explain", help="atom and pair attributions, heatmaps, accounting, dead features")
-    _add_molecule_inputs(p)
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--methods", default="", help="extra methods for comparison columns, comma-separated "
-                   "(e.g. grad_x_input,saliency)")
-    p.add_argument("--no-pictures", action="store_true", help="tables only (faster for many molecules)")
-    p.add_argument("--molecules-per-call", type=int, default=32,
-                   help="molecules of similar size attributed together in one IG call")
-    add_ig_arguments(p)
-    p.set_defaults(func=_cmd_explain)
-
-
-def _cmd_explain(args: argparse.Namespace) -> int:
-    from .api import featurize_records
-    from .attribution import check_methods, explain_graphs
-    from .checkpoint import load_model
-    from .outputs import write_all
-
-    _limit_threads()
-    methods = check_methods([m.strip() for m in args.methods.split(",") if m.strip()])
-    model = load_model(args.model)
-    records, problems = _molecule_inputs(args)
-    records, graphs, more = featurize_records(records, model.featurization)
-    explanations, failed = explain_graphs(model, records, graphs, task=args.task, score=args.score,
-                                          methods=methods, molecules_per_call=args.molecules_per_call,
-                                          show_progress=True, **ig_options(args))
-    problems = problems + more + failed
-    report_problems(problems)
-    write_all(explanations, problems, Path(args.out), pictures=not args.no_pictures, show_progress=True)
-    if explanations:
-        worst = max(e.completeness_error for e in explanations)
-        print(f"explained {len(explanations)} molecule(s) with {model.name} into {args.out}; "
-              f"worst completeness error {worst:.2%}; skipped {len(problems)}")
-    else:
-        print(f"no molecule could be explained; skipped {len(problems)}", file=sys.stderr)
-    return 0 if explanations else 1
-
-
 def _add_saturation(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("saturation", help="score and gradient sum along α·x for a set of molecules (Fig. 13)")
-    _add_molecule_inputs(p)
-    p.add_argument("--alphas", type=int, default=21, help="points on the α grid (default 21)")
-    p.add_argument("--limit", type=int, default=25, help="at most this many molecules (default 25)")
+    p.add_argument("smiles", nargs="*", help="SMILES strings or molecule files (or use --input)")
+    p.add_argument("--model", default=None, help="checkpoint NAME (default: the shipped benzene-ring W2N2)")
+    MoleculesDomain().add_arguments(p)
+    p.add_argument("--alphas", type=positive_int, default=21, help="points on the α grid")
+    p.add_argument("--limit", type=positive_int, default=25, help="at most this many molecules")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=_cmd_saturation)
 
 
 def _cmd_saturation(args: argparse.Namespace) -> int:
-    from .api import featurize_records
-    from .checkpoint import load_model
+    """The explain command's reading and preparing, then the saturation curves of the molecules."""
+    from igkit.domain import BadItem
+
     from .saturation import saturation_curves, write_saturation
 
-    _limit_threads()
-    model = load_model(args.model)
-    records, problems = _molecule_inputs(args)
-    records, graphs, more = featurize_records(records[:args.limit], model.featurization)
-    report_problems(problems + more)
+    domain = MoleculesDomain()
+    settings = domain.settings(args)
+    items = domain.read_items(args.smiles, **settings)
+    model = domain.load_model(args.model, **settings)
+    graphs, names = [], []
+    for item in items:
+        if len(graphs) == args.limit:
+            break
+        if isinstance(item, BadItem):
+            print(f"skipped {item.source}: {item.reason}", file=sys.stderr)
+            continue
+        try:
+            prepared = domain.prepare(model, item.value, **settings)
+        except IGInputError as exc:
+            print(f"skipped {item.source}: {exc}", file=sys.stderr)
+            continue
+        graphs.append(prepared.context["graph"])
+        names.append(item.name)
     if not graphs:
-        raise IGInputError("none of the molecules could be used")
-    curves = saturation_curves(model, graphs, task=args.task, score=args.score, alphas=args.alphas)
+        raise IGInputError("none of the molecules could be used; give SMILES or --input FILE")
+    curves = saturation_curves(model, graphs, task=args.task, score=args.score, alphas=max(2, args.alphas))
     task = model.tasks[model.task_index(args.task)]
-    paths = write_saturation(curves, [r.id for r in records], Path(args.out), f"{task} {args.score}")
+    paths = write_saturation(curves, names, Path(args.out), f"{task} {args.score}")
     print(f"wrote {', '.join(str(p) for p in paths)}")
     return 0
 
 
 def _add_make_task(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("make-task", help="label molecules by a SMARTS rule (or Crippen logP) into a CSV")
-    p.add_argument("--rule", required=True, help="e.g. 'benzene', 'F AND carbonyl', 'NOT Cl', or 'crippen'")
-    p.add_argument("--input", default=None, help="molecules (.smi/.sdf/.csv); default: RDKit's "
-                   "Data/NCI/first_5K.smi")
+    p = sub.add_parser("make-task", help="label molecules by a SMARTS rule (or Crippen logP) into a CSV; "
+                       "--task NAME builds a balanced known-answer task")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--task", default=None, help="a named balanced task: benzene, fluoride_carbonyl, "
+                       "alkane_carbonyl, chloride_carbonyl, amine_ether_benzene, fluoride_carbonyl_ether")
+    which.add_argument("--rule", default=None,
+                       help="e.g. 'benzene', 'F AND carbonyl', 'NOT Cl', or 'crippen'")
+    p.add_argument("--input", "--pool", dest="input", default=None,
+                   help="molecules (.smi/.sdf/.csv, several comma-separated); default: RDKit's "
+                   "Data/NCI/first_5K.smi for --rule; for --task and --balanced the shared ZINC set "
+                   "(../shared/data/benzene, when present) plus RDKit's NCI set")
     p.add_argument("--smiles-col", default="smiles")
     p.add_argument("--id-col", default=None)
+    p.add_argument("--balanced", action="store_true", help="with --rule: balanced positives and "
+                   "negatives as --task does (implied by --task)")
+    p.add_argument("--max-positives", type=int, default=1500, help="balanced: at most this many positives")
+    p.add_argument("--partial-fraction", type=float, default=0.5, help="balanced: share of negatives "
+                   "holding some but not all fragments of an AND rule (default 0.5)")
+    p.add_argument("--counterfactuals", action="store_true", help="AND rules: add, for every training "
+                   "positive, negatives with one fragment deleted (the test split is unchanged)")
     p.add_argument("--test-fraction", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="CSV to write: mol_id,smiles,label,split")
@@ -208,22 +198,42 @@ def _add_make_task(sub: argparse._SubParsersAction) -> None:
 
 def _task_records(args: argparse.Namespace):
     from .readers import read_molecules
-    from .tasks import RDKIT_MOLECULES
+    from .tasks import RDKIT_MOLECULES, default_pool
 
-    records, problems = read_molecules(args.input or RDKIT_MOLECULES, smiles_col=args.smiles_col,
-                                       id_col=args.id_col)
-    report_problems(problems)
+    balanced = getattr(args, "task", None) is not None or getattr(args, "balanced", False)
+    sources = args.input.split(",") if args.input else (default_pool() if balanced else [RDKIT_MOLECULES])
+    records, seen = [], set()
+    for source in sources:
+        id_col = args.id_col
+        if id_col is None and not args.input and str(source).endswith(".csv"):
+            id_col = "mol_id"     # the shared ZINC pool names its molecules
+        found, problems = read_molecules(source, smiles_col=args.smiles_col, id_col=id_col)
+        report_problems(problems)
+        for rec in found:    # balanced tasks keep each molecule once, even if two pools hold it
+            if not balanced or rec.smiles not in seen:
+                seen.add(rec.smiles)
+                records.append(rec)
     return records
 
 
 def _cmd_make_task(args: argparse.Namespace) -> int:
-    from .tasks import make_task, write_task_csv
+    from .tasks import balanced_selection, make_task, write_task_csv
 
-    task = make_task(args.rule)
-    counts = write_task_csv(task, _task_records(args), Path(args.out), test_fraction=args.test_fraction,
-                            seed=args.seed)
+    task = make_task(args.task or args.rule)
+    records = _task_records(args)
+    extra = ""
+    if args.task is not None or args.balanced:
+        chosen, counts = balanced_selection(task, records, max_positives=args.max_positives,
+                                            partial_fraction=args.partial_fraction, seed=args.seed)
+        records = [records[k] for k in chosen]
+        extra = (f" ({counts['negative_partial']} negatives hold part of the rule; the pool had "
+                 f"{counts['pool_positive']} positives)")
+    counts = write_task_csv(task, records, Path(args.out), test_fraction=args.test_fraction, seed=args.seed,
+                            counterfactuals=args.counterfactuals)
+    if args.counterfactuals:
+        extra += f"; {counts['counterfactual']} counterfactual negatives added to train"
     print(f"wrote {args.out}: {counts['train']} train, {counts['test']} test"
-          + (f", {counts['positive']} positive" if task.rule is not None else ""))
+          + (f", {counts['positive']} positive" if task.rule is not None else "") + extra)
     return 0
 
 
@@ -242,7 +252,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=None, help="evaluate at most this many molecules")
     p.add_argument("--score", choices=("probability", "logit"), default="probability")
     p.add_argument("--out", required=True, help="output folder")
-    add_ig_arguments(p)
+    add_integration_arguments(p, MoleculesDomain.integration)
     p.set_defaults(func=_cmd_evaluate)
 
 
@@ -270,7 +280,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     records, graphs, more = featurize_records(records, model.featurization)
     report_problems(problems + more)
     evaluation = evaluate_task(model, task, records, graphs, score=args.score, show_progress=True,
-                               **ig_options(args))
+                               integration=integration_from_args(args, MoleculesDomain.integration))
     report_problems(evaluation.problems)
     write_evaluation(evaluation, Path(args.out))
     s = evaluation.summary

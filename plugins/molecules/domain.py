@@ -1,52 +1,119 @@
-"""The ``molecules`` domain, so ``igkit explain --domain molecules SMILES...`` works too.
+"""The ``molecules`` domain: SMILES (or .smi/.sdf/.csv files) → weave network → atom and pair attributions.
 
-``igkit molecules explain`` is the richer command (many molecules per IG call,
-combined tables, accounting, dead features); this adapter serves the generic
-one-item-at-a-time runner of the core.
+``igkit molecules explain`` and ``igkit explain --domain molecules`` are this one
+domain run by igkit's runner: one folder per molecule, combined tables at the top,
+resume, report. Heavy modules (RDKit, matplotlib, the network) are imported inside
+the methods, so ``igkit --help`` does not load them.
 """
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
+from typing import Any, Iterable, Sequence
 
-import numpy as np
+from igkit.domain import BadItem, Domain, Item, Prepared
+from igkit.options import Integration
 
-from igkit.domain import Domain, Prepared
-from igkit.result import IGResult
+#: the default of ``--max-atoms``: heavy atoms (hydrogens are implicit) a molecule may have. Drug-like
+#: molecules have well under 70; large natural products (vancomycin 101, cyclosporin 85) fit too
+DEFAULT_MAX_ATOMS = 150
 
-from .attribution import pair_matrix, with_pairs
-from .batching import pack
-from .checkpoint import MoleculeModel, load_model
-from .featurize import featurize
-from .readers import parse_smiles
-from .render import atom_heatmap_png, atom_heatmap_svg, pair_heatmap
-from .weave import score_function
+
+def _positive_int(text: str) -> int:
+    """argparse type: a whole number ≥ 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {value}")
+    return value
 
 
 class MoleculesDomain(Domain):
     name = "molecules"
     description = "SMILES → weave network; attributions per atom and atom pair"
+    integration = Integration()           # adaptive until completeness is within 1%
+    max_group = 32                        # molecules of one size bucket per integration call
+    items_help = ("SMILES strings, or molecule files (.smi, .sdf, .csv, .tsv; see --input); "
+                  "a SMILES with whitespace in it is refused")
 
-    def load_model(self, source: str | None) -> MoleculeModel:
-        return load_model(source)
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        g = parser.add_argument_group("molecules")
+        g.add_argument("--input", default=None,
+                       help=".smi, .sdf, .csv or .tsv file of molecules (read after any SMILES arguments)")
+        g.add_argument("--smiles-col", default="smiles", help="SMILES column of a CSV/TSV input")
+        g.add_argument("--id-col", default=None, help="column (CSV) or property (SDF) naming each molecule; without "
+                       "it: the SD title, the .smi name, else the SMILES")
+        g.add_argument("--task", default=None, help="task name or index of a multitask model; none: the model's first task")
+        g.add_argument("--score", choices=("probability", "logit"), default="probability",
+                       help="explain the class probability or the logit")
+        g.add_argument("--max-atoms", type=_positive_int, default=DEFAULT_MAX_ATOMS,
+                       help="skip molecules with more heavy atoms than this (checked before featurising; "
+                            "every drug-like molecule fits)")
 
-    def prepare(self, model: MoleculeModel, item: str) -> Prepared:
-        graph = featurize(parse_smiles(item), model.featurization)
-        batch = pack([graph])
-        return Prepared(name=item, inputs=batch.inputs, forward=score_function(model.net), target=0,
-                        forward_args=batch.structure, label=f"{model.tasks[0]} (probability)",
-                        context={"graph": graph})
+    def settings(self, args: argparse.Namespace) -> dict[str, Any]:
+        return {"input": args.input, "smiles_col": args.smiles_col, "id_col": args.id_col,
+                "task": args.task, "score": args.score, "max_atoms": args.max_atoms}
 
-    def importance(self, result: IGResult, prepared: Prepared) -> dict[str, np.ndarray]:
-        graph = prepared.context["graph"]
-        atoms, pairs = result.attribution_tuple
-        own = atoms[0, :graph.n_atoms].sum(-1).numpy()
-        pair_values = pairs[0, :graph.n_pairs].sum(-1).numpy()
-        return {"atoms": own, "atoms_with_pairs": with_pairs(graph, own, pair_values), "pairs": pair_values}
+    def load_model(self, source: str | None, *, task: str | int | None = None, score: str = "probability",
+                   **settings: Any):
+        from .attribution import check_score
+        from .checkpoint import load_model
 
-    def render(self, result: IGResult, prepared: Prepared, out_dir: Path) -> list[Path]:
-        graph = prepared.context["graph"]
-        values = self.importance(result, prepared)
-        return [atom_heatmap_png(graph.mol, values["atoms_with_pairs"], out_dir / "atoms.png", prepared.name),
-                atom_heatmap_svg(graph.mol, values["atoms_with_pairs"], out_dir / "atoms.svg", prepared.name),
-                *pair_heatmap(graph.mol, pair_matrix(graph, values["pairs"]),
-                              [out_dir / "pairs.png", out_dir / "pairs.svg"], prepared.name)]
+        model = load_model(source)
+        model.task_index(task)   # a wrong --task is one error now, not one skip per molecule
+        check_score(score)
+        return model
+
+    def model_fingerprint(self, model: Any) -> str:
+        from igkit.checkpoint import fingerprint_tensors
+        from igkit.domain import content_digest
+
+        return content_digest(fingerprint_tensors(model.net.state_dict()), model.featurization.fingerprint,
+                              repr(model.net.config.to_dict()))[:16]
+
+    def read_items(self, sources: Sequence[Any], *, input: str | None = None, smiles_col: str = "smiles",
+                   id_col: str | None = None, **settings: Any) -> Iterable[Item | BadItem]:
+        from .readers import Problem, molecule_inputs
+
+        inputs = molecule_inputs(sources, input=input, smiles_col=smiles_col, id_col=id_col)
+
+        def items() -> Iterable[Item | BadItem]:
+            for entry in inputs:
+                if isinstance(entry, Problem):
+                    yield BadItem(entry.source, entry.reason)
+                else:
+                    yield Item(entry.source, entry, entry.name, entry.digest)
+        return items()
+
+    def prepare(self, model: Any, value: Any, *, task: str | int | None = None, score: str = "probability",
+                max_atoms: int = DEFAULT_MAX_ATOMS, **settings: Any) -> Prepared:
+        from .attribution import prepare_molecule
+
+        return prepare_molecule(model, value, task=task, score=score, max_atoms=max_atoms)
+
+    def collate(self, group: Sequence[Prepared]) -> Prepared:
+        from .attribution import collate
+
+        return collate(group)
+
+    def explanation(self, attribution: Any):
+        from .attribution import MoleculeExplanation
+
+        return MoleculeExplanation(attribution)
+
+    def summary_fields(self, explanation: Any) -> dict[str, Any]:
+        from .outputs import summary_fields
+
+        return summary_fields(explanation)
+
+    def write_item(self, explanation: Any, folder: Path, *, pictures: bool = True) -> list[str]:
+        from .outputs import write_molecule
+
+        return write_molecule(explanation, folder, pictures=pictures)
+
+    def write_run(self, out_dir: Path, folders: Sequence[Path], *, pictures: bool = True) -> list[str]:
+        from .outputs import write_tables
+
+        return write_tables(out_dir, folders)

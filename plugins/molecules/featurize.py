@@ -187,15 +187,12 @@ def _hbond_atoms(mol: Chem.Mol) -> tuple[set[int], set[int]]:
 def _pairs(mol: Chem.Mol, featurization: Featurization) -> tuple[np.ndarray, np.ndarray, list[str]]:
     names = featurization.pair_feature_names
     column = {name: k for k, name in enumerate(names)}
-    n = mol.GetNumAtoms()
-    distance = Chem.GetDistanceMatrix(mol) if n > 1 else np.zeros((1, 1))
-    i_idx, j_idx = np.nonzero(np.triu((distance >= 1) & (distance <= featurization.max_distance), k=1))
+    i_idx, j_idx, dist = pairs_within(mol, featurization.max_distance)
     features = np.zeros((len(i_idx), len(names)), dtype=np.float32)
     rings = [set(r) for r in mol.GetRingInfo().AtomRings()] if featurization.scheme == "full" else []
     relations = []
-    for row, (i, j) in enumerate(zip(i_idx.tolist(), j_idx.tolist())):
-        d = int(distance[i, j])
-        bond = mol.GetBondBetweenAtoms(i, j)
+    for row, (i, j, d) in enumerate(zip(i_idx.tolist(), j_idx.tolist(), dist.tolist())):
+        bond = mol.GetBondBetweenAtoms(i, j) if d == 1 else None
         bond_name = BOND_TYPES.get(bond.GetBondType(), "single") if bond is not None else None
         if bond_name is not None:
             features[row, column[f"bond={bond_name}"]] = 1.0
@@ -206,3 +203,37 @@ def _pairs(mol: Chem.Mol, featurization: Featurization) -> tuple[np.ndarray, np.
         relations.append(bond_name or f"distance {d}")
     index = np.stack([i_idx, j_idx], axis=1).astype(np.int64).reshape(-1, 2)
     return index, features, relations
+
+
+def pairs_within(mol: Chem.Mol, max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Atom pairs ``i < j`` at most ``max_distance`` bonds apart, ordered by ``(i, j)``, with their
+    graph distance. A breadth-first search from each atom that stops at ``max_distance``: memory
+    and time grow with the pairs kept, never with atoms² (no distance matrix)."""
+    n = mol.GetNumAtoms()
+    neighbours: list[list[int]] = [[] for _ in range(n)]
+    for bond in mol.GetBonds():
+        a, b = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()
+        neighbours[a].append(b)
+        neighbours[b].append(a)
+    i_out: list[int] = []
+    j_out: list[int] = []
+    d_out: list[int] = []
+    for i in range(n):
+        seen = {i: 0}
+        frontier = [i]
+        for d in range(1, max_distance + 1):
+            nxt = []
+            for a in frontier:
+                for b in neighbours[a]:
+                    if b not in seen:
+                        seen[b] = d
+                        nxt.append(b)
+            if not nxt:
+                break
+            frontier = nxt
+        for j in sorted(k for k in seen if k > i):
+            i_out.append(i)
+            j_out.append(j)
+            d_out.append(seen[j])
+    return (np.asarray(i_out, dtype=np.int64), np.asarray(j_out, dtype=np.int64),
+            np.asarray(d_out, dtype=np.int64))

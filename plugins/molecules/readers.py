@@ -1,32 +1,58 @@
-"""Reading molecules from SMILES strings, ``.smi``, ``.sdf`` and CSV files.
+"""Reading molecules from SMILES strings and ``.smi``, ``.sdf``, ``.csv``/``.tsv`` files, as a stream.
 
-Every reader returns the molecules it could parse *and* a list of problems (row
-number, id, reason from RDKit), so one bad row never loses the others.
+Files go through :mod:`igkit.records`: UTF-8 with or without a byte-order mark, LF or
+CRLF; any other encoding is an error naming the file and the line. Each molecule
+keeps where it came from in the file's own terms ("mols.csv line 7", "mols.sdf
+record 3 (line 25)", "argument 2"), and one bad row never loses the others: it
+becomes a :class:`Problem` with its reason.
+
+A SMILES cell that contains whitespace is refused: RDKit would silently read only
+the part before the space and take the rest as a name. (In a ``.smi`` file the
+format *is* "SMILES, whitespace, name", so there the line is split at its first
+whitespace.)
 """
 from __future__ import annotations
 
-import csv
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable, Iterator, Sequence
 
-from rdkit import Chem, rdBase
+from igkit.errors import IGInputError, InputFileError
+from igkit.records import read_lines, read_table, read_text
 
-from igkit.errors import IGInputError
-
+#: file name endings read as molecule files, and the reader each one uses
+FILE_KINDS = {".smi": "smi", ".smiles": "smi", ".txt": "smi", ".sdf": "sdf", ".sd": "sdf",
+              ".mol": "sdf", ".csv": "csv", ".tsv": "csv"}
 _LOG_PREFIX = re.compile(r"^\[\d\d:\d\d:\d\d\]\s*")
+_SPACE = re.compile(r"\s")
 
 
-@dataclass
-class MoleculeRecord:
-    """One parsed molecule and where it came from (``row`` counts data rows from 1)."""
+@dataclass(frozen=True)
+class MoleculeInput:
+    """One molecule as read, before RDKit sees it: its SMILES (or SD record), id and origin.
 
-    id: str
+    ``id`` is the ``--id-col`` value, the SD record's name or a ``.smi`` line's name, else
+    None (the SMILES then names the molecule). ``row`` counts data rows of its source from 1.
+    """
+
+    source: str
     smiles: str
-    mol: Chem.Mol
-    row: int
-    fields: dict[str, str] = field(default_factory=dict)
+    id: str | None = None
+    row: int = 0
+    molblock: str | None = None
+    fields: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def name(self) -> str:
+        return self.id or self.smiles
+
+    @property
+    def digest(self) -> str:
+        """The row's content: SMILES (or the SD record) and id. Equal rows are one molecule."""
+        from igkit.domain import content_digest
+
+        return content_digest("molecule", self.molblock or self.smiles, self.id or "")
 
 
 @dataclass
@@ -37,18 +63,46 @@ class Problem:
     id: str
     text: str
     reason: str
+    source: str = ""
 
     def __str__(self) -> str:
-        return f"row {self.row} ({self.id}): {self.reason} [{self.text[:60]}]"
+        where = self.source or f"row {self.row}"
+        return f"{where} ({self.id}): {self.reason}" + (f" [{self.text[:60]}]" if self.text else "")
 
 
-def parse_smiles(smiles: str) -> Chem.Mol:
-    """An RDKit molecule, or ``IGInputError`` carrying RDKit's own reason."""
-    text = (smiles or "").strip()
+@dataclass
+class MoleculeRecord:
+    """One parsed molecule and where it came from (``row`` counts data rows from 1)."""
+
+    id: str
+    smiles: str
+    mol: Any
+    row: int
+    fields: dict[str, str] = field(default_factory=dict)
+    source: str = ""
+
+
+def smiles_problem(text: str) -> str | None:
+    """Why a SMILES cell cannot be used as it stands (empty, or whitespace inside), else None."""
+    text = (text or "").strip()
     if not text:
-        raise IGInputError("empty SMILES")
+        return "empty SMILES"
+    if _SPACE.search(text):
+        head = _SPACE.split(text, maxsplit=1)[0]
+        return (f"the SMILES {text[:60]!r} contains whitespace; RDKit would read only {head[:40]!r} and "
+                f"take the rest as a name. Remove the whitespace (or put names in --id-col)")
+    return None
+
+
+def parse_smiles(smiles: str) -> Any:
+    """An RDKit molecule, or ``IGInputError`` carrying RDKit's own reason."""
+    from rdkit import Chem, rdBase
+
+    problem = smiles_problem(smiles)
+    if problem:
+        raise IGInputError(problem)
     with rdBase.CaptureErrorLog() as capture:
-        mol = Chem.MolFromSmiles(text)
+        mol = Chem.MolFromSmiles(smiles.strip())
     if mol is None:
         raise IGInputError(f"invalid SMILES: {_rdkit_reason(capture.messages)}")
     if mol.GetNumAtoms() == 0:
@@ -56,87 +110,181 @@ def parse_smiles(smiles: str) -> Chem.Mol:
     return mol
 
 
+def parse_input(molecule: MoleculeInput) -> Any:
+    """The RDKit molecule of an input (from its SD record when it has one)."""
+    if molecule.molblock is None:
+        return parse_smiles(molecule.smiles)
+    from rdkit import Chem, rdBase
+
+    with rdBase.CaptureErrorLog() as capture:
+        mol = Chem.MolFromMolBlock(molecule.molblock)
+    if mol is None:
+        raise IGInputError(f"unreadable SD record: {_rdkit_reason(capture.messages)}")
+    return mol
+
+
+def is_molecule_file(text: str) -> bool:
+    """Whether a command-line item names a molecule file (no SMILES ends in .csv, .smi, .sdf, ...)."""
+    return isinstance(text, (str, Path)) and Path(text).suffix.lower() in FILE_KINDS
+
+
+def read_inputs(path: str | Path, *, smiles_col: str = "smiles", id_col: str | None = None
+                ) -> Iterator[MoleculeInput | Problem]:
+    """The molecules of one file, as they are read. The file, its encoding and its columns are
+    checked now (an :class:`InputFileError` before anything runs); rows come one by one."""
+    path = Path(path)
+    kind = FILE_KINDS.get(path.suffix.lower())
+    if kind is None:
+        raise InputFileError(f"cannot read molecules from {path}: use .smi, .sdf, .csv or .tsv")
+    if not path.is_file():
+        raise InputFileError(f"molecule file {path} does not exist" if not path.exists()
+                             else f"{path} is a folder; give a molecule file")
+    if kind == "smi":
+        return _smi_inputs(path)
+    if kind == "sdf":
+        return _sdf_inputs(path, id_col)
+    return _csv_inputs(path, smiles_col, id_col)
+
+
+def argument_inputs(smiles: Iterable[str], start: int = 1) -> Iterator[MoleculeInput | Problem]:
+    """SMILES given as arguments ("argument 1", ...)."""
+    for number, text in enumerate(smiles, start=start):
+        yield _checked(f"argument {number}", number, str(text), None, {})
+
+
+def mol_input(mol: Any, number: int) -> MoleculeInput:
+    """An RDKit molecule handed over in Python ("molecule N"), kept with its own atom order."""
+    from rdkit import Chem
+
+    name = mol.GetProp("_Name") if mol.HasProp("_Name") and mol.GetProp("_Name").strip() else None
+    return MoleculeInput(f"molecule {number}", Chem.MolToSmiles(mol), name, number, Chem.MolToMolBlock(mol))
+
+
+def _checked(source: str, row: int, text: str, name: str | None, fields: dict[str, str]
+             ) -> MoleculeInput | Problem:
+    problem = smiles_problem(text)
+    if problem:
+        return Problem(row, name or "", text, problem, source)
+    return MoleculeInput(source, text.strip(), name or None, row, None, fields)
+
+
+def _smi_inputs(path: Path) -> Iterator[MoleculeInput | Problem]:
+    lines = list(read_lines(path))   # decoded now: an encoding error stops the run before it starts
+
+    def stream() -> Iterator[MoleculeInput | Problem]:
+        row = 0
+        for number, line in lines:
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            row += 1
+            parts = line.strip().split(maxsplit=1)
+            name = parts[1].strip() if len(parts) > 1 else None
+            yield _checked(f"{path} line {number}", row, parts[0], name, {})
+    return stream()
+
+
+def _csv_inputs(path: Path, smiles_col: str, id_col: str | None) -> Iterator[MoleculeInput | Problem]:
+    columns, rows = read_table(path)
+    for wanted, option in ((smiles_col, "--smiles-col"), (id_col, "--id-col")):
+        if wanted is not None and wanted not in columns:
+            raise InputFileError(f"{path} has no column {wanted!r} ({option}); its columns are "
+                                 f"{', '.join(columns)}")
+
+    def stream() -> Iterator[MoleculeInput | Problem]:
+        for row, (line, fields) in enumerate(rows, start=1):
+            name = (fields.get(id_col) or "").strip() if id_col else None
+            yield _checked(f"{path} line {line}", row, fields.get(smiles_col) or "", name, fields)
+    return stream()
+
+
+def _sdf_inputs(path: Path, id_col: str | None) -> Iterator[MoleculeInput | Problem]:
+    blocks: list[tuple[int, list[str]]] = []
+    current: list[str] = []
+    start = 1
+    for number, line in enumerate(read_text(path).split("\n"), start=1):
+        if not current:
+            start = number
+        current.append(line)
+        if line.strip() == "$$$$":
+            blocks.append((start, current))
+            current = []
+    if any(line.strip() for line in current):
+        blocks.append((start, current + ["$$$$"]))
+    if not blocks:
+        raise InputFileError(f"{path} holds no molecules: an SD file is mol blocks, each ending in a "
+                             f"'$$$$' line")
+
+    def stream() -> Iterator[MoleculeInput | Problem]:
+        from rdkit import Chem, rdBase
+
+        for record, (line, block) in enumerate(blocks, start=1):
+            source = f"{path} record {record} (line {line})"
+            text = "\n".join(block) + "\n"
+            with rdBase.CaptureErrorLog() as capture:
+                supplier = Chem.SDMolSupplier()
+                supplier.SetData(text)
+                mol = supplier[0] if len(supplier) else None
+            if mol is None or mol.GetNumAtoms() == 0:
+                reason = _rdkit_reason(capture.messages) if mol is None else "no atoms"
+                yield Problem(record, "", "", f"unreadable SD record: {reason}", source)
+                continue
+            props = {k: str(v) for k, v in mol.GetPropsAsDict().items()}
+            title = mol.GetProp("_Name") if mol.HasProp("_Name") else ""
+            name = props.get(id_col) or title if id_col else title
+            end = next((k for k, ln in enumerate(block) if ln.startswith("M  END")), len(block) - 1)
+            yield MoleculeInput(source, Chem.MolToSmiles(mol), (name or "").strip() or None, record,
+                                "\n".join(block[:end + 1]) + "\n", props)
+    return stream()
+
+
+def molecule_inputs(sources: Sequence[Any], *, input: str | None = None, smiles_col: str = "smiles",
+                    id_col: str | None = None) -> Iterator[MoleculeInput | Problem]:
+    """Arguments (SMILES, file names or RDKit molecules) in order, then ``input``; files are
+    checked before the first molecule is returned."""
+    streams: list[Iterator[MoleculeInput | Problem]] = []
+    for number, source in enumerate(sources, start=1):
+        if is_molecule_file(source):
+            streams.append(read_inputs(source, smiles_col=smiles_col, id_col=id_col))
+        elif hasattr(source, "GetNumAtoms"):
+            streams.append(iter([mol_input(source, number)]))
+        else:
+            streams.append(argument_inputs([source], start=number))
+    if input:
+        streams.append(read_inputs(input, smiles_col=smiles_col, id_col=id_col))
+    return (entry for stream in streams for entry in stream)
+
+
+def records_from_inputs(inputs: Iterable[MoleculeInput | Problem]) -> tuple[list[MoleculeRecord], list[Problem]]:
+    """Parse every input with RDKit: records plus the rows that could not be used."""
+    records, problems = [], []
+    for entry in inputs:
+        if isinstance(entry, Problem):
+            problems.append(entry)
+            continue
+        name = entry.id or str(entry.row)
+        try:
+            mol = parse_input(entry)
+        except IGInputError as exc:
+            problems.append(Problem(entry.row, name, entry.smiles, str(exc), entry.source))
+            continue
+        records.append(MoleculeRecord(name, entry.smiles, mol, entry.row, dict(entry.fields), entry.source))
+    return records, problems
+
+
 def records_from_smiles(smiles: Iterable[str], ids: Iterable[str] | None = None
                         ) -> tuple[list[MoleculeRecord], list[Problem]]:
     """Parse SMILES strings; ids default to the 1-based position."""
     smiles = list(smiles)
-    names = list(ids) if ids is not None else [str(k) for k in range(1, len(smiles) + 1)]
-    records, problems = [], []
-    for row, (text, name) in enumerate(zip(smiles, names), start=1):
-        _add(records, problems, row, name, text, {})
-    return records, problems
+    names = list(ids) if ids is not None else [None] * len(smiles)
+    inputs = [_checked(f"argument {k}", k, text, name, {})
+              for k, (text, name) in enumerate(zip(smiles, names), start=1)]
+    return records_from_inputs(inputs)
 
 
 def read_molecules(path: str | Path, *, smiles_col: str = "smiles", id_col: str | None = None
                    ) -> tuple[list[MoleculeRecord], list[Problem]]:
-    """Molecules from a ``.smi``, ``.sdf`` or ``.csv`` file (chosen by suffix)."""
-    path = Path(path)
-    if not path.is_file():
-        raise IGInputError(f"molecule file {path} does not exist")
-    suffix = path.suffix.lower()
-    if suffix in (".smi", ".smiles", ".txt"):
-        return _read_smi(path)
-    if suffix in (".sdf", ".mol", ".sd"):
-        return _read_sdf(path, id_col)
-    if suffix in (".csv", ".tsv"):
-        return _read_csv(path, smiles_col, id_col, "\t" if suffix == ".tsv" else ",")
-    raise IGInputError(f"cannot read molecules from {path.name}: use .smi, .sdf or .csv")
-
-
-def _add(records: list[MoleculeRecord], problems: list[Problem], row: int, name: str, text: str,
-         fields: dict[str, str]) -> None:
-    try:
-        mol = parse_smiles(text)
-    except IGInputError as exc:
-        problems.append(Problem(row, name, text, str(exc)))
-        return
-    records.append(MoleculeRecord(name, text.strip(), mol, row, fields))
-
-
-def _read_smi(path: Path) -> tuple[list[MoleculeRecord], list[Problem]]:
-    records, problems = [], []
-    row = 0
-    for line in path.read_text().splitlines():
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        row += 1
-        parts = line.split(maxsplit=1)
-        name = parts[1].strip() if len(parts) > 1 else str(row)
-        _add(records, problems, row, name, parts[0], {})
-    return records, problems
-
-
-def _read_sdf(path: Path, id_col: str | None) -> tuple[list[MoleculeRecord], list[Problem]]:
-    records, problems = [], []
-    with rdBase.CaptureErrorLog() as capture:
-        supplier = Chem.SDMolSupplier(str(path))
-        for row in range(1, len(supplier) + 1):
-            seen = len(capture.messages)
-            mol = supplier[row - 1]
-            if mol is None or mol.GetNumAtoms() == 0:
-                reason = _rdkit_reason(capture.messages[seen:]) if mol is None else "no atoms"
-                problems.append(Problem(row, str(row), "", f"unreadable record: {reason}"))
-                continue
-            props = {k: str(v) for k, v in mol.GetPropsAsDict().items()}
-            name = props.get(id_col) if id_col else (mol.GetProp("_Name") if mol.HasProp("_Name") else "")
-            records.append(MoleculeRecord(name or str(row), Chem.MolToSmiles(mol), mol, row, props))
-    return records, problems
-
-
-def _read_csv(path: Path, smiles_col: str, id_col: str | None, delimiter: str
-              ) -> tuple[list[MoleculeRecord], list[Problem]]:
-    records, problems = [], []
-    with path.open(newline="") as fh:
-        reader = csv.DictReader(fh, delimiter=delimiter)
-        columns = reader.fieldnames or []
-        for wanted, what in ((smiles_col, "--smiles-col"), (id_col, "--id-col")):
-            if wanted is not None and wanted not in columns:
-                raise IGInputError(f"{path.name} has no column {wanted!r} ({what}); its columns are "
-                                   f"{', '.join(columns)}")
-        for row, fields in enumerate(reader, start=1):
-            name = fields[id_col] if id_col else str(row)
-            _add(records, problems, row, name, fields.get(smiles_col) or "", fields)
-    return records, problems
+    """Molecules from a ``.smi``, ``.sdf`` or ``.csv``/``.tsv`` file (chosen by suffix), parsed."""
+    return records_from_inputs(read_inputs(path, smiles_col=smiles_col, id_col=id_col))
 
 
 def _rdkit_reason(messages: str) -> str:

@@ -9,14 +9,14 @@ import io
 from pathlib import Path
 
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.colors import Normalize, to_hex  # noqa: E402
-from PIL import Image  # noqa: E402
-from rdkit import Chem  # noqa: E402
-from rdkit.Chem.Draw import rdMolDraw2D  # noqa: E402
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize, to_hex
+from matplotlib.figure import Figure
+from PIL import Image
+from rdkit import Chem
+from rdkit.Chem.Draw import rdMolDraw2D
 
 CMAP = "RdBu_r"
 DRAW_SIZE = (520, 420)
@@ -35,8 +35,19 @@ def atom_labels(mol: Chem.Mol) -> list[str]:
     return [f"{a.GetSymbol()}{a.GetIdx()}" for a in mol.GetAtoms()]
 
 
+def _cmap():
+    return matplotlib.colormaps[CMAP]
+
+
+def _figure(size: tuple[float, float]) -> Figure:
+    """A figure on its own Agg canvas: no pyplot, no global backend change."""
+    fig = Figure(figsize=size)
+    FigureCanvasAgg(fig)
+    return fig
+
+
 def _draw(mol: Chem.Mol, values: np.ndarray, drawer) -> None:
-    norm, cmap = symmetric_norm(values), plt.get_cmap(CMAP)
+    norm, cmap = symmetric_norm(values), _cmap()
     colours = {i: tuple(float(c) for c in cmap(norm(v))[:3]) for i, v in enumerate(values)}
     drawer.drawOptions().addAtomIndices = True
     drawer.drawOptions().fillHighlights = True
@@ -52,15 +63,15 @@ def atom_heatmap_png(mol: Chem.Mol, values: np.ndarray, path: Path, title: str =
     drawer = rdMolDraw2D.MolDraw2DCairo(*DRAW_SIZE)
     _draw(mol, values, drawer)
     image = Image.open(io.BytesIO(drawer.GetDrawingText()))
-    fig, ax = plt.subplots(figsize=(6.8, 4.4))
+    fig = _figure((6.8, 4.4))
+    ax = fig.add_subplot()
     ax.imshow(image)
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=9)
-    mappable = plt.cm.ScalarMappable(norm=symmetric_norm(values), cmap=CMAP)
+    mappable = ScalarMappable(norm=symmetric_norm(values), cmap=_cmap())
     fig.colorbar(mappable, ax=ax, fraction=0.04, pad=0.02, label="attribution (atom + ½ of its pairs)")
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return path
 
 
@@ -71,7 +82,7 @@ def atom_heatmap_svg(mol: Chem.Mol, values: np.ndarray, path: Path, title: str =
     _draw(mol, values, drawer)
     body = drawer.GetDrawingText()
     body = body[body.index("<svg"):]
-    norm, cmap = symmetric_norm(values), plt.get_cmap(CMAP)
+    norm, cmap = symmetric_norm(values), _cmap()
     stops = "".join(f'<stop offset="{k / 10:.1f}" stop-color="{to_hex(cmap(1 - k / 10))}"/>' for k in range(11))
     top, bottom, x = 40, h - 40, w + 20
     ticks = "".join(
@@ -84,7 +95,7 @@ def atom_heatmap_svg(mol: Chem.Mol, values: np.ndarray, path: Path, title: str =
            f'<rect x="{x}" y="{top}" width="18" height="{bottom - top}" fill="url(#bar)" stroke="#444"/>'
            f'{ticks}<text x="{x}" y="{bottom + 24}" font-size="11" font-family="sans-serif">atom + ½ pairs</text>'
            f'{caption}</svg>\n')
-    path.write_text(svg)
+    path.write_text(svg, encoding="utf-8")
     return path
 
 
@@ -93,8 +104,9 @@ def pair_heatmap(mol: Chem.Mol, matrix: np.ndarray, paths: list[Path], title: st
     labels = atom_labels(mol)
     n = len(labels)
     size = min(12.0, 3.0 + 0.22 * n)
-    fig, ax = plt.subplots(figsize=(size + 1.2, size))
-    cmap = plt.get_cmap(CMAP).with_extremes(bad="#d9d9d9")
+    fig = _figure((size + 1.2, size))
+    ax = fig.add_subplot()
+    cmap = _cmap().with_extremes(bad="#d9d9d9")
     im = ax.imshow(np.ma.masked_invalid(matrix), cmap=cmap, norm=symmetric_norm(matrix))
     fontsize = max(4, min(9, int(240 / max(n, 1))))
     ax.set_xticks(range(n), labels, rotation=90, fontsize=fontsize)
@@ -104,7 +116,6 @@ def pair_heatmap(mol: Chem.Mol, matrix: np.ndarray, paths: list[Path], title: st
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03, label="pair attribution")
     for path in paths:
         fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return paths
 
 

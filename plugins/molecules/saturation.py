@@ -6,25 +6,20 @@ shrink is the saturation that makes plain gradients misleading.
 """
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib
 import numpy as np
 import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from igkit import gradients_at, score_curve
+from igkit.records import write_csv, write_json
 
-from igkit import gradients_at, score_curve  # noqa: E402
-
-from .attribution import path_batch_size  # noqa: E402
-from .batching import pack  # noqa: E402
-from .checkpoint import MoleculeModel  # noqa: E402
-from .featurize import MolGraph  # noqa: E402
-from .weave import score_function  # noqa: E402
+from .attribution import path_batch_size, row_cost
+from .batching import pack
+from .checkpoint import MoleculeModel
+from .featurize import MolGraph
+from .weave import score_function
 
 
 def saturation_curves(model: MoleculeModel, graphs: Sequence[MolGraph], *, task: str | int | None = None,
@@ -35,7 +30,7 @@ def saturation_curves(model: MoleculeModel, graphs: Sequence[MolGraph], *, task:
     model.net.eval()
     batch = pack(list(graphs))
     forward = score_function(model.net, score)
-    rows = path_batch_size(batch, model)
+    rows = path_batch_size(batch.atoms.shape[1], batch.pairs.shape[1], row_cost(model))
     grid = torch.linspace(0, 1, alphas, dtype=torch.float64)
     curve = score_curve(forward, batch.inputs, target=t, alphas=grid.tolist(), forward_args=batch.structure,
                         batch_size=rows)
@@ -47,9 +42,14 @@ def saturation_curves(model: MoleculeModel, graphs: Sequence[MolGraph], *, task:
 
 def write_saturation(curves: dict[str, np.ndarray], ids: Sequence[str], out_dir: Path, title: str) -> list[Path]:
     """``saturation.png`` (two panels), ``saturation.csv`` (long format) and ``saturation.json``."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     out_dir.mkdir(parents=True, exist_ok=True)
     alpha = curves["alpha"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig = Figure(figsize=(10, 3.8))
+    FigureCanvasAgg(fig)
+    left, right = fig.subplots(1, 2)
     for k in range(len(ids)):
         left.plot(alpha, curves["score"][k], lw=1, alpha=0.8)
         right.plot(alpha, curves["gradient_sum"][k], lw=1, alpha=0.8)
@@ -58,16 +58,10 @@ def write_saturation(curves: dict[str, np.ndarray], ids: Sequence[str], out_dir:
     right.axhline(0, color="#888", lw=0.6)
     png = out_dir / "saturation.png"
     fig.savefig(png, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    table = out_dir / "saturation.csv"
-    with table.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["molecule", "alpha", "score", "gradient_sum"])
-        for k, name in enumerate(ids):
-            writer.writerows([name, f"{a:.4g}", f"{s:.8g}", f"{g:.8g}"]
-                             for a, s, g in zip(alpha, curves["score"][k], curves["gradient_sum"][k]))
-    doc = out_dir / "saturation.json"
-    doc.write_text(json.dumps({"title": title, "molecules": list(ids), "alpha": alpha.tolist(),
-                               "score": curves["score"].tolist(),
-                               "gradient_sum": curves["gradient_sum"].tolist()}, indent=1) + "\n")
+    table = write_csv(out_dir / "saturation.csv", ["molecule", "alpha", "score", "gradient_sum"],
+                      [[name, f"{a:.4g}", float(s), float(g)] for k, name in enumerate(ids)
+                       for a, s, g in zip(alpha, curves["score"][k], curves["gradient_sum"][k])])
+    doc = write_json(out_dir / "saturation.json",
+                     {"title": title, "molecules": list(ids), "alpha": alpha.tolist(),
+                      "score": curves["score"].tolist(), "gradient_sum": curves["gradient_sum"].tolist()})
     return [png, table, doc]
