@@ -127,7 +127,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _add_saturation(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("saturation", help="score and gradient sum along α·x for a set of molecules (Fig. 13)")
-    p.add_argument("smiles", nargs="*", help="SMILES strings or molecule files (or use --input)")
+    p.add_argument("items", nargs="*", help="SMILES strings or molecule files (or use --input)")
     p.add_argument("--model", default=None, help="checkpoint NAME (default: the shipped benzene-ring W2N2)")
     MoleculesDomain().add_arguments(p)
     p.add_argument("--alphas", type=positive_int, default=21, help="points on the α grid")
@@ -144,7 +144,7 @@ def _cmd_saturation(args: argparse.Namespace) -> int:
 
     domain = MoleculesDomain()
     settings = domain.settings(args)
-    items = domain.read_items(args.smiles, **settings)
+    items = domain.read_items(domain.sources(args), **settings)
     model = domain.load_model(args.model, **settings)
     graphs, names = [], []
     for item in items:
@@ -251,6 +251,9 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="as given to make-task (default data)")
     p.add_argument("--limit", type=int, default=None, help="evaluate at most this many molecules")
     p.add_argument("--score", choices=("probability", "logit"), default="probability")
+    p.add_argument("--baseline", choices=("zero", "carbon", "zero+carbon"), default=None,
+                   help="baseline of the integrated_gradients_default column (default zero+carbon: the "
+                   "zero and carbon-skeleton baselines averaged, on the logit)")
     p.add_argument("--out", required=True, help="output folder")
     add_integration_arguments(p, MoleculesDomain.integration)
     p.set_defaults(func=_cmd_evaluate)
@@ -280,6 +283,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     records, graphs, more = featurize_records(records, model.featurization)
     report_problems(problems + more)
     evaluation = evaluate_task(model, task, records, graphs, score=args.score, show_progress=True,
+                               baseline=args.baseline,
                                integration=integration_from_args(args, MoleculesDomain.integration))
     report_problems(evaluation.problems)
     write_evaluation(evaluation, Path(args.out))
@@ -287,4 +291,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"{s['task']}: model {s['model_quality_on_task_labels']}; per-molecule {s['metric']} over "
           f"{s['scored']} molecules: integrated gradients {s['integrated_gradients']['mean']:.4f}, "
           f"grad_x_input {s['grad_x_input']['mean']:.4f} (mean); written to {args.out}")
+    if "integrated_gradients_default" in s:
+        d = s["default_attribution"]
+        print(f"igkit's default attribution (IG of the {d['score']}, baseline {d['baseline']}): "
+              f"{s['integrated_gradients_default']['mean']:.4f} (own share only "
+              f"{s['integrated_gradients_default_own']['mean']:.4f}); each fragment found in "
+              + ", ".join(f"{r:.0%}" for r in s["fragment_found_rate"]) + " of the molecules")
     return 0

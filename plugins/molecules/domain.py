@@ -52,9 +52,14 @@ class MoleculesDomain(Domain):
                        help="skip molecules with more heavy atoms than this (checked before featurising; "
                             "every drug-like molecule fits)")
 
+    def sources(self, args: argparse.Namespace) -> list[Any]:
+        """SMILES and molecule files as given, then ``--input`` (a file name is no setting: the same
+        rows read from another file resume)."""
+        return [*args.items, *([args.input] if args.input else [])]
+
     def settings(self, args: argparse.Namespace) -> dict[str, Any]:
-        return {"input": args.input, "smiles_col": args.smiles_col, "id_col": args.id_col,
-                "task": args.task, "score": args.score, "max_atoms": args.max_atoms}
+        return {"smiles_col": args.smiles_col, "id_col": args.id_col, "task": args.task,
+                "score": args.score, "max_atoms": args.max_atoms}
 
     def load_model(self, source: str | None, *, task: str | int | None = None, score: str = "probability",
                    **settings: Any):
@@ -73,11 +78,11 @@ class MoleculesDomain(Domain):
         return content_digest(fingerprint_tensors(model.net.state_dict()), model.featurization.fingerprint,
                               repr(model.net.config.to_dict()))[:16]
 
-    def read_items(self, sources: Sequence[Any], *, input: str | None = None, smiles_col: str = "smiles",
-                   id_col: str | None = None, **settings: Any) -> Iterable[Item | BadItem]:
+    def read_items(self, sources: Sequence[Any], *, smiles_col: str = "smiles", id_col: str | None = None,
+                   **settings: Any) -> Iterable[Item | BadItem]:
         from .readers import Problem, molecule_inputs
 
-        inputs = molecule_inputs(sources, input=input, smiles_col=smiles_col, id_col=id_col)
+        inputs = molecule_inputs(sources, smiles_col=smiles_col, id_col=id_col)
 
         def items() -> Iterable[Item | BadItem]:
             for entry in inputs:

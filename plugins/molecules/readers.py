@@ -237,10 +237,10 @@ def _sdf_inputs(path: Path, id_col: str | None) -> Iterator[MoleculeInput | Prob
     return stream()
 
 
-def molecule_inputs(sources: Sequence[Any], *, input: str | None = None, smiles_col: str = "smiles",
-                    id_col: str | None = None) -> Iterator[MoleculeInput | Problem]:
-    """Arguments (SMILES, file names or RDKit molecules) in order, then ``input``; files are
-    checked before the first molecule is returned."""
+def molecule_inputs(sources: Sequence[Any], *, smiles_col: str = "smiles", id_col: str | None = None
+                    ) -> Iterator[MoleculeInput | Problem]:
+    """Arguments (SMILES, file names or RDKit molecules) in order; files are checked before the
+    first molecule is returned."""
     streams: list[Iterator[MoleculeInput | Problem]] = []
     for number, source in enumerate(sources, start=1):
         if is_molecule_file(source):
@@ -249,8 +249,6 @@ def molecule_inputs(sources: Sequence[Any], *, input: str | None = None, smiles_
             streams.append(iter([mol_input(source, number)]))
         else:
             streams.append(argument_inputs([source], start=number))
-    if input:
-        streams.append(read_inputs(input, smiles_col=smiles_col, id_col=id_col))
     return (entry for stream in streams for entry in stream)
 
 

@@ -150,16 +150,18 @@ def calibrate_norm(model: MoleculeModel, graphs: Sequence[MolGraph], batch_size:
 
 
 def fit(model: MoleculeModel, train: Split, valid: Split, *, epochs: int = 30, batch_size: int = 64,
-        lr: float = 1e-3, patience: int = 5, seed: int = 0, show_progress: bool = True,
-        log=sys.stderr) -> list[dict[str, float]]:
+        lr: float = 1e-3, patience: int = 5, seed: int = 0, weight_decay: float = 0.0,
+        show_progress: bool = True, log=None) -> list[dict[str, float]]:
     """Train with Adam; keep the weights of the epoch with the lowest validation loss; stop after
     ``patience`` epochs without a new lowest (ROC-AUC saturates at 1 on easy tasks, the loss does not)."""
+    log = log or sys.stderr  # looked up at call time: the stream may have been replaced
     torch.manual_seed(seed)
     net = model.net
     if net.config.task_type == "regression":
         net.output_mean.copy_(torch.as_tensor(np.nanmean(train.labels, 0)))
         net.output_std.copy_(torch.as_tensor(np.nanstd(train.labels, 0)).clamp_min(1e-6))
-    optimiser = torch.optim.Adam(net.parameters(), lr=lr)
+    optimiser = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay) if weight_decay \
+        else torch.optim.Adam(net.parameters(), lr=lr)
     best, best_state, bad, history = math.inf, None, 0, []
     for epoch in range(1, epochs + 1):
         net.train()
