@@ -1,6 +1,7 @@
 """GoogLeNet (the real Inception v1 architecture, weights=None) through the vision plugin:
 completeness at default settings, agreement with Captum, every artifact written and readable,
-a folder of real photographs with one corrupt file, re-runs, and the evaluation command.
+a folder of real photographs with one corrupt file, re-runs, the evaluation command, and the
+generic ``igkit explain --domain vision`` route with ``--weights``.
 
 Untrained GoogLeNet maps every image to almost the same output (its activations shrink layer
 by layer), which would make every check pass trivially. The fixture therefore measures batch-norm
@@ -23,9 +24,9 @@ from PIL import Image
 from safetensors.torch import save_file
 from torchvision.models import googlenet
 
+import igkit
 from igkit.cli import main
-from igkit.plugins.vision import (ExplainSettings, Preprocessing, VisionModel, explain_pixels,
-                                  integration_options, load_model)
+from igkit.plugins.vision import Preprocessing, VisionModel, load_model
 from igkit.plugins.vision.models import IMAGENET_CATEGORIES
 
 SIZE = 48
@@ -68,11 +69,19 @@ def _pixels(model, name):
     return model.preprocessing.pixels(_photo(name).convert("RGB"))
 
 
+FEW_PICTURES = {"frames": 2, "curve_points": 2, "layers": []}
+
+
+def _explain_pixels(model, pixels, integration=None, **settings):
+    (explanation,) = igkit.explain("vision", [pixels], model=model, integration=integration,
+                                   **{**FEW_PICTURES, **settings})
+    return explanation
+
+
 def test_completeness_within_one_percent_at_default_settings(model):
-    settings = ExplainSettings(frames=2, curve_points=2, layers=())  # integration left at its default
-    assert settings.integration["tolerance"] == 0.01
+    assert igkit.get_domain("vision").integration.tolerance == 0.01  # integration left at its default
     for name in ("astronaut", "chelsea"):
-        result = explain_pixels(model, _pixels(model, name), settings).ig
+        result = _explain_pixels(model, _pixels(model, name)).ig
         gap = float(result.score_input[0] - result.score_baseline[0])
         assert gap > 0.01  # the label's probability rises along the path: a real test
         assert float(result.completeness_error[0]) <= 0.01, name
@@ -82,8 +91,7 @@ def test_attributions_match_captum(model):
     from captum.attr import IntegratedGradients
 
     x = _pixels(model, "coffee")
-    settings = ExplainSettings(integration=integration_options(steps=16), frames=2, curve_points=2, layers=())
-    ours = explain_pixels(model, x, settings)
+    ours = _explain_pixels(model, x, {"steps": 16})
     theirs = IntegratedGradients(model.scorer("probability")).attribute(
         x[None], baselines=torch.zeros_like(x[None]), target=ours.target.index, n_steps=16,
         method="gausslegendre")[0]
@@ -95,23 +103,29 @@ def _explain(out, *images, extra=()):
     return main(["vision", "explain", *map(str, images), "--out", str(out), "--quiet", *extra])
 
 
+def _folders(out):
+    """Input → item folder, from report.json."""
+    report = json.loads((out / "report.json").read_text())
+    return {e["source"]: out / e["folder"] for e in report["items"] if e.get("folder")}
+
+
 def test_explain_writes_every_artifact_and_each_opens(model, weights_file, tmp_path):
     photo = tmp_path / "coffee.jpg"
     _photo("coffee").save(photo)
-    predicted = explain_pixels(model, _pixels(model, "coffee"),
-                               ExplainSettings(integration=integration_options(steps=2), frames=2,
-                                               curve_points=2, layers=())).predicted.index
+    predicted = _explain_pixels(model, _pixels(model, "coffee"), {"steps": 2}).predicted.index
     label = "0" if predicted != 0 else "1"
     out = tmp_path / "out"
     options = ["--weights", str(weights_file), "--size", str(SIZE), "--steps", "8", "--frames", "4",
                "--curve-points", "5", "--label", label]
     assert _explain(out, photo, extra=options) == 0
-    item = out / "coffee"
+    item = _folders(out)[str(photo)]
+    assert item.name.startswith("coffee-")
     summary = json.loads((item / "summary.json").read_text())
     for key in ("target", "score_input", "score_baseline", "attribution_sum", "completeness_error",
                 "completeness_delta", "steps", "method", "seconds"):
         assert key in summary
     assert summary["misclassified"] is True and summary["target_index"] == int(label)
+    assert summary["ig_predicted"]["path_points"] == summary["path_points"] == 8  # the same rule
     expected = {"input.png", "predictions.json", "predictions.csv", "overlay.json", "figure4.png",
                 "figure4.json", "figure6.png", "figure6.json", "interior.gif", "interior_trend.png",
                 "interior_trend.csv", "saturation.png", "saturation.csv", "layer_saturation.png",
@@ -152,23 +166,23 @@ def test_explain_writes_every_artifact_and_each_opens(model, weights_file, tmp_p
             image.load()
 
 
-def test_rerun_skips_complete_images_and_redoes_changed_settings(weights_file, tmp_path):
+def test_rerun_keeps_complete_images_and_redoes_an_incomplete_one(weights_file, tmp_path):
     photo = tmp_path / "rocket.png"
     _photo("rocket").save(photo)
     out = tmp_path / "out"
     options = ["--weights", str(weights_file), "--size", "32", "--steps", "4", "--frames", "2",
-               "--curve-points", "2", "--layers", "inception5b"]
+               "--curve-points", "2", "--layers", "inception5b", "--no-pictures"]
     assert _explain(out, photo, extra=options) == 0
-    stamp = os.stat(out / "rocket" / "ig_paper.png").st_mtime_ns
+    item = _folders(out)[str(photo)]
+    stamp = os.stat(item / "importance_ig.csv").st_mtime_ns
     assert _explain(out, photo, extra=options) == 0
     report = json.loads((out / "report.json").read_text())
-    assert list(report["already_complete"]) == [str(photo)] and not report["written"]
-    assert os.stat(out / "rocket" / "ig_paper.png").st_mtime_ns == stamp
-    (out / "rocket" / "interior.gif").unlink()  # an incomplete folder is redone
+    assert [e["status"] for e in report["items"]] == ["kept"]
+    assert os.stat(item / "importance_ig.csv").st_mtime_ns == stamp
+    (item / "interior_trend.csv").unlink()  # an incomplete folder is redone
     assert _explain(out, photo, extra=options) == 0
-    assert list(json.loads((out / "report.json").read_text())["written"]) == [str(photo)]
-    assert _explain(out, photo, extra=[*options, "--clip", "1", "99"]) == 0  # other settings: redone
-    assert list(json.loads((out / "report.json").read_text())["written"]) == [str(photo)]
+    assert [e["status"] for e in json.loads((out / "report.json").read_text())["items"]] == ["written"]
+    assert (item / "interior_trend.csv").is_file()
 
 
 def _photo_folder(folder):
@@ -203,13 +217,15 @@ def test_folder_of_photographs_with_one_corrupt_file(weights_file, tmp_path, cap
     assert len(list(folder.iterdir())) == 21
     out = tmp_path / "out"
     code = _explain(out, folder, extra=["--weights", str(weights_file), "--size", "32", "--steps", "4",
-                                        "--frames", "2", "--curve-points", "2", "--layers", "inception5b"])
-    assert code == 0
+                                        "--frames", "2", "--curve-points", "2", "--layers", "inception5b",
+                                        "--no-pictures"])
+    assert code == 1  # one image skipped
     report = json.loads((out / "report.json").read_text())
-    assert list(report["failed"]) == [str(folder / "broken.jpg")]
-    assert "corrupt" in report["failed"][str(folder / "broken.jpg")]
-    assert len(report["written"]) == 20
-    for item_dir in report["written"].values():
+    skipped = [e for e in report["items"] if e["status"] == "skipped"]
+    assert [e["source"] for e in skipped] == [str(folder / "broken.jpg")]
+    assert "corrupt" in skipped[0]["reason"] and skipped[0]["kind"] == "input"
+    assert report["counts"]["written"] == 20
+    for item_dir in _folders(out).values():
         assert json.loads((Path(item_dir) / "summary.json").read_text())["files"]
     err = capsys.readouterr().err
     assert err.count("skipped ") == 1 and "broken.jpg" in err
@@ -256,21 +272,21 @@ def _rows(path):
         return list(csv.DictReader(fh))
 
 
-def test_generic_explain_runs_the_vision_domain(model, tmp_path):
-    from igkit.explain import explain_items
-    from igkit.plugins.vision.domain import VisionDomain
-
-    small = load_model("googlenet", str(model.weights), size=32)
+def test_generic_explain_runs_the_vision_domain_with_weights(weights_file, tmp_path, capsys):
     photo = tmp_path / "moon.png"
     _photo("moon").save(photo)  # greyscale
-    report = explain_items(VisionDomain(), small, [str(photo), str(tmp_path / "absent.png")], tmp_path / "out",
-                           show_progress=False, steps=8)
-    absent = str(tmp_path / "absent.png")
-    assert list(report.failed) == [absent] and "no such file" in report.failed[absent]
-    item = report.written[str(photo)]
+    absent = tmp_path / "absent.png"
+    out = tmp_path / "out"
+    code = main(["explain", "--domain", "vision", str(photo), str(absent), "--out", str(out), "--quiet",
+                 "--weights", str(weights_file), "--size", "32", "--steps", "8", "--frames", "2",
+                 "--curve-points", "2", "--layers", "inception5b"])
+    assert code == 1
+    assert f"skipped {absent}: no such file" in capsys.readouterr().err
+    item = _folders(out)[str(photo)]
     summary = json.loads((item / "summary.json").read_text())
     assert summary["domain"] == "vision" and summary["target"] in IMAGENET_CATEGORIES
-    assert len(np.loadtxt(item / "importance_pixels.csv", delimiter=",", skiprows=1)) == 32 * 32
-    for picture in ("ig_paper.png", "ig_overlay.png"):
+    assert summary["weights"] == str(weights_file) and summary["random_weights"] is False
+    assert np.loadtxt(item / "importance_ig.csv", delimiter=",").shape == (32, 32)
+    for picture in ("ig_paper.png", "ig_overlay.png", "figure4.png"):
         with Image.open(item / picture) as image:
-            assert image.size == (32, 32)
+            image.load()

@@ -2,15 +2,18 @@
 and reason, labels resolve (or list the closest names), boxes land where they were drawn."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from igkit import IGInputError
+from igkit import BadItem, IGInputError, InputFileError, Item
 from igkit.plugins.vision.baselines import BaselineSpec
 from igkit.plugins.vision.boxes import BoxSource, read_voc_xml
-from igkit.plugins.vision.images import collect_images, read_image
+from igkit.plugins.vision.domain import VisionDomain, readable_name
+from igkit.plugins.vision.images import read_image
 from igkit.plugins.vision.labels import resolve_label
 from igkit.plugins.vision.models import IMAGENET_CATEGORIES
 from igkit.plugins.vision.preprocessing import Preprocessing
@@ -86,16 +89,41 @@ def test_normalisation_happens_after_the_pixel_path():
     assert recipe.normalize(x)[0, :, 0, 0].tolist() == [-1.0, -1.0, 0.0]  # black is the zero image
 
 
-def test_folder_listing_keeps_images_and_named_files_only(tmp_path):
-    Image.new("RGB", (4, 4)).save(tmp_path / "a.png")
-    Image.new("RGB", (4, 4)).save(tmp_path / "b.JPG")
+def test_folders_are_searched_recursively_in_sorted_order_and_named_files_are_kept(tmp_path):
+    Image.new("RGB", (4, 4)).save(tmp_path / "b.png")
+    Image.new("RGB", (4, 4)).save(tmp_path / "a.JPG")
+    (tmp_path / "sub").mkdir()
+    Image.new("RGB", (4, 4), (9, 9, 9)).save(tmp_path / "sub" / "c.png")
+    (tmp_path / ".hidden").mkdir()
+    Image.new("RGB", (4, 4)).save(tmp_path / ".hidden" / "d.png")
     (tmp_path / "a.xml").write_text("<annotation/>")
     (tmp_path / "notes.txt").write_text("not an image")
-    found = collect_images([tmp_path, tmp_path / "notes.txt"])
-    assert [p.name for p in found] == ["a.png", "b.JPG", "notes.txt"]
     (tmp_path / "empty").mkdir()
-    with pytest.raises(IGInputError, match="no image files"):
-        collect_images([tmp_path / "empty"])
+    items = list(VisionDomain().read_items([str(tmp_path), str(tmp_path / "notes.txt"), str(tmp_path / "empty"),
+                                            str(tmp_path / "absent.png")]))
+    found = [Path(i.source).relative_to(tmp_path).as_posix() for i in items if isinstance(i, Item)]
+    assert found == ["a.JPG", "b.png", "sub/c.png", "notes.txt"]  # a named file is kept (and reported later)
+    bad = {Path(i.source).name: i.reason for i in items if isinstance(i, BadItem)}
+    assert bad == {"empty": "no image files in this folder or its sub-folders", "absent.png": "no such file"}
+
+
+def test_item_digest_is_the_file_content_and_the_label(tmp_path):
+    Image.new("RGB", (4, 4), (1, 2, 3)).save(tmp_path / "a.png")
+    Image.new("RGB", (4, 4), (1, 2, 3)).save(tmp_path / "b.png")
+    domain = VisionDomain()
+    (a, b) = domain.read_items([str(tmp_path / "a.png"), str(tmp_path / "b.png")])
+    assert a.digest == b.digest and a.name == "a"  # same bytes: the same work
+    (labelled,) = domain.read_items([str(tmp_path / "a.png")], label="tabby")
+    assert labelled.digest != a.digest
+    Image.new("RGB", (4, 4), (3, 2, 1)).save(tmp_path / "a.png")
+    (changed,) = domain.read_items([str(tmp_path / "a.png")])
+    assert changed.digest != a.digest
+
+
+def test_readable_names_are_ascii():
+    assert readable_name("café au lait") == "cafe_au_lait"
+    assert readable_name("猫") == "image"
+    assert readable_name("../x") == "x"
 
 
 def test_labels_resolve_by_name_or_index_and_suggest_close_names():
@@ -129,7 +157,10 @@ def test_box_files_with_problems_say_what_is_wrong(tmp_path):
     with pytest.raises(IGInputError, match="Pascal-VOC"):
         read_voc_xml(tmp_path / "bad.xml")
     (tmp_path / "boxes.csv").write_text("image,x0,y0\na.png,1,2\n")
-    with pytest.raises(IGInputError, match="missing xmin, ymin, xmax, ymax"):
+    with pytest.raises(InputFileError, match="has no column 'xmin'"):
+        BoxSource(tmp_path / "boxes.csv")
+    (tmp_path / "boxes.csv").write_text("image,xmin,ymin,xmax,ymax\n\na.png,1,2,x,4\n")
+    with pytest.raises(InputFileError, match="boxes.csv, line 3: box coordinates must be numbers"):
         BoxSource(tmp_path / "boxes.csv")
 
 

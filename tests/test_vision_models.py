@@ -12,9 +12,10 @@ from PIL import Image
 from safetensors.torch import save_file
 from torchvision.models import googlenet
 
-from igkit import IGInputError
+import igkit
+from igkit import IGInputError, ModelError
 from igkit.cli import main
-from igkit.plugins.vision.models import cache_file, load_model, read_state_dict
+from igkit.plugins.vision.models import cache_file, load_model, read_state_dict, resolve_device
 from torchvision.models import GoogLeNet_Weights
 
 
@@ -39,7 +40,7 @@ def photo(tmp_path):
 
 
 def test_missing_official_weights_stop_with_an_error_naming_weights_option(offline):
-    with pytest.raises(IGInputError) as err:
+    with pytest.raises(ModelError) as err:
         load_model("googlenet")
     message = str(err.value)
     assert "neither found nor fetched" in message and "--weights FILE" in message
@@ -87,15 +88,15 @@ def test_weights_file_round_trip(tmp_path, suffix):
 def test_unusable_weight_files_are_refused(tmp_path):
     resnet_state = load_model("resnet18", "random").module.state_dict()
     torch.save(resnet_state, tmp_path / "resnet.pth")
-    with pytest.raises(IGInputError, match="do not fit this architecture.*pick the matching --model"):
+    with pytest.raises(ModelError, match="do not fit this architecture.*pick the matching --model"):
         load_model("googlenet", str(tmp_path / "resnet.pth"))
     torch.save({"model": torch.nn.Linear(2, 2)}, tmp_path / "pickled.pth")  # a pickled object
-    with pytest.raises(IGInputError, match="could not read .* as a state dict"):
+    with pytest.raises(ModelError, match="could not read .* as a state dict"):
         read_state_dict(tmp_path / "pickled.pth")
     (tmp_path / "text.safetensors").write_text("nope")
-    with pytest.raises(IGInputError, match="could not read"):
+    with pytest.raises(ModelError, match="could not read"):
         read_state_dict(tmp_path / "text.safetensors")
-    with pytest.raises(IGInputError, match="neither a file nor a weights name"):
+    with pytest.raises(ModelError, match="neither a file nor a weights name"):
         load_model("googlenet", str(tmp_path / "absent.pth"))
 
 
@@ -109,7 +110,9 @@ def test_random_weights_are_marked_in_every_output(tmp_path, photo):
     code = main(["vision", "explain", str(photo), "--out", str(out), "--weights", "random", "--size", "32",
                  "--steps", "4", "--frames", "2", "--curve-points", "3", "--quiet"])
     assert code == 0
-    item = out / "chelsea"
+    (entry,) = json.loads((out / "report.json").read_text())["items"]
+    item = out / entry["folder"]
+    assert entry["folder"].startswith("chelsea-")
     summary = json.loads((item / "summary.json").read_text())
     assert summary["random_weights"] is True and "random" in summary["weights"]
     for name in summary["files"]:
@@ -125,15 +128,33 @@ def test_random_weights_are_marked_in_every_output(tmp_path, photo):
 
 
 def test_other_torchvision_models_use_their_own_blocks_for_layer_saturation():
-    from igkit.plugins.vision import ExplainSettings, explain_pixels, integration_options
-
     model = load_model("resnet18", "random", size=32)
     assert model.layers == ("layer1", "layer2", "layer3", "layer4")
-    settings = ExplainSettings(integration=integration_options(steps=2), frames=2, curve_points=3)
-    explanation = explain_pixels(model, torch.rand(3, 32, 32), settings)
+    (explanation,) = igkit.explain("vision", [torch.rand(3, 32, 32)], model=model, integration={"steps": 2},
+                                   frames=2, curve_points=3)
     assert set(explanation.layers) == set(model.layers)
     for curves in explanation.layers.values():
         assert curves["l2"].shape == (1, 3) and float(curves["l2"][0, -1]) == pytest.approx(0, abs=1e-4)
+
+
+def test_random_weights_are_the_same_every_time_and_other_weights_change_the_fingerprint(tmp_path):
+    first, second = load_model("squeezenet1_1", "random"), load_model("squeezenet1_1", "random")
+    assert first.fingerprint() == second.fingerprint()  # so a run with random weights resumes
+    state = {k: v.clone() for k, v in first.module.state_dict().items()}
+    next(iter(state.values())).add_(1.0)
+    save_file(state, str(tmp_path / "w.safetensors"))
+    assert load_model("squeezenet1_1", str(tmp_path / "w.safetensors")).fingerprint() != first.fingerprint()
+    assert load_model("squeezenet1_1", "random", size=64).fingerprint() != first.fingerprint()
+
+
+def test_devices_are_checked_with_a_message():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device(None).type in ("cpu", "cuda")
+    with pytest.raises(IGInputError, match="unknown --device 'gpu0'"):
+        resolve_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(IGInputError, match="no CUDA GPU is available here"):
+            resolve_device("cuda")
 
 
 def test_unknown_layer_names_fail_once_with_the_module_list(tmp_path, photo, capsys):

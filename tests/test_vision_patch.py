@@ -12,9 +12,9 @@ import torch
 from PIL import Image
 from torch import nn
 
+import igkit
 from igkit import fraction_inside
-from igkit.plugins.vision import (AblationSettings, BaselineSpec, ExplainSettings, Preprocessing, VisionModel,
-                                  evaluate_folder, explain_pixels, integration_options)
+from igkit.plugins.vision import AblationSettings, Preprocessing, VisionModel, evaluate_folder
 
 SIDE, PATCH = 24, 5
 CLASSES = ["red patch", "green patch", "blue patch"]
@@ -74,21 +74,29 @@ def test_the_cnn_solves_the_task(trained, held_out):
         assert (trained.logits(x).argmax(1) == y).float().mean() == 1.0
 
 
-def _explain_all(model, x, settings):
-    return [explain_pixels(model, x[i], settings) for i in range(len(x))]
+NO_PICTURES = {"frames": 2, "curve_points": 2, "layers": []}
+
+
+def _explain_all(model, x, integration=None, **settings):
+    """Every picture of ``x`` through igkit's runner (the Python API of the vision domain)."""
+    found = igkit.explain("vision", list(x), model=model, integration=integration, **{**NO_PICTURES, **settings})
+    assert not found.skipped and len(found) == len(x)
+    return found.explanations
 
 
 def test_completeness_within_one_percent_at_default_settings(trained, held_out):
     x, _, _ = held_out
-    for explanation in _explain_all(trained, x[:6], ExplainSettings(frames=2, curve_points=2, layers=())):
+    for explanation in _explain_all(trained, x[:6]):
+        assert explanation.ig.method == "adaptive_simpson"
         assert float(explanation.ig.completeness_error[0]) <= 0.01
 
 
 def test_ig_puts_more_mass_in_the_deciding_patch_than_gradients(trained, held_out):
-    x, _, masks = held_out
-    settings = ExplainSettings(integration=integration_options(steps=32), frames=2, curve_points=2, layers=())
+    x, y, masks = held_out
     ig, grad = [], []
-    for explanation, mask in zip(_explain_all(trained, x, settings), masks):
+    explanations = _explain_all(trained, x, {"steps": 32})
+    for explanation, mask, label in zip(explanations, masks, y):
+        assert explanation.target.index == int(label)  # input order kept
         ig.append(fraction_inside(explanation.importance().numpy(), mask.numpy()))
         grad.append(fraction_inside(explanation.gradient_importance().numpy(), mask.numpy()))
     ig, grad = np.array(ig), np.array(grad)
@@ -96,6 +104,26 @@ def test_ig_puts_more_mass_in_the_deciding_patch_than_gradients(trained, held_ou
     assert ig.mean() > grad.mean() + 0.1, (ig.mean(), grad.mean())
     assert (ig > grad).sum() >= 12  # of 16 pictures
     assert ig.mean() > 5 * patch_share  # far more than a uniform spread would give
+
+
+def test_images_explained_together_equal_images_explained_alone(trained, held_out):
+    x, _, _ = held_out
+    together = _explain_all(trained, x[:5], {"steps": 8})  # max_group 4: one call of 4, one of 1
+    for i in (0, 3, 4):
+        (alone,) = _explain_all(trained, x[i:i + 1], {"steps": 8})
+        assert torch.allclose(together[i].attributions(), alone.attributions(), atol=1e-6)
+
+
+def test_a_label_other_than_the_prediction_gets_ig_for_both(trained, held_out):
+    x, y, _ = held_out
+    other = (int(y[0]) + 1) % len(CLASSES)
+    (explanation,) = _explain_all(trained, x[:1], label=CLASSES[other])
+    assert explanation.misclassified and explanation.target.index == other
+    assert explanation.predicted.index == int(y[0])
+    second = explanation.ig_predicted
+    assert second.method == explanation.ig.method == "adaptive_simpson"  # the same rule for both
+    assert float(second.completeness_error[0]) <= 0.01
+    assert not torch.allclose(explanation.attributions(0), explanation.attributions(1))
 
 
 def test_evaluate_finds_the_same_from_files(trained, held_out, tmp_path):
@@ -108,9 +136,8 @@ def test_evaluate_finds_the_same_from_files(trained, held_out, tmp_path):
         ys, xs = np.nonzero(masks[i].numpy())
         rows.append(f"p{i}.png,{xs.min()},{ys.min()},{xs.max()},{ys.max()}")
     (tmp_path / "boxes.csv").write_text("\n".join(rows) + "\n")
-    report = evaluate_folder(trained, [folder], tmp_path / "eval", ExplainSettings(),
-                             AblationSettings(pixels=50, per_step=5), boxes=tmp_path / "boxes.csv",
-                             show_progress=False)
+    report = evaluate_folder(trained, [folder], tmp_path / "eval", ablation=AblationSettings(pixels=50, per_step=5),
+                             boxes=tmp_path / "boxes.csv", show_progress=False)
     summary = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     assert summary["images"] == 8 and not report.failed
     for entry in summary["per_image"]:
@@ -122,46 +149,41 @@ def test_evaluate_finds_the_same_from_files(trained, held_out, tmp_path):
     assert summary["mean_aopc"]["integrated_gradients"] > summary["mean_aopc"]["random"]
 
 
-@pytest.mark.parametrize("baseline", [BaselineSpec("blur"), BaselineSpec("noise", noise_draws=3)])
-def test_other_baselines_keep_completeness(trained, held_out, baseline):
+@pytest.mark.parametrize("baseline, draws", [("blur", 1), ("noise", 3)])
+def test_other_baselines_keep_completeness(trained, held_out, baseline, draws):
     """With K noise draws the attributions add up to F(x) minus the mean of F over the draws."""
     x, _, _ = held_out
-    explanation = explain_pixels(trained, x[0], ExplainSettings(baseline=baseline, frames=2, curve_points=2,
-                                                                layers=()))
+    (explanation,) = _explain_all(trained, x[:1], baseline=baseline, noise_draws=3)
     result = explanation.ig
-    assert result.meta["n_baselines"] == (baseline.noise_draws if baseline.kind == "noise" else 1)
+    assert result.meta["n_baselines"] == draws
     assert float(result.completeness_error[0]) <= 0.01
 
 
 def test_batch_size_bounds_the_passes_not_the_answer(trained, held_out):
     x, _, _ = held_out
-    results = [explain_pixels(trained, x[1], ExplainSettings(integration=integration_options(steps=12, batch_size=b),
-                                                             frames=3, curve_points=3, layers=()))
-               for b in (None, 5)]
+    results = [_explain_all(trained, x[1:2], {"steps": 12, "batch_size": b})[0] for b in (None, 5)]
     assert results[1].ig.meta["gradient_evaluations"] == results[0].ig.meta["gradient_evaluations"]
     assert torch.allclose(results[0].attributions(), results[1].attributions(), atol=1e-6)
-    assert torch.allclose(results[0].interior_importance, results[1].interior_importance, atol=1e-6)
 
 
 def test_running_out_of_memory_on_one_image_keeps_the_others(trained, held_out, tmp_path, monkeypatch):
-    import igkit.plugins.vision.explain as explain_module
+    import igkit.plugins.vision.attribution as attribution
 
     x, _, _ = held_out
     for i in range(2):
         Image.fromarray((x[i].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(tmp_path / f"p{i}.png")
-    real = explain_module.explain_pixels
+    real = attribution.prepare_image
 
-    def first_image_too_big(model, pixels, settings, label=None):
-        if not hasattr(first_image_too_big, "called"):
-            first_image_too_big.called = True
+    def first_image_too_big(model, value, options):
+        if value.endswith("p0.png"):
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
-        return real(model, pixels, settings, label)
+        return real(model, value, options)
 
-    monkeypatch.setattr(explain_module, "explain_pixels", first_image_too_big)
-    report = explain_module.explain_images(
-        trained, [tmp_path / "p0.png", tmp_path / "p1.png"], tmp_path / "out",
-        ExplainSettings(integration=integration_options(steps=4), frames=2, curve_points=2, layers=()),
-        show_progress=False)
-    assert report.failed == {str(tmp_path / "p0.png"): "ran out of memory on this image; lower --batch-size "
-                                                         "(path points per pass)"}
-    assert list(report.written) == [str(tmp_path / "p1.png")]
+    monkeypatch.setattr(attribution, "prepare_image", first_image_too_big)
+    report = igkit.explain_to_folder("vision", [str(tmp_path / "p0.png"), str(tmp_path / "p1.png")],
+                                     tmp_path / "out", model=trained, integration={"steps": 4}, **NO_PICTURES)
+    (skipped,) = report.skipped
+    assert skipped["source"] == str(tmp_path / "p0.png") and skipped["kind"] == "resources"
+    assert "ran out of memory" in skipped["reason"] and "--batch-size" in skipped["reason"]
+    assert [f.name.split("-")[0] for f in report.folders] == ["p1"]
+    assert report.exit_code == 1

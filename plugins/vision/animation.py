@@ -2,15 +2,17 @@
 importance of the gradients at α·image, beside the trend of mean importance with the current α marked."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from igkit.records import write_bytes
+
 from .figures import Line, Panel, chart_pixels
-from .models import VisionModel
-from .records import stamp
+from .records import Provenance, stamp
 from .render import RenderSettings, paper_rendering
 
 #: frames smaller than this are enlarged (nearest neighbour) so a small --size stays visible
@@ -26,7 +28,7 @@ def trend_panel(alphas: torch.Tensor, importance: torch.Tensor) -> Panel:
 
 
 def interior_gif(image: np.ndarray, alphas: torch.Tensor, importance: torch.Tensor, path: Path,
-                 settings: RenderSettings, model: VisionModel) -> Path:
+                 settings: RenderSettings, made_by: Provenance) -> Path:
     """Write the animation: ``importance`` is ``[frames, H, W]`` for the ``alphas`` of the frames."""
     height, width = image.shape[:2]
     zoom = max(1, -(-MIN_DISPLAY // height))
@@ -42,7 +44,8 @@ def interior_gif(image: np.ndarray, alphas: torch.Tensor, importance: torch.Tens
         x, y = points[k]
         draw.ellipse((size[0] + x - 5, y - 5, size[0] + x + 5, y + 5), outline=(220, 0, 0), width=3)
         draw.text((4, size[1] - 14), f"alpha = {alpha:.2f}", fill=(255, 255, 0))
-        frames.append(stamp(frame, model))
-    frames[0].save(path, save_all=True, append_images=frames[1:], duration=FRAME_MS, loop=0,
-                   comment=f"igkit interior gradients; model {model.name}; weights {model.weights}")
-    return path
+        frames.append(stamp(frame, made_by))
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=FRAME_MS, loop=0,
+                   comment=f"igkit interior gradients; model {made_by.name}; weights {made_by.weights}")
+    return write_bytes(path, buffer.getvalue())

@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torchvision.transforms import functional as TF
 
 from igkit import IGInputError
 
-BASELINES = ("black", "blur", "noise")
+from .domain import BASELINES
 
 
 @dataclass(frozen=True)
@@ -34,6 +33,8 @@ class BaselineSpec:
         if self.kind == "black":
             return torch.zeros_like(pixels).reshape(1, 1, *pixels.shape)
         if self.kind == "blur":
+            from torchvision.transforms import functional as TF
+
             sigma = self.blur_sigma or max(pixels.shape[-2:]) / 28  # 8 pixels at 224
             kernel = 2 * min(int(3 * sigma), min(pixels.shape[-2:]) - 1) + 1  # reflect padding < size
             return TF.gaussian_blur(pixels, [kernel, kernel], [sigma, sigma]).reshape(1, 1, *pixels.shape)

@@ -2,14 +2,13 @@
 or a CSV ``image,xmin,ymin,xmax,ymax``, turned into a mask on the model's input."""
 from __future__ import annotations
 
-import csv
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from igkit import IGInputError
+from igkit import IGInputError, InputFileError, read_table
 
 CSV_COLUMNS = ("image", "xmin", "ymin", "xmax", "ymax")
 
@@ -68,18 +67,14 @@ def read_voc_xml(path: Path) -> Boxes:
 
 
 def read_box_csv(path: Path) -> dict[str, list[tuple[float, float, float, float]]]:
-    """Boxes by image file name (or stem) from a CSV with columns image,xmin,ymin,xmax,ymax."""
+    """Boxes by image file name (or stem) from a CSV with columns image,xmin,ymin,xmax,ymax
+    (UTF-8 with or without BOM, LF or CRLF; line numbers in messages are the file's own)."""
     table: dict[str, list[tuple[float, float, float, float]]] = {}
-    with path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise IGInputError(f"{path}: the box CSV needs the columns {', '.join(CSV_COLUMNS)}; "
-                               f"missing {', '.join(missing)}")
-        for line, row in enumerate(reader, start=2):
-            try:
-                box = tuple(float(row[c]) for c in CSV_COLUMNS[1:])
-            except (TypeError, ValueError) as exc:
-                raise IGInputError(f"{path}, line {line}: box coordinates must be numbers ({exc})") from exc
-            table.setdefault(row["image"], []).append(box)
+    _, rows = read_table(path, required=CSV_COLUMNS)
+    for line, row in rows:
+        try:
+            box = tuple(float(row[c]) for c in CSV_COLUMNS[1:])
+        except (TypeError, ValueError) as exc:
+            raise InputFileError(f"{path}, line {line}: box coordinates must be numbers ({exc})") from None
+        table.setdefault(row["image"].strip(), []).append(box)
     return table

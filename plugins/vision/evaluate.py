@@ -8,25 +8,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-from igkit import IGInputError, ablation_curve, aopc, fraction_inside, integrated_gradients, progress
-from igkit.methods import saliency
+from igkit import (Duplicate, Explained, IGInputError, IgkitError, Integration, RunOptions, Skipped,
+                   ablation_curve, aopc, explain_stream, fraction_inside, write_csv, write_json)
+from igkit.progress import Progress, on_pass
 
-from .attribution import ExplainSettings, pixel_importance
+from .attribution import ImageExplanation
 from .boxes import BoxSource
-from .explain import IMAGE_ERRORS, failure_reason
+from .domain import VisionDomain, vision_settings
 from .figures import Line, Panel, line_panels, scatter
-from .images import collect_images, read_image
+from .images import read_image
 from .models import VisionModel
-from .records import write_json, write_rows
 
 METHODS = ("integrated_gradients", "gradients", "random")
 #: explain-only settings, left out of evaluation.json
-PICTURE_SETTINGS = ("frames", "curve_points", "layers")
+PICTURE_SETTINGS = ("frames", "curve_points", "layers", "clip", "polarity", "underlay", "outline_top", "label")
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,7 @@ class ImageEvaluation:
 class EvaluationReport:
     images: list[ImageEvaluation] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    duplicates: dict[str, str] = field(default_factory=dict)
 
     def aopc_curves(self) -> dict[str, np.ndarray]:
         """Mean over images of AOPC up to step k (Figure 5), per method."""
@@ -117,21 +118,18 @@ def blackout(x: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def evaluate_image(model: VisionModel, path: Path, settings: ExplainSettings, ablation: AblationSettings,
-                   boxes: BoxSource) -> ImageEvaluation:
-    """AOPC of IG, gradients and a random order, and localisation when ``path`` has boxes."""
-    picture = read_image(path)
-    x = model.preprocessing.pixels(picture).to(model.device)
+def evaluate_explanation(exp: ImageExplanation, source: str, ablation: AblationSettings, boxes: BoxSource
+                         ) -> ImageEvaluation:
+    """AOPC of IG, gradients and a random order for one explained image, and localisation when
+    ``source`` (an image file) has boxes."""
+    model = exp.model
+    x = exp.pixels.to(model.device)
     if x[0].numel() < ablation.pixels:
         raise IGInputError(f"asked to ablate {ablation.pixels} pixels but the model sees "
                            f"{x.shape[1]}×{x.shape[2]} = {x[0].numel()}; lower --ablate-pixels")
-    forward = model.scorer(settings.score)
-    with torch.no_grad():
-        label = int(model.logits(x[None]).argmax(1)[0])
-    ig = integrated_gradients(forward, x[None], settings.baseline.stack(x), target=label,
-                              **settings.integration).attributions[0]
-    grad = saliency(forward, x[None], target=label, batch_size=settings.integration.get("batch_size"))[0]
-    importance = {"integrated_gradients": pixel_importance(ig), "gradients": pixel_importance(grad)}
+    forward = model.scorer(exp.options.score)
+    label = exp.target.index
+    importance = {"integrated_gradients": exp.importance(0), "gradients": exp.gradient_importance()}
     generator = torch.Generator().manual_seed(0)
     orders = {m: torch.argsort(v.flatten().cpu(), descending=True, stable=True) for m, v in importance.items()}
     orders["random"] = torch.randperm(x[0].numel(), generator=generator)
@@ -140,56 +138,82 @@ def evaluate_image(model: VisionModel, path: Path, settings: ExplainSettings, ab
         return forward(batch)[:, label]
 
     curves = {m: ablation_curve(score, x, order.to(x.device), blackout, per_step=ablation.per_step,
-                                n_steps=ablation.steps,
-                                batch_size=settings.integration.get("batch_size") or 16).cpu().tolist()
+                                n_steps=ablation.steps, batch_size=16).cpu().tolist()
               for m, order in orders.items()}
-    result = ImageEvaluation(str(path), model.categories[label],
-                             {m: aopc(torch.tensor(c)) for m, c in curves.items()}, curves)
+    result = ImageEvaluation(source, exp.target.label, {m: aopc(torch.tensor(c)) for m, c in curves.items()},
+                             curves)
+    path = Path(source)
+    if not path.is_file():  # an image given in Python has no boxes
+        return result
     try:
         found = boxes.for_image(path)
     except IGInputError as exc:
         result.boxes_problem = str(exc)
         return result
     if found is not None:
-        mask = model.preprocessing.mask(found.mask(picture.size))
+        mask = model.preprocessing.mask(found.mask(read_image(path).size))
         result.box_share = float(mask.mean())
         result.inside = {m: fraction_inside(v.cpu().numpy(), mask) for m, v in importance.items()}
     return result
 
 
-def evaluate_folder(model: VisionModel, paths: Sequence[str | Path], out_dir: str | Path,
-                    settings: ExplainSettings | None = None, ablation: AblationSettings | None = None, *,
-                    boxes: str | Path | None = None, show_progress: bool = True) -> EvaluationReport:
-    """Evaluate every image; write ``evaluation.json``/``.csv``, ``aopc.png``/``.csv`` and, with
-    boxes, ``localisation.png``/``.csv`` into ``out_dir``."""
-    settings = settings or ExplainSettings()
+def evaluate_folder(model: VisionModel, paths: Sequence[Any], out_dir: str | Path,
+                    settings: dict[str, Any] | None = None, ablation: AblationSettings | None = None, *,
+                    boxes: str | Path | None = None, integration: Integration | None = None,
+                    show_progress: bool = True) -> EvaluationReport:
+    """Evaluate every image (files, folders; the top label of each); write ``evaluation.json``/``.csv``,
+    ``aopc.png``/``.csv`` and, with boxes, ``localisation.png``/``.csv`` into ``out_dir``.
+
+    ``settings`` are the vision settings (``score``, ``baseline``, ...; see ``igkit vision explain
+    --help``); IG runs through igkit's runner with ``integration`` (default: the domain's).
+    """
+    domain = VisionDomain()
+    settings = vision_settings(**{**(settings or {}), "label": None})
     ablation = ablation or AblationSettings()
+    crop = model.preprocessing.crop_size
+    if crop is not None:
+        side = (crop, crop) if isinstance(crop, int) else crop
+        if side[0] * side[1] < ablation.pixels:
+            raise IGInputError(f"asked to ablate {ablation.pixels} pixels but the model sees "
+                               f"{side[0]}×{side[1]} = {side[0] * side[1]}; lower --ablate-pixels")
     source = BoxSource(boxes)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    files = collect_images(paths)
+    if out.exists() and not out.is_dir():
+        raise IGInputError(f"--out {out} is a file; give a folder")
+    options = RunOptions(integration or domain.integration)
     report = EvaluationReport()
-    bar = progress(files, desc="evaluate images", enabled=show_progress)
-    for path in bar:
-        bar.set_postfix(path.name)
-        try:
-            report.images.append(evaluate_image(model, path, settings, ablation, source))
-        except IMAGE_ERRORS as exc:
-            report.failed[str(path)] = failure_reason(exc, path)
+    bar = Progress([], desc="evaluate images", enabled=show_progress)
+    items = domain.read_items(list(paths), **settings)
+    with on_pass(lambda n: bar.refresh("IG and ablation")):
+        for outcome in explain_stream(domain, model, items, settings, options,
+                                      on_item=lambda item: bar.refresh(item.name[:30] if item else "")):
+            if isinstance(outcome, Explained):
+                try:
+                    report.images.append(evaluate_explanation(outcome.explanation, outcome.item.source,
+                                                              ablation, source))
+                except IgkitError as exc:
+                    report.failed[outcome.item.source] = str(exc)
+            elif isinstance(outcome, Skipped):
+                report.failed[outcome.source] = outcome.reason
+            elif isinstance(outcome, Duplicate):
+                report.duplicates[outcome.item.source] = outcome.first.source
+            bar.advance()
+    bar.close()
     write_evaluation(report, out, model, settings, ablation)
     return report
 
 
-def write_evaluation(report: EvaluationReport, out: Path, model: VisionModel, settings: ExplainSettings,
+def write_evaluation(report: EvaluationReport, out: Path, model: VisionModel, settings: dict[str, Any],
                      ablation: AblationSettings) -> None:
+    made_by = model.provenance
     write_json(out / "evaluation.json", {**report.summary(), "per_image": [e.as_dict() for e in report.images],
-                                         "failed_images": report.failed,
-                                         "settings": {k: v for k, v in settings.describe().items()
+                                         "failed_images": report.failed, "duplicates": report.duplicates,
+                                         "settings": {k: v for k, v in settings.items()
                                                       if k not in PICTURE_SETTINGS},
                                          "ablation": {"pixels": ablation.pixels, "per_step": ablation.per_step,
                                                       "steps": ablation.steps, "ablated_value": "RGB = 0"},
                                          **model.describe()})
-    write_rows(out / "evaluation.csv",
+    write_csv(out / "evaluation.csv",
                ["image", "label", *(f"aopc_{m}" for m in METHODS), "inside_integrated_gradients",
                 "inside_gradients", "box_share"],
                [(e.image, e.label, *(e.aopc[m] for m in METHODS),
@@ -201,14 +225,14 @@ def write_evaluation(report: EvaluationReport, out: Path, model: VisionModel, se
     steps = np.arange(ablation.steps + 1)
     line_panels([Panel(f"AOPC over {len(report.images)} image(s)", f"perturbation step ({ablation.per_step} "
                        f"pixels each)", "AOPC", [Line(m, steps.tolist(), c.tolist()) for m, c in curves.items()])],
-                out / "aopc.png", "pixel ablation: integrated gradients vs gradients", model)
-    write_rows(out / "aopc.csv", ["step", "pixels_ablated", *METHODS],
+                out / "aopc.png", "pixel ablation: integrated gradients vs gradients", made_by)
+    write_csv(out / "aopc.csv", ["step", "pixels_ablated", *METHODS],
                [(k, k * ablation.per_step, *(curves[m][k] for m in METHODS)) for k in steps])
     boxed = report.localised()
     if boxed:
         ig = [e.inside["integrated_gradients"] for e in boxed]
         grad = [e.inside["gradients"] for e in boxed]
         scatter(grad, ig, out / "localisation.png", title="share of importance inside the boxes",
-                xlabel="gradients at the image", ylabel="integrated gradients", model=model)
-        write_rows(out / "localisation.csv", ["image", "integrated_gradients", "gradients", "box_share"],
+                xlabel="gradients at the image", ylabel="integrated gradients", made_by=made_by)
+        write_csv(out / "localisation.csv", ["image", "integrated_gradients", "gradients", "box_share"],
                    [(e.image, a, b, e.box_share) for e, a, b in zip(boxed, ig, grad)])

@@ -2,6 +2,7 @@
 saturation curves (Figures 2 and 12), the interior-gradient trend (Figure 3) and AOPC (Figure 5)."""
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -10,8 +11,9 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .models import VisionModel
-from .records import metadata
+from igkit.records import write_bytes
+
+from .records import Provenance
 
 #: above this many lines a legend hides the data; lines are then left unlabelled
 MAX_LEGEND_LINES = 10
@@ -41,7 +43,7 @@ class Panel:
     lines: list[Line] = field(default_factory=list)
 
 
-def picture_row(cells: Sequence[Cell], path: Path, title: str, model: VisionModel) -> Path:
+def picture_row(cells: Sequence[Cell], path: Path, title: str, made_by: Provenance) -> Path:
     """Pictures and text side by side (Figure 4: original | label and score | IG | gradients)."""
     fig = Figure(figsize=(3.0 * len(cells), 3.3))
     FigureCanvasAgg(fig)
@@ -57,12 +59,12 @@ def picture_row(cells: Sequence[Cell], path: Path, title: str, model: VisionMode
                     transform=ax.transAxes)
             for spine in ax.spines.values():
                 spine.set_visible(False)
-    fig.suptitle(model.mark(title), fontsize=11)
+    fig.suptitle(made_by.mark(title), fontsize=11)
     _margins(fig, left=0.1, right=0.1, bottom=0.1, top=0.75)
-    return _save(fig, path, model)
+    return _save(fig, path, made_by)
 
 
-def line_panels(panels: Sequence[Panel], path: Path, title: str, model: VisionModel,
+def line_panels(panels: Sequence[Panel], path: Path, title: str, made_by: Provenance,
                 columns: int = 2) -> Path:
     """Curves in a grid of panels, e.g. softmax and pre-softmax score against α (Figure 2)."""
     columns = min(columns, len(panels))
@@ -71,14 +73,14 @@ def line_panels(panels: Sequence[Panel], path: Path, title: str, model: VisionMo
     FigureCanvasAgg(fig)
     for i, panel in enumerate(panels):
         _draw_panel(fig.add_subplot(rows, columns, i + 1), panel)
-    fig.suptitle(model.mark(title), fontsize=11)
+    fig.suptitle(made_by.mark(title), fontsize=11)
     _margins(fig, left=0.75, right=0.2, bottom=0.55, top=0.6)
     fig.subplots_adjust(wspace=0.3, hspace=0.55)
-    return _save(fig, path, model)
+    return _save(fig, path, made_by)
 
 
 def scatter(x: Sequence[float], y: Sequence[float], path: Path, *, title: str, xlabel: str,
-            ylabel: str, model: VisionModel) -> Path:
+            ylabel: str, made_by: Provenance) -> Path:
     """Per-image comparison of two methods with the diagonal drawn (points above: y wins)."""
     fig = Figure(figsize=(4.6, 4.4))
     FigureCanvasAgg(fig)
@@ -89,9 +91,9 @@ def scatter(x: Sequence[float], y: Sequence[float], path: Path, *, title: str, x
     ax.set_ylim(0, 1)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(model.mark(title), fontsize=10)
+    ax.set_title(made_by.mark(title), fontsize=10)
     _margins(fig, left=0.75, right=0.2, bottom=0.55, top=0.45)
-    return _save(fig, path, model)
+    return _save(fig, path, made_by)
 
 
 def chart_pixels(panel: Panel, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
@@ -133,6 +135,7 @@ def _margins(fig: Figure, *, left: float, right: float, bottom: float, top: floa
                         top=1 - top / height)
 
 
-def _save(fig: Figure, path: Path, model: VisionModel) -> Path:
-    fig.savefig(path, dpi=100, metadata=metadata(model))
-    return path
+def _save(fig: Figure, path: Path, made_by: Provenance) -> Path:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, metadata=made_by.metadata())
+    return write_bytes(path, buffer.getvalue())

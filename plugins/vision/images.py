@@ -2,9 +2,11 @@
 which file is wrong and why (missing, empty, corrupt, or too large to decode safely)."""
 from __future__ import annotations
 
+import io
+import os
 import warnings
 from pathlib import Path
-from typing import Iterable
+from typing import Iterator
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -21,25 +23,42 @@ def read_image(path: str | Path) -> Image.Image:
     Raises ``IGInputError`` naming the file and the reason when it cannot be used.
     """
     path = Path(path)
+    try:
+        return decode_image(read_image_bytes(path))
+    except IGInputError as exc:
+        raise IGInputError(f"{path}: {exc}") from exc.__cause__
+
+
+def read_image_bytes(path: Path) -> bytes:
+    """The file's bytes, or an ``IGInputError`` saying why they cannot be read (not naming the file)."""
     if not path.exists():
-        raise IGInputError(f"{path}: no such file")
+        raise IGInputError("no such file")
     if path.is_dir():
-        raise IGInputError(f"{path}: is a folder, not an image")
-    if path.stat().st_size == 0:
-        raise IGInputError(f"{path}: the file is empty (0 bytes)")
+        raise IGInputError("is a folder, not an image")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise IGInputError(f"cannot be read ({exc.strerror or exc})") from None
+    if not data:
+        raise IGInputError("the file is empty (0 bytes)")
+    return data
+
+
+def decode_image(data: bytes) -> Image.Image:
+    """An image file's bytes as plain RGB, or an ``IGInputError`` with the reason."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(io.BytesIO(data)) as image:
                 image.load()
                 return to_rgb(ImageOps.exif_transpose(image))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise IGInputError(f"{path}: refused, the image is too large to decode safely "
-                           f"({exc}); downscale it first") from exc
+        raise IGInputError(f"refused, the image is too large to decode safely ({exc}); downscale it "
+                           f"first") from exc
     except UnidentifiedImageError as exc:
-        raise IGInputError(f"{path}: not an image Pillow can read (unknown or corrupt format)") from exc
-    except (OSError, SyntaxError, ValueError) as exc:  # truncated or damaged image data
-        raise IGInputError(f"{path}: corrupt image data ({exc})") from exc
+        raise IGInputError("not an image Pillow can read (unknown or corrupt format)") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # truncated or damaged image data
+        raise IGInputError(f"corrupt image data ({exc})") from exc
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -63,20 +82,12 @@ def image_extensions() -> set[str]:
     return {ext.lower() for ext in Image.registered_extensions()}
 
 
-def collect_images(paths: Iterable[str | Path]) -> list[Path]:
-    """Files named on the command line, with folders expanded to the image files inside them.
-
-    A named file is always kept (so a broken one is reported, not ignored); inside a
-    folder only files with an image ending count, so box files and notes are left alone.
-    """
+def find_images(folder: Path) -> Iterator[Path]:
+    """Image files under ``folder`` and its sub-folders, sorted by path; hidden files and
+    folders are left out, and so are files without an image ending (box files, notes)."""
     extensions = image_extensions()
-    found: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found += sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith(".")
-                            and f.suffix.lower() in extensions)
-        else:
-            found.append(p)
-    if not found:
-        raise IGInputError(f"no image files found in {', '.join(map(str, paths))}")
-    return found
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith(".") and Path(name).suffix.lower() in extensions:
+                yield Path(root) / name

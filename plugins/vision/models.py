@@ -14,12 +14,15 @@ import torchvision
 from torch import nn
 from torchvision.models import GoogLeNet_Weights, get_model, get_model_weights, list_models
 
-from igkit import IGInputError
+from igkit import IGInputError, ModelError, content_digest
+from igkit.checkpoint import fingerprint_tensors
 
+from .domain import DEFAULT_MODEL, RANDOM, SCORES
 from .preprocessing import Preprocessing
+from .records import Provenance
 
-DEFAULT_MODEL = "googlenet"
-RANDOM = "random"
+#: the seed of ``--weights random``: the same untrained model every run, so runs resume
+RANDOM_SEED = 0
 #: ImageNet class names; used for any 1000-class model whose weights do not name their classes
 IMAGENET_CATEGORIES: list[str] = list(GoogLeNet_Weights.IMAGENET1K_V1.meta["categories"])
 #: the layers of Figure 12 (mixed3b, mixed4b, mixed4d, mixed5b in the paper's TensorFlow names)
@@ -35,7 +38,6 @@ ARCH_OPTIONS = {
     "googlenet": {"transform_input": True, "aux_logits": False, "init_weights": False},
     "inception_v3": {"transform_input": True, "aux_logits": False, "init_weights": False},
 }
-SCORES = ("probability", "logit")
 
 
 @dataclass
@@ -77,9 +79,20 @@ class VisionModel:
             return self.logits
         raise IGInputError(f"unknown score {score!r}; choose one of {', '.join(SCORES)}")
 
+    @property
+    def provenance(self) -> Provenance:
+        """Which model made a picture (its metadata, and the stamp of random weights)."""
+        return Provenance(self.name, self.weights, self.random_weights)
+
     def mark(self, title: str) -> str:
         """A picture title, flagged when the weights are random."""
-        return f"[RANDOM WEIGHTS] {title}" if self.random_weights else title
+        return self.provenance.mark(title)
+
+    def fingerprint(self) -> str:
+        """A short hash of what the model computes: weights, preprocessing and class names."""
+        return content_digest(fingerprint_tensors(self.module.state_dict()),
+                              repr(sorted(self.preprocessing.describe().items())), "\n".join(self.categories),
+                              self.name, str(self.random_weights))[:16]
 
     def describe(self) -> dict:
         """Which model and weights produced an output (kept in every JSON file)."""
@@ -87,15 +100,19 @@ class VisionModel:
                 "classes": len(self.categories), "preprocessing": self.preprocessing.describe()}
 
 
-def load_model(name: str = DEFAULT_MODEL, weights: str | None = None, *, size: int | None = None,
-               device: str | torch.device = "cpu") -> VisionModel:
+def load_model(name: str | None = DEFAULT_MODEL, weights: str | None = None, *, size: int | None = None,
+               device: str | torch.device | None = "cpu") -> VisionModel:
     """A torchvision classifier by name.
 
     ``weights``: None for the model's default ImageNet weights (torchvision cache or
     download), a weights name such as ``IMAGENET1K_V1``, a local state-dict file
     (``.pth``/``.pt`` or ``.safetensors``), or ``"random"`` for an untrained model.
-    ``size`` crops to ``size``×``size`` instead of the weights' own crop.
+    ``size`` crops to ``size``×``size`` instead of the weights' own crop; ``device`` None
+    picks cuda when available. Random weights are drawn with a fixed seed, so the same
+    untrained model comes back every time (and a run with it can be resumed).
     """
+    name = name or DEFAULT_MODEL
+    device = resolve_device(device)
     check_model_name(name)
     enum = get_model_weights(name)
     recipe = Preprocessing.from_transforms(enum.DEFAULT.transforms())
@@ -108,12 +125,14 @@ def load_model(name: str = DEFAULT_MODEL, weights: str | None = None, *, size: i
         module = _official(name, chosen)
         categories, label = list(chosen.meta["categories"]), f"{name}:{chosen.name}"
     elif weights == RANDOM:
-        module = get_model(name, weights=None, **ARCH_OPTIONS.get(name, {}))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_SEED)
+            module = get_model(name, weights=None, **ARCH_OPTIONS.get(name, {}))
         categories, label = _categories_for(module), "random (untrained; attributions say nothing about ImageNet)"
     else:
         path = Path(weights)
         if not path.is_file():
-            raise IGInputError(f"--weights {weights!r} is neither a file nor a weights name of {name} "
+            raise ModelError(f"--weights {weights!r} is neither a file nor a weights name of {name} "
                                f"(names: {', '.join(enum.__members__)}; or 'random')")
         module = get_model(name, weights=None, **ARCH_OPTIONS.get(name, {}))
         load_weights_file(module, path)
@@ -134,7 +153,7 @@ def load_weights_file(module: nn.Module, path: Path) -> None:
     reshaped = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
                 if k in state and state[k].shape != v.shape]
     if missing or unexpected or reshaped:
-        raise IGInputError(f"the weights in {path} do not fit this architecture: {len(missing)} missing "
+        raise ModelError(f"the weights in {path} do not fit this architecture: {len(missing)} missing "
                            f"(e.g. {', '.join(missing[:3]) or '-'}), {len(unexpected)} unexpected "
                            f"(e.g. {', '.join(unexpected[:3]) or '-'}), {len(reshaped)} of another shape "
                            f"(e.g. {', '.join(reshaped[:2]) or '-'}); pick the matching --model")
@@ -150,14 +169,14 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # any reader failure is a problem with the user's file
-        raise IGInputError(f"could not read {path} as a state dict ({type(exc).__name__}: "
+        raise ModelError(f"could not read {path} as a state dict ({type(exc).__name__}: "
                            f"{_first_line(exc)}); save `model.state_dict()` with torch.save or "
                            f"safetensors") from exc
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise IGInputError(f"{path} does not hold a state dict (a mapping of names to tensors)")
+        raise ModelError(f"{path} does not hold a state dict (a mapping of names to tensors)")
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
@@ -178,7 +197,7 @@ def _official(name: str, weights) -> nn.Module:
     try:
         return get_model(name, weights=weights)
     except (OSError, RuntimeError, EOFError) as exc:  # URLError is an OSError
-        raise IGInputError(
+        raise ModelError(
             f"the {weights} weights for {name} could be neither found nor fetched: they are not in the "
             f"torch cache ({cache_file(weights.url)}) and downloading {weights.url} failed "
             f"({type(exc).__name__}: {_first_line(exc)}). Download that file on a machine with internet "
@@ -192,6 +211,31 @@ def _categories_for(module: nn.Module) -> list[str]:
     if classes == len(IMAGENET_CATEGORIES):
         return list(IMAGENET_CATEGORIES)
     return [f"class {i}" for i in range(classes)]
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``device`` as a torch device; None means cuda when available, else cpu. A name torch does
+    not know, or a GPU this machine lacks, is an :class:`IGInputError` that says what exists."""
+    if isinstance(device, torch.device):
+        return device
+    if device is None or str(device).strip() in ("", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        chosen = torch.device(str(device).strip())
+    except (RuntimeError, ValueError):
+        raise IGInputError(f"unknown --device {device!r}; use cpu, cuda, cuda:N or mps") from None
+    if chosen.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise IGInputError(f"--device {device}: no CUDA GPU is available here; use --device cpu")
+        if chosen.index is not None and chosen.index >= count:
+            raise IGInputError(f"--device {device}: this machine has {count} CUDA GPU(s) "
+                               f"(cuda:0..cuda:{count - 1})")
+    elif chosen.type == "mps" and not torch.backends.mps.is_available():
+        raise IGInputError(f"--device {device}: Apple's MPS is not available here; use --device cpu")
+    elif chosen.type not in ("cpu", "cuda", "mps"):
+        raise IGInputError(f"--device {device}: igkit runs on cpu, cuda or mps, not {chosen.type}")
+    return chosen
 
 
 def check_model_name(name: str) -> None:

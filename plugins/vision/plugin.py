@@ -1,4 +1,5 @@
-"""Entry point of the vision plugin: the ``vision`` domain and the ``igkit vision`` commands."""
+"""Entry point of the vision plugin: the ``vision`` domain and the ``igkit vision`` commands
+(light: torchvision and matplotlib are imported only when a command runs)."""
 from __future__ import annotations
 
 import argparse

@@ -1,32 +1,57 @@
-"""Writing pictures and the machine-readable files beside them; random weights are stamped on
-every picture so an untrained model's output is never mistaken for a real explanation."""
+"""Writing pictures and the arrays beside them; random weights are stamped on every picture so an
+untrained model's output is never mistaken for a real explanation.
+
+Tables and JSON go through :mod:`igkit.records` (atomic, spreadsheet-safe); pictures and arrays
+are written whole or not at all too (rendered in memory, then :func:`igkit.records.write_bytes`).
+"""
 from __future__ import annotations
 
-import csv
-import json
+import io
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
 from PIL.PngImagePlugin import PngInfo
 
-from .models import VisionModel
+from igkit.records import write_bytes, write_text
 
 RANDOM_STAMP = "RANDOM WEIGHTS"
 
 
-def save_picture(picture: np.ndarray | Image.Image, path: Path, model: VisionModel) -> Path:
+@dataclass(frozen=True)
+class Provenance:
+    """Which model made an output: kept in PNG metadata, chart titles and every JSON file."""
+
+    name: str
+    weights: str
+    random_weights: bool
+
+    def mark(self, title: str) -> str:
+        """A picture title, flagged when the weights are random."""
+        return f"[RANDOM WEIGHTS] {title}" if self.random_weights else title
+
+    def metadata(self) -> dict[str, str]:
+        """Text fields every picture carries (matplotlib's ``savefig(metadata=...)`` takes them too)."""
+        return {"igkit-model": self.name, "igkit-weights": self.weights,
+                "igkit-random-weights": str(self.random_weights).lower()}
+
+
+def save_picture(picture: np.ndarray | Image.Image, path: Path, made_by: Provenance) -> Path:
     """A PNG with the model and weights in its metadata (and a visible stamp for random weights)."""
     image = picture if isinstance(picture, Image.Image) else Image.fromarray(picture)
-    image = stamp(image.convert("RGB"), model)
-    image.save(path, pnginfo=png_metadata(model))
-    return path
+    image = stamp(image.convert("RGB"), made_by)
+    info = PngInfo()
+    for key, value in made_by.metadata().items():
+        info.add_text(key, value)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=info)
+    return write_bytes(path, buffer.getvalue())
 
 
-def stamp(image: Image.Image, model: VisionModel) -> Image.Image:
+def stamp(image: Image.Image, made_by: Provenance) -> Image.Image:
     """Write "RANDOM WEIGHTS" across the top of a picture made with an untrained model."""
-    if not model.random_weights:
+    if not made_by.random_weights:
         return image
     image = image.copy()
     draw = ImageDraw.Draw(image)
@@ -36,57 +61,15 @@ def stamp(image: Image.Image, model: VisionModel) -> Image.Image:
     return image
 
 
-def png_metadata(model: VisionModel) -> PngInfo:
-    info = PngInfo()
-    for key, value in metadata(model).items():
-        info.add_text(key, value)
-    return info
-
-
-def metadata(model: VisionModel) -> dict[str, str]:
-    """Text fields every picture carries (matplotlib's ``savefig(metadata=...)`` takes them too)."""
-    return {"igkit-model": model.name, "igkit-weights": model.weights,
-            "igkit-random-weights": str(model.random_weights).lower()}
-
-
-def write_json(path: Path, payload: Any) -> Path:
-    path.write_text(json.dumps(payload, indent=2, default=_plain) + "\n")
-    return path
-
-
-def read_json(path: Path) -> Any:
-    return json.loads(path.read_text())
-
-
-def write_rows(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
-    """A CSV with a header row; floats written with 8 significant digits."""
-    with path.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(header)
-        writer.writerows([_cell(v) for v in row] for row in rows)
-    return path
-
-
-def read_rows(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as fh:
-        return list(csv.DictReader(fh))
+def save_array(path: Path, array: np.ndarray) -> Path:
+    """A ``.npy`` file (float32), written whole or not at all."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(array, dtype=np.float32))
+    return write_bytes(path, buffer.getvalue())
 
 
 def write_matrix(path: Path, matrix: np.ndarray) -> Path:
     """A 2-D map (rows = image rows) as CSV without a header, beside the picture it draws."""
-    np.savetxt(path, np.asarray(matrix, dtype=np.float64), delimiter=",", fmt="%.8g")
-    return path
-
-
-def _cell(value: Any) -> Any:
-    if isinstance(value, (float, np.floating)):
-        return f"{float(value):.8g}"
-    return value
-
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+    buffer = io.StringIO()
+    np.savetxt(buffer, np.asarray(matrix, dtype=np.float64), delimiter=",", fmt="%.8g")
+    return write_text(path, buffer.getvalue())

@@ -9,8 +9,7 @@ import torch
 
 from igkit import IGInputError
 
-POLARITIES = ("both", "positive", "negative")
-UNDERLAYS = ("grey", "colour", "black")
+from .domain import POLARITIES, UNDERLAYS
 GREEN = np.array([0.0, 1.0, 0.0])
 RED = np.array([1.0, 0.0, 0.0])
 OUTLINE = np.array([1.0, 1.0, 0.0])
