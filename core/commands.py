@@ -169,6 +169,10 @@ def _completeness(report: Any) -> list[float]:
 
 
 def set_threads(threads: int) -> None:
-    import torch
+    """Torch threads for this command, without importing torch for commands that never compute."""
+    import sys
 
-    torch.set_num_threads(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    else:  # read by torch when it is first imported
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
 
 from igkit.commands import add_domain_group, add_integration_arguments, integration_from_args, positive_int
 from igkit.errors import IGInputError
@@ -22,9 +21,6 @@ from .domain import MoleculesDomain
 if TYPE_CHECKING:
     from .readers import Problem
 
-#: the shared machines have few cores: training and attribution use at most this many threads
-MAX_THREADS = 2
-
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     sub = add_domain_group(subparsers, MoleculesDomain(),
@@ -33,16 +29,13 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     _add_saturation(sub)
     _add_make_task(sub)
     _add_evaluate(sub)
+    _add_score_methods(sub)
 
 
 def report_problems(problems: list[Problem]) -> None:
     """Tell the user which rows were skipped and why (on stderr)."""
     for p in problems:
         print(f"skipped {p}", file=sys.stderr)
-
-
-def _limit_threads() -> None:
-    torch.set_num_threads(min(MAX_THREADS, torch.get_num_threads()))
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -82,7 +75,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     from .weave import DEFAULT_ARCH, DEFAULT_DENSE_LAYERS, parse_arch
 
-    _limit_threads()
     if args.arch is None:
         args.arch = DEFAULT_ARCH if args.max_distance is None else f"w2n{args.max_distance}"
     distance = parse_arch(args.arch)[1]
@@ -103,6 +95,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     sizes = {k: len(v) for k, v in data.splits.items()}
     print(f"{data.task_type} on {', '.join(data.tasks)}: " + ", ".join(f"{k} {n}" for k, n in sizes.items()),
           file=sys.stderr)
+    import torch
+
     torch.manual_seed(args.seed)
     model = new_model(featurization, args.arch, data.tasks, data.task_type, dense_layers=args.dense_layers,
                       atom_hidden=args.atom_hidden,
@@ -266,7 +260,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .readers import read_molecules
     from .tasks import RDKIT_MOLECULES, make_task, test_flags
 
-    _limit_threads()
     task = make_task(args.task)
     model = load_model(args.model)
     if args.data is None:
@@ -298,3 +291,91 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
               f"{s['integrated_gradients_default_own']['mean']:.4f}); each fragment found in "
               + ", ".join(f"{r:.0%}" for r in s["fragment_found_rate"]) + " of the molecules")
     return 0
+
+
+def _add_score_methods(sub: argparse._SubParsersAction) -> None:
+    from .domain import COMPARED_METHODS
+
+    p = sub.add_parser("score-methods", help="score attribution methods on a task whose atoms are known "
+                       "(per-molecule atom ROC-AUC; Kendall tau for crippen): a methods × metrics table")
+    p.add_argument("--task", required=True, help="a named task (benzene, fluoride_carbonyl, ...), a rule "
+                   "('F AND carbonyl'), or 'crippen'")
+    p.add_argument("--model", default=None, help="checkpoint NAME trained on the task (default: the shipped "
+                   "benzene model)")
+    p.add_argument("--methods", default=",".join(COMPARED_METHODS),
+                   help="comma-separated methods scored beside integrated gradients (always scored); "
+                   "see `igkit methods`")
+    p.add_argument("--data", default=None, help="CSV/.smi/.sdf of molecules (e.g. a make-task CSV with "
+                   "--split-col split); default: the test split of RDKit's first_5K.smi as make-task draws it")
+    p.add_argument("--smiles-col", default="smiles", help="SMILES column of a CSV --data")
+    p.add_argument("--id-col", default=None, help="column naming each molecule")
+    p.add_argument("--split-col", default=None, help="use only rows whose value here is --split")
+    p.add_argument("--split", default="test", help="the split scored (with --split-col)")
+    p.add_argument("--test-fraction", type=float, default=0.2, help="as given to make-task (default data)")
+    p.add_argument("--seed", type=int, default=0, help="as given to make-task (default data)")
+    p.add_argument("--limit", type=positive_int, default=200,
+                   help="score at most this many molecules with a known answer (rule positives; any for crippen)")
+    p.add_argument("--score", choices=("probability", "logit"), default="probability",
+                   help="explain the class probability (the explain command's default) or the logit")
+    p.add_argument("--out", required=True, help="output folder: scores.csv/.json/.md/.png, per_molecule.csv, "
+                   "examples.png")
+    add_integration_arguments(p, MoleculesDomain.integration)
+    p.set_defaults(func=_cmd_score_methods)
+
+
+def _score_command(args: argparse.Namespace) -> str:
+    """The command that reproduces this table (every option that changes it, spelled out)."""
+    import shlex
+
+    parts = ["igkit", "molecules", "score-methods", "--task", args.task, "--methods", args.methods,
+             "--limit", str(args.limit), "--score", args.score]
+    for flag, value in (("--model", args.model), ("--data", args.data), ("--smiles-col", args.smiles_col
+                        if args.data else None), ("--id-col", args.id_col), ("--split-col", args.split_col),
+                        ("--split", args.split if args.split_col else None), ("--steps", args.steps),
+                        ("--max-steps", args.max_steps)):
+        if value is not None:
+            parts += [flag, str(value)]
+    if args.data is None and (args.test_fraction, args.seed) != (0.2, 0):
+        parts += ["--test-fraction", str(args.test_fraction), "--seed", str(args.seed)]
+    return " ".join(shlex.quote(p) for p in [*parts, "--out", args.out])
+
+
+def _cmd_score_methods(args: argparse.Namespace) -> int:
+    from igkit.methods import get_method
+
+    from .api import featurize_records
+    from .checkpoint import load_model
+    from .compare import print_table, score_methods, write_scores
+    from .readers import read_molecules
+    from .tasks import RDKIT_MOLECULES, make_task, test_flags
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    for name in methods:
+        get_method(name)                     # an unknown name is one error, before any work
+    task = make_task(args.task)
+    model = load_model(args.model)
+    if args.data is None:
+        records, problems = read_molecules(RDKIT_MOLECULES)
+        flags = test_flags(len(records), args.test_fraction, args.seed)
+        records = [r for r, test in zip(records, flags) if test]
+    else:
+        records, problems = read_molecules(args.data, smiles_col=args.smiles_col, id_col=args.id_col)
+        if args.split_col:
+            if records and args.split_col not in records[0].fields:
+                raise IGInputError(f"{args.data} has no column {args.split_col!r}")
+            records = [r for r in records if r.fields[args.split_col].strip().lower() == args.split]
+    records, graphs, more = featurize_records(records, model.featurization)
+    report_problems(problems + more)
+    scores = score_methods(model, task, records, graphs, methods, limit=args.limit, score=args.score,
+                           integration=integration_from_args(args, MoleculesDomain.integration),
+                           show_progress=not args.quiet)
+    report_problems(scores.problems)
+    if not scores.explanations:
+        raise IGInputError(f"no molecule of the data has a known answer for {task.name!r} (rule positives "
+                           f"with atoms outside the rule); check --task, --data and --split")
+    command = _score_command(args)
+    paths = write_scores(scores, Path(args.out), command=command, task=task)
+    print_table(scores)
+    print(f"wrote {', '.join(p.name for p in paths)} to {args.out}")
+    return 0
+
