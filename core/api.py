@@ -67,12 +67,8 @@ def explain(domain: str | Domain, items: Sequence[Any] | Any, *, model: Any = No
     the domain's own); ``integration`` overrides the domain's defaults (``steps``,
     ``tolerance``, ``max_steps``, ``batch_size``); ``settings`` the domain's options.
     """
-    domain = resolve_domain(domain)
-    settings = default_settings(domain, **settings)
-    options = run_options(domain, methods, **(integration or {}))
-    if model is None:
-        model = domain.load_model(model_source, **settings)
-    sources = [items] if isinstance(items, (str, Path)) else list(items)
+    domain, model, sources, settings, options = _setup(domain, items, model, model_source, methods,
+                                                      integration, settings)
     order: list[str] = []
 
     def read() -> Iterable[Any]:
@@ -97,13 +93,22 @@ def explain_to_folder(domain: str | Domain, items: Sequence[Any] | Any, out: str
                       integration: dict[str, Any] | None = None, pictures: bool = True,
                       overwrite: bool = False, show_progress: bool = False, **settings: Any) -> RunReport:
     """Like :func:`explain`, written into ``out`` exactly as ``igkit <domain> explain`` writes it."""
+    domain, model, sources, settings, options = _setup(domain, items, model, model_source, methods,
+                                                      integration, settings)
+    return run_to_folder(domain, model, domain.read_items(sources, **settings), out, settings=settings,
+                         options=options, model_source=model_source, pictures=pictures,
+                         overwrite=overwrite, show_progress=show_progress)
+
+
+
+def _setup(domain: str | Domain, items: Any, model: Any, model_source: str | None, methods: Sequence[str],
+           integration: dict[str, Any] | None, settings: dict[str, Any]
+           ) -> tuple[Domain, Any, list[Any], dict[str, Any], RunOptions]:
+    """What both entry points resolve the same way: the domain, its settings and defaults, the model."""
     domain = resolve_domain(domain)
     settings = default_settings(domain, **settings)
     options = run_options(domain, methods, **(integration or {}))
     if model is None:
         model = domain.load_model(model_source, **settings)
     sources = [items] if isinstance(items, (str, Path)) else list(items)
-    return run_to_folder(domain, model, domain.read_items(sources, **settings), out, settings=settings,
-                         options=options, model_source=model_source, pictures=pictures,
-                         overwrite=overwrite, show_progress=show_progress)
-
+    return domain, model, sources, settings, options
