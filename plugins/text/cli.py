@@ -9,11 +9,11 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from igkit.commands import add_domain_group, positive_int, run_explain
+from igkit.commands import add_domain_group, add_integration_arguments, integration_from_args, positive_int, run_explain
 from igkit.errors import IGInputError
 from igkit.records import read_json, read_text
 
-from .domain import TextDomain
+from .domain import DEFAULT_SCORE_METHODS, TextDomain
 
 #: train and evaluate run on this many torch threads unless --threads says otherwise: training is
 #: deterministic only at a fixed thread count (the shipped model was trained on one)
@@ -59,6 +59,37 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed that picks the windows")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=_cmd_saturation)
+
+    p = commands.add_parser(
+        "score-methods", help="score attribution methods: delete/insert the words each ranks first",
+        description="Explain next-word predictions with every method (the explain path), rank each "
+                    "context's words by each method, and measure how the probability of the next word "
+                    "falls when the top-k words are replaced (deletion) or rises when only they are put "
+                    "back (insertion), as AUCs over k, with the zero embedding and <unk> as the "
+                    "replacement; a random ranking is the control. Writes scores.csv, scores.json, "
+                    "scores.md, contexts.csv and curves.png into --out and prints the table.")
+    p.add_argument("contexts", nargs="*", help="contexts to score on (e.g. \"the shareholders claimed "
+                                               "more\"), beside or instead of --data-dir")
+    p.add_argument("--input", action="append", default=[], metavar="FILE",
+                   help="file with one context per line (CONTEXT<TAB>TARGET names the target); may be "
+                        "repeated")
+    p.add_argument("--data-dir", default=None,
+                   help="folder with Mikolov's ptb.*.txt: score on random positions of --split")
+    p.add_argument("--split", choices=("valid", "test"), default="valid", help="split read from --data-dir")
+    p.add_argument("--positions", type=positive_int, default=200,
+                   help="random positions of --split (seeded by --seed), each with --window words before it")
+    p.add_argument("--window", type=positive_int, default=20, help="context words per position (--data-dir)")
+    p.add_argument("--target", choices=("predicted", "actual"), default="predicted",
+                   help="explain the model's predicted next word, or the word that actually follows "
+                        "(--data-dir positions)")
+    p.add_argument("--methods", default=",".join(DEFAULT_SCORE_METHODS),
+                   help="methods to score, comma-separated (integrated_gradients included by name; "
+                        "see `igkit methods`)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the positions and of the random control")
+    p.add_argument("--model", default=None, help="NAME of a NAME.safetensors/NAME.json pair (default: shipped)")
+    p.add_argument("--out", required=True, help="output folder (files in it are replaced)")
+    add_integration_arguments(p, TextDomain.integration)
+    p.set_defaults(func=_cmd_score_methods)
 
 
 def _add_training_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -134,3 +165,60 @@ def _cmd_saturation(args: argparse.Namespace) -> int:
     print(f"{len(at_one)} windows: probability at α=0 median {at_zero[len(at_zero) // 2]:.4f}, "
           f"at α=1 median {at_one[len(at_one) // 2]:.4f}")
     return 0
+
+
+def _cmd_score_methods(args: argparse.Namespace) -> int:
+    from .contexts import read_contexts
+    from .data import PTB_FILES
+    from .scoring import LEGEND, check_score_methods, ptb_items, score_methods, table_lines, write_scores
+
+    methods = check_score_methods(args.methods.split(","))
+    if not args.contexts and not args.input and args.data_dir is None:
+        raise IGInputError("nothing to score on: give --data-dir (Penn Treebank positions), contexts, "
+                           "or --input FILE")
+    domain = TextDomain()
+    items = list(read_contexts([*args.contexts, *(Path(f) for f in args.input)]))
+    if args.data_dir is not None:
+        path = Path(args.data_dir) / PTB_FILES[args.split]
+        if not path.is_file():
+            raise IGInputError(f"{path} not found; --data-dir must hold Mikolov's {PTB_FILES[args.split]}")
+        items += ptb_items(path, args.positions, args.window, args.seed, args.target)
+    lm = domain.load_model(args.model)
+    integration = integration_from_args(args, domain.integration)
+    scored = score_methods(lm, items, methods, integration=vars(integration), seed=args.seed,
+                           say=(lambda line: None) if args.quiet else print)
+    command = _score_command(args, methods)
+    settings = {k: getattr(args, k) for k in ("data_dir", "split", "positions", "window", "target", "seed",
+                                                 "model", "input", "contexts")}
+    settings["methods"] = methods
+    settings["integration"] = integration.describe()
+    paths = write_scores(scored, Path(args.out), command=command, settings=settings)
+    print("\n".join(table_lines(scored)))
+    print(LEGEND)
+    print(f"{scored.positions} context(s) of {args.target if args.data_dir else 'given'} next words; "
+          f"{len(scored.skipped)} skipped")
+    for path in paths:
+        print(f"wrote {path}")
+    return 1 if scored.skipped else 0
+
+
+def _score_command(args: argparse.Namespace, methods: list[str]) -> str:
+    """The command line that reproduces a score-methods run (its settings, spelled out)."""
+    import shlex
+
+    parts = ["igkit", "text", "score-methods", *args.contexts]
+    for f in args.input:
+        parts += ["--input", f]
+    if args.data_dir is not None:
+        parts += ["--data-dir", str(args.data_dir), "--split", args.split, "--positions", str(args.positions),
+                  "--window", str(args.window), "--target", args.target]
+    parts += ["--methods", ",".join(methods), "--seed", str(args.seed)]
+    defaults = TextDomain.integration
+    if args.steps is not None:
+        parts += ["--steps", str(args.steps), "--method", args.method]
+    elif args.tolerance != defaults.tolerance:
+        parts += ["--tolerance", str(args.tolerance)]
+    if args.model:
+        parts += ["--model", args.model]
+    parts += ["--out", str(args.out)]
+    return shlex.join(parts)

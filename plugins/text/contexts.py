@@ -57,7 +57,8 @@ def read_contexts(sources: Sequence[str | Path], *, target: str | None = None, e
                   max_words: int = DEFAULT_MAX_WORDS) -> Iterator[Item | BadItem]:
     """Items in order: each ``str`` is one context ("argument N"); each :class:`~pathlib.Path` a file
     with one context per line ("FILE line N"; ``CONTEXT<TAB>TARGET`` names the target), or with
-    ``every_position`` a tokenised corpus whose every position is one item ("FILE position N")."""
+    ``every_position`` a tokenised corpus whose every position is one item ("FILE position N");
+    an :class:`~igkit.domain.Item` or :class:`~igkit.domain.BadItem` is passed on as it is."""
     if every_position:
         if window > max_words:
             raise IGInputError(f"--window {window} is more than --max-words {max_words}; raise "
@@ -67,6 +68,9 @@ def read_contexts(sources: Sequence[str | Path], *, target: str | None = None, e
                                "with --input FILE, not as CONTEXT arguments")
     number = 0
     for source in sources:
+        if isinstance(source, (Item, BadItem)):  # already read (igkit text score-methods)
+            yield source
+            continue
         if isinstance(source, Path):
             if every_position:
                 yield from read_positions(source, window, start, limit)

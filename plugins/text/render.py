@@ -1,4 +1,5 @@
-"""Tables and pages of next-word attributions (Figures 9, 10): terminal, Markdown, CSV, HTML.
+"""Tables and pages of next-word attributions (Figures 9, 10): terminal, Markdown, CSV, HTML;
+with ``--methods``, a column per method in each (side by side).
 
 Everything is drawn from an explanation *record*, the dictionary an item folder keeps as
 ``explanation.json`` (:meth:`TextExplanation.to_dict
@@ -56,30 +57,65 @@ def _columns(record: Record) -> tuple[str, str, float]:
     return f"Integrated gradients{suffix}", f"Gradients{suffix}", factor
 
 
+def method_columns(record: Record) -> list[tuple[str, str]]:
+    """(key in a word's record, header) of every value column: IG, gradient, then ``--methods``."""
+    ig_head, grad_head, _ = _columns(record)
+    suffix = " (*1e-3)" if record.get("scale") else ""
+    return [("integrated_gradient", ig_head), ("gradient", grad_head),
+            *((m, m + suffix) for m in record.get("methods", ()))]
+
+
+def is_magnitude(record: Record, key: str) -> bool:
+    """Whether a column is an unsigned gradient norm (``method_reductions`` "norm")."""
+    return record.get("method_reductions", {}).get(key) == "norm"
+
+
+def methods_note(record: Record) -> list[str]:
+    """What the method columns are, under a table that has any."""
+    reductions = record.get("method_reductions", {})
+    if not reductions:
+        return []
+    norms = [m for m, r in reductions.items() if r == "norm"]
+    sums = [m for m, r in reductions.items() if r != "norm"]
+    lines = []
+    if sums:
+        lines.append(f"{', '.join(sums)}: summed over the word's embedding dimensions (signed, probability units)")
+    if norms:
+        lines.append(f"{', '.join(norms)}: L2 norm of the gradient over the word's embedding (unsigned)")
+    return lines
+
+
 def _word(word: dict[str, Any]) -> str:
     return word["word"] + (OOV_MARK if word["oov"] else "")
 
 
 def terminal_table(record: Record) -> str:
-    """An aligned plain-text table: word | IG | gradient, headline above, check below."""
-    ig_head, grad_head, factor = _columns(record)
+    """An aligned plain-text table: word | IG | gradient | one column per method; headline above,
+    check below."""
+    _, _, factor = _columns(record)
+    columns = method_columns(record)
     words = record["words"]
     width = max([len("Sentence")] + [len(_word(w)) + 1 for w in words])
-    lines = [headline(record), f"{'Sentence':<{width}}  {ig_head:>26}  {grad_head:>20}"]
-    lines += [f"{_word(w):<{width}}  {factor * w['integrated_gradient']:>26.4f}  {factor * w['gradient']:>20.4f}"
+    widths = [26, 20] + [max(12, len(head)) for _, head in columns[2:]]
+    lines = [headline(record),
+             f"{'Sentence':<{width}}" + "".join(f"  {head:>{n}}" for (_, head), n in zip(columns, widths))]
+    lines += [f"{_word(w):<{width}}" + "".join(f"  {factor * w[key]:>{n}.4f}" for (key, _), n in zip(columns, widths))
               for w in words]
     lines.append(completeness_line(record))
-    return "\n".join(lines + notes(record))
+    return "\n".join(lines + methods_note(record) + notes(record))
 
 
 def markdown_table(record: Record) -> str:
     """The same table in Markdown, to paste into a paper or an issue."""
-    ig_head, grad_head, factor = _columns(record)
-    lines = [f"**{headline(record)}**", "", f"| Sentence | {ig_head} | {grad_head} |", "|---|---:|---:|"]
-    lines += [f"| {_word(w)} | {factor * w['integrated_gradient']:.4f} | {factor * w['gradient']:.4f} |"
+    _, _, factor = _columns(record)
+    columns = method_columns(record)
+    lines = [f"**{headline(record)}**", "", "| Sentence | " + " | ".join(h for _, h in columns) + " |",
+             "|---|" + "---:|" * len(columns)]
+    lines += ["| " + " | ".join([_word(w), *(f"{factor * w[key]:.4f}" for key, _ in columns)]) + " |"
               for w in record["words"]]
     lines += ["", completeness_line(record)]
-    lines += ["", *notes(record)] if notes(record) else []
+    extra = methods_note(record) + notes(record)
+    lines += ["", *extra] if extra else []
     return "\n".join(lines).replace("<unk>", "`<unk>`") + "\n"
 
 
@@ -96,45 +132,77 @@ def word_rows(record: Record) -> Iterable[list[Any]]:
                *(w[m] for m in methods)]
 
 
-def _colour(value: float, peak: float) -> str:
-    """Green for positive, red for negative; opacity ∝ |value| / the largest |value| of the context."""
+def _colour(value: float, peak: float, magnitude: bool = False) -> str:
+    """Green for positive, red for negative (blue for an unsigned magnitude); opacity ∝ |value| / peak."""
     strength = min(abs(value) / peak, 1.0) if peak > 0 else 0.0
-    rgb = "0,150,0" if value >= 0 else "210,0,0"
+    rgb = "30,100,220" if magnitude else ("0,150,0" if value >= 0 else "210,0,0")
     return f"rgba({rgb},{0.85 * strength:.3f})"
 
 
+def column_scales(records: Sequence[Record]) -> dict[str, float]:
+    """One colour scale per column over a whole page: its largest |value| in any context there."""
+    scales: dict[str, float] = {}
+    for record in records:
+        for key, _ in method_columns(record):
+            peak = max((abs(w[key]) for w in record["words"]), default=0.0)
+            scales[key] = max(scales.get(key, 0.0), peak)
+    return scales
+
+
 def html_page(records: Sequence[Record], title: str = "Next-word attribution") -> str:
-    """A self-contained page: each context with words coloured by IG, and its table."""
+    """A self-contained page: each context with words coloured by IG, and its table with a column
+    per method; each column's cells share one colour scale over the whole page."""
+    scales = column_scales(records)
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>"
-             "body{font-family:sans-serif;max-width:60em;margin:2em auto}"
+             "body{font-family:sans-serif;max-width:72em;margin:2em auto}"
              ".ctx span{padding:2px 4px;margin:1px;border-radius:3px;display:inline-block}"
              ".next{border:1px dashed #555}table{border-collapse:collapse;margin:.5em 0 2em}"
              "td,th{padding:2px 10px;text-align:right}td:first-child,th:first-child{text-align:left}"
+             "td.top{outline:2px solid #000;font-weight:bold}.key span{padding:1px 6px;margin:0 4px}"
              "</style></head><body>",
-             f"<h1>{html.escape(title)}</h1><p>Green: the word raised the probability of the next word; "
-             "red: it lowered it (integrated gradients, embeddings scaled toward zero). "
-             f"Words marked {OOV_MARK} are out of vocabulary and were read as &lt;unk&gt;.</p>"]
+             f"<h1>{html.escape(title)}</h1><p class='key'>"
+             "<span style='background:rgba(0,150,0,.6)'>green</span> the word raised the probability of "
+             "the next word; <span style='background:rgba(210,0,0,.6)'>red</span> it lowered it; "
+             "<span style='background:rgba(30,100,220,.6)'>blue</span> an unsigned gradient norm (how "
+             "sensitive, not which way); <span style='outline:2px solid #000'>framed</span> each "
+             "column's top-ranked word. The words of each context above its table are coloured by "
+             "integrated gradients (embeddings scaled toward zero), scaled to that context's largest "
+             f"|IG|. Words marked {OOV_MARK} are out of vocabulary and were read as &lt;unk&gt;.</p>",
+             "<p><b>One colour scale per column over this whole page</b> (full colour = the column's "
+             "largest |value| on the page: "
+             + html.escape(", ".join(f"{k} {v:.3g}" for k, v in scales.items()))
+             + "); columns have different units and scales, so compare colours within a column, "
+               "numbers across columns.</p>"]
     for record in records:
-        ig_head, grad_head, factor = _columns(record)
+        _, _, factor = _columns(record)
+        columns = method_columns(record)
         words = record["words"]
         peak = max((abs(w["integrated_gradient"]) for w in words), default=0.0)
         spans = "".join(f"<span style='background:{_colour(w['integrated_gradient'], peak)}' "
                         f"title='IG {w['integrated_gradient']:.4g}'>{html.escape(_word(w))}</span>"
                         for w in words)
-        rows = "".join(f"<tr><td>{html.escape(_word(w))}</td><td>{factor * w['integrated_gradient']:.4f}</td>"
-                       f"<td>{factor * w['gradient']:.4f}</td></tr>" for w in words)
-        extra = "".join(f"<br>{html.escape(line)}" for line in notes(record))
+        tops = {key: max(range(len(words)), key=lambda i, k=key: words[i][k]) if words else -1
+                for key, _ in columns}
+        rows = "".join(
+            f"<tr><td>{html.escape(_word(w))}</td>"
+            + "".join(f"<td{' class=top' if tops[key] == i else ''} style='background:"
+                      f"{_colour(w[key], scales[key], is_magnitude(record, key))}'>{factor * w[key]:.4f}</td>"
+                      for key, _ in columns)
+            + "</tr>" for i, w in enumerate(words))
+        heads = "".join(f"<th>{html.escape(head)}</th>" for _, head in columns)
+        extra = "".join(f"<br>{html.escape(line)}" for line in methods_note(record) + notes(record))
         parts.append(f"<h3>{html.escape(record.get('source', ''))}: {html.escape(headline(record))}</h3>"
                      f"<p class='ctx'>{spans}<span class='next'>{html.escape(record['target'])}</span></p>"
-                     f"<table><tr><th>Sentence</th><th>{ig_head}</th><th>{grad_head}</th></tr>{rows}</table>"
+                     f"<table><tr><th>Sentence</th>{heads}</tr>{rows}</table>"
                      f"<p><small>{html.escape(completeness_line(record))}{extra}</small></p>")
     parts.append("</body></html>\n")
     return "".join(parts)
 
 
 def write_item_files(record: Record, folder: Path, *, pictures: bool = True) -> list[str]:
-    """One item's files: ``table.txt``, ``table.md``, ``words.csv``, ``explanation.json``
-    and, with pictures, ``attribution.html``."""
+    """One item's files: ``table.txt``, ``table.md``, ``words.csv``, ``explanation.json`` (a column per
+    method of ``--methods`` in each) and, with pictures, ``attribution.html`` and, with methods,
+    ``methods.png``."""
     write_text(folder / "table.txt", terminal_table(record) + "\n")
     write_text(folder / "table.md", markdown_table(record))
     write_csv(folder / "words.csv", word_columns(record), word_rows(record))
@@ -143,6 +211,11 @@ def write_item_files(record: Record, folder: Path, *, pictures: bool = True) -> 
     if pictures:
         write_text(folder / "attribution.html", html_page([record]))
         files.append("attribution.html")
+        if record.get("methods"):
+            from .figures import methods_figure
+
+            methods_figure(record, folder / "methods.png")
+            files.append("methods.png")
     return files
 
 

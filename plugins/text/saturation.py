@@ -33,22 +33,28 @@ def saturation_curves(lm: LanguageModel, windows: torch.Tensor, alphas: int = 51
 
 
 def write_saturation(curves: dict, out_dir: Path) -> list[Path]:
-    """``saturation.png`` (all curves on one chart), ``saturation.csv`` and ``saturation.json``."""
+    """``saturation.png`` (all curves on one chart; each window's line style is its own, named in the
+    legend by its window number and predicted word), ``saturation.csv`` and ``saturation.json``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    fig = Figure(figsize=(6.4, 4.4))
+    n = len(curves["probability"])
+    fig = Figure(figsize=(8.4, 4.6), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    for probs in curves["probability"]:
-        ax.plot(curves["alpha"], probs, linewidth=1.2)
+    dashes = ("-", "--", "-.", ":")
+    for w, probs in enumerate(curves["probability"]):   # 10 colours × a dash per ten: every line distinct
+        ax.plot(curves["alpha"], probs, linewidth=1.2, color=f"C{w % 10}", linestyle=dashes[(w // 10) % 4],
+                label=f"{w}: {curves['predicted'][w]}")
     ax.set_xlabel("α (scale of all context word embeddings)")
     ax.set_ylabel("softmax probability of the predicted next word")
-    ax.set_title(f"Saturation of the LSTM language model ({len(curves['probability'])} test windows)")
+    ax.set_title(f"Saturation of the LSTM language model ({n} test windows)")
     ax.set_xlim(0, 1)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
+    if n <= 40:
+        ax.legend(title="window: next word", loc="upper left",
+                  bbox_to_anchor=(1.01, 1.0), fontsize=6.5, title_fontsize=7, ncol=1 + n // 21, frameon=False)
     png = out_dir / "saturation.png"
     fig.savefig(png, dpi=130)
     csv_path = write_csv(out_dir / "saturation.csv", ["window", "context", "predicted", "alpha", "probability"],
