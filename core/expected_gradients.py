@@ -30,7 +30,8 @@ def expected_gradients(forward: Callable[..., torch.Tensor], inputs: Attribution
 
     ``reference`` holds K examples, ``[K, *features]`` per input. Baselines are drawn
     stratified: each example cycles through the references in its own seeded random
-    order (every reference used equally often when ``samples`` is a multiple of K,
+    order (drawn from a generator of its own, so an example's answer does not depend on which
+    examples share its batch) (every reference used equally often when ``samples`` is a multiple of K,
     which makes the answer exact for linear models); α is uniform. One sample is one
     gradient, so there is no step count to adapt: the completeness gap against
     F(x) − mean F(drawn baselines) shrinks like 1/√samples.
@@ -40,12 +41,15 @@ def expected_gradients(forward: Callable[..., torch.Tensor], inputs: Attribution
     xs, is_tuple = as_input_tuple(inputs)
     refs = _reference_stack(reference, xs)
     B, K, dev = xs[0].shape[0], refs[0].shape[0], xs[0].device
-    gen = torch.Generator(device="cpu")
-    if seed is not None:
-        gen.manual_seed(seed)
-    order = torch.stack([torch.randperm(K, generator=gen) for _ in range(B)], 1)      # [K, B]
+    orders, alphas_drawn = [], []
+    for _ in range(B):  # each example its own generator: its draws do not depend on its batch
+        gen = torch.Generator(device="cpu")
+        gen.manual_seed(seed) if seed is not None else gen.seed()
+        orders.append(torch.randperm(K, generator=gen))
+        alphas_drawn.append(torch.rand(samples, generator=gen, dtype=torch.float64))
+    order = torch.stack(orders, 1)                                                       # [K, B]
     k = order[torch.arange(samples) % K].to(dev)                                         # [S, B]
-    alpha = torch.rand((samples, B), generator=gen, dtype=torch.float64).to(dev)
+    alpha = torch.stack(alphas_drawn, 1).to(dev)                                         # [S, B]
     ex = torch.arange(B, device=dev).repeat(samples)
     ev = PathEvaluator(forward, xs, tuple(r.expand(K, B, *r.shape[2:]) for r in refs),
                        per_example_targets(target, B), forward_args, batch_size)

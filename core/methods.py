@@ -88,16 +88,22 @@ def smoothgrad(forward, inputs, baselines=None, *, target=None, base: str | Attr
         raise IGInputError(f"smoothgrad needs samples ≥ 1 and noise ≥ 0, got {samples} and {noise}")
     method = get_method(base) if isinstance(base, str) else base
     xs, _ = as_input_tuple(inputs)
-    gen = torch.Generator(device="cpu")
-    if seed is not None:
-        gen.manual_seed(seed)
+    generators = []
+    for _ in range(xs[0].shape[0]):  # one per example: its noise does not depend on its batch
+        gen = torch.Generator(device="cpu")
+        gen.manual_seed(seed) if seed is not None else gen.seed()
+        generators.append(gen)
     total: list[torch.Tensor] | None = None
     for _ in range(samples):
-        noisy = tuple(x + noise * _range(x) * torch.randn(x.shape, generator=gen).to(x) for x in xs)
+        noisy = tuple(x + noise * _range(x) * _per_example_noise(x, generators) for x in xs)
         attr = method(forward, _repack(noisy, inputs), baselines, target=target, **options)
         attr_t = attr if isinstance(attr, tuple) else (attr,)
         total = list(attr_t) if total is None else [t + a for t, a in zip(total, attr_t)]
     return _repack(tuple(t / samples for t in total), inputs)
+
+
+def _per_example_noise(x: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
+    return torch.stack([torch.randn(x.shape[1:], generator=g) for g in generators]).to(x)
 
 
 def _range(x: torch.Tensor) -> torch.Tensor:

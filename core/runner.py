@@ -148,10 +148,10 @@ def attribute_group(domain: Domain, group: Sequence[tuple[Item, Prepared]], opti
     start = time.perf_counter()
     result = integrated_gradients(batch.forward, batch.inputs, batch.baselines, target=batch.target,
                                   forward_args=batch.forward_args, **keywords)
-    extra = {name: _as_tuple(attribute(name, batch.forward, batch.inputs, batch.baselines,
+    extra = {name: _as_tuple(attribute(name, batch.forward, batch.inputs,
                                        target=batch.target, forward_args=batch.forward_args,
-                                       batch_size=keywords["batch_size"],
-                                       **domain.method_options(name, batch)))
+                                       batch_size=keywords["batch_size"],  # method_options may replace baselines
+                                       **{"baselines": batch.baselines, **domain.method_options(name, batch)}))
              for name in options.methods}
     seconds = (time.perf_counter() - start) / len(group)
     return [Attribution(item=item, prepared=p, result=result.example(e),

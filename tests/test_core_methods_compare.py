@@ -371,3 +371,15 @@ def test_every_new_method_is_listed_with_what_it_needs():
     assert "needs layer=" in docs["grad_cam"]
     assert "needs reference=" in docs["expected_gradients"]
     assert "needs model=" in docs["guided_backprop"]
+
+
+@pytest.mark.parametrize("name", ["smoothgrad", "expected_gradients"])
+def test_random_methods_give_an_example_the_same_answer_alone_or_in_a_batch(name):
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1)).eval()
+    forward = lambda v: net(v)[:, 0]  # noqa: E731
+    x = torch.rand(3, 4)
+    options = {"reference": torch.rand(5, 4), "samples": 16} if name == "expected_gradients" else {"samples": 4}
+    together = igkit.attribute(name, forward, x, **options)
+    alone = igkit.attribute(name, forward, x[1:2], **options)
+    torch.testing.assert_close(together[1:2], alone, rtol=1e-5, atol=1e-7)

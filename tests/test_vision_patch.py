@@ -10,57 +10,18 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from torch import nn
 
 import igkit
 from igkit import fraction_inside
-from igkit.plugins.vision import AblationSettings, Preprocessing, VisionModel, evaluate_folder
-
-SIDE, PATCH = 24, 5
-CLASSES = ["red patch", "green patch", "blue patch"]
-COLOURS = torch.tensor([[0.9, 0.1, 0.1], [0.1, 0.9, 0.1], [0.1, 0.1, 0.9]])
-NO_PATCH = -1
-
-
-def make_images(n: int, generator: torch.Generator, empty_share: float = 0.0
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Noise in [0, 0.5] with one coloured PATCH×PATCH square (none for ``empty_share`` of the
-    pictures, labelled NO_PATCH); labels; patch masks."""
-    x = 0.5 * torch.rand(n, 3, SIDE, SIDE, generator=generator)
-    y = torch.randint(0, len(CLASSES), (n,), generator=generator)
-    y[torch.rand(n, generator=generator) < empty_share] = NO_PATCH
-    corners = torch.randint(0, SIDE - PATCH + 1, (n, 2), generator=generator)
-    masks = torch.zeros(n, SIDE, SIDE, dtype=torch.bool)
-    for i, (r, c) in enumerate(corners.tolist()):
-        if y[i] != NO_PATCH:
-            x[i, :, r:r + PATCH, c:c + PATCH] = COLOURS[y[i]].view(3, 1, 1)
-            masks[i, r:r + PATCH, c:c + PATCH] = True
-    return x, y, masks
+from igkit.plugins.vision import AblationSettings, VisionModel, evaluate_folder
+from igkit.plugins.vision.tasks import CLASSES, PATCH, SIDE, make_images, train_patch_model
 
 
 @pytest.fixture(scope="module")
 def trained() -> VisionModel:
-    torch.manual_seed(0)
-    generator = torch.Generator().manual_seed(1)
-    x, y, _ = make_images(2048, generator, empty_share=0.25)
-    # no patch, no class: a uniform target, so black (the baseline) scores ~1/3, not ~1, for every class
-    targets = torch.full((len(y), len(CLASSES)), 1 / len(CLASSES))
-    targets[y != NO_PATCH] = nn.functional.one_hot(y[y != NO_PATCH], len(CLASSES)).float()
-    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 16, 3, padding=1, stride=2),
-                        nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveMaxPool2d(1),
-                        nn.Flatten(), nn.Linear(16, len(CLASSES)))
-    model = VisionModel(net, Preprocessing(resize_size=None, crop_size=None, mean=(0.25,) * 3, std=(0.25,) * 3),
-                        CLASSES, name="patch-cnn")
-    optimiser = torch.optim.Adam(net.parameters(), lr=1e-2)
-    net.train()
-    for _ in range(200):
-        batch = torch.randint(0, len(x), (64,), generator=generator)
-        loss = nn.functional.cross_entropy(model.logits(x[batch]), targets[batch])
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-    net.eval()
-    return model
+    """The patch CNN (:func:`igkit.plugins.vision.tasks.train_patch_model`: 3 conv layers, 200 Adam
+    steps on 2048 pictures, a quarter without a patch and a uniform target)."""
+    return train_patch_model(seed=0)
 
 
 @pytest.fixture(scope="module")

@@ -192,6 +192,34 @@ class ImageExplanation:
         """Pixel importance Σ_c |IG attribution| (Eq. 1 of the paper)."""
         return pixel_importance(self.attributions(example))
 
+    # --- other methods (--methods) ---------------------------------------------------------
+    @property
+    def options_settings(self) -> dict[str, Any]:
+        """The run's vision settings (what ``--methods`` were given: cam layer, occlusion, references)."""
+        return self.attribution.prepared.context.get("settings", {})
+
+    @property
+    def method_names(self) -> list[str]:
+        """The other methods computed for this image (``--methods``), in the order given."""
+        return list(self.attribution.methods)
+
+    def method_attributions(self, name: str) -> torch.Tensor:
+        """A method's map for this image: ``[3, H, W]``, or ``[1, H, W]`` for grad_cam and xrai;
+        ``integrated_gradients`` is IG's own."""
+        if name == "integrated_gradients":
+            return self.attributions(0)
+        if name not in self.attribution.methods:
+            raise IGInputError(f"{name} was not computed for this image; computed: "
+                               f"{', '.join(self.method_names) or 'none besides integrated_gradients'}")
+        return self.attribution.methods[name][0][0].detach().cpu()
+
+    def method_importance(self, name: str) -> torch.Tensor:
+        """A method's pixel map ``[H, W]``: Σ_c |attribution| (as for IG), or grad_cam's map (≥ 0)
+        and xrai's region scores as they are (see :func:`.methods.pixel_map`)."""
+        from .methods import pixel_map
+
+        return pixel_map(name, self.method_attributions(name)).float()
+
     # --- beyond IG -------------------------------------------------------------------------
     @cached_property
     def gradients(self) -> torch.Tensor:

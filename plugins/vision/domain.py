@@ -71,6 +71,25 @@ def add_picture_arguments(parser: argparse.ArgumentParser) -> None:
                    help="overlays: outline regions of the top PERCENT of pixels (0: none)")
 
 
+def add_method_arguments(parser: argparse.ArgumentParser) -> None:
+    """What ``--methods`` need from images (see ``methods.py`` and the README)."""
+    g = parser.add_argument_group("other methods (--methods)")
+    g.add_argument("--cam-layer", default=None,
+                   help="grad_cam: module name of the map (None: the model's last conv block, e.g. "
+                        "inception5b for googlenet, layer4 for resnet)")
+    g.add_argument("--occlusion", choices=("superpixels", "patches"), default="superpixels",
+                   help="occlusion: SLIC superpixels (needs scikit-image; else patches, with a warning) "
+                        "or square patches, set to the baseline")
+    g.add_argument("--occlusion-patch", type=int, default=None,
+                   help="occlusion: patch side in pixels (superpixels: about that area); None: side / 14")
+    g.add_argument("--reference", action="append", default=None, metavar="PATH",
+                   help="expected_gradients, multi_baseline_ig: reference image files or folders "
+                        "(repeatable); None: the run's own images")
+    g.add_argument("--reference-count", type=int, default=16,
+                   help="expected_gradients, multi_baseline_ig: at most this many reference images "
+                        "(the first by sorted path)")
+
+
 def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The vision settings (JSON values) of parsed options; options a command lacks keep their default."""
     layers = getattr(args, "layers", None)
@@ -84,7 +103,22 @@ def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "layers": None if layers is None else [n.strip() for n in layers.split(",") if n.strip()],
         "clip": [float(clip[0]), float(clip[1])], "polarity": getattr(args, "polarity", "both"),
         "underlay": getattr(args, "underlay", "grey"), "outline_top": getattr(args, "outline_top", 10.0),
+        "cam_layer": getattr(args, "cam_layer", None), "occlusion": getattr(args, "occlusion", "superpixels"),
+        "occlusion_patch": getattr(args, "occlusion_patch", None), "reference": _reference(args),
+        "reference_count": getattr(args, "reference_count", 16),
     }
+
+
+def _reference(args: argparse.Namespace) -> list[str] | None:
+    """``--reference``, or the run's own images where expected gradients need references (only
+    then: the item list is part of the settings, so a resumed run with more images is refused)."""
+    given = getattr(args, "reference", None)
+    if given:
+        return [str(p) for p in given]
+    methods = {m.strip() for m in str(getattr(args, "methods", "") or "").split(",")}
+    if methods & {"expected_gradients", "multi_baseline_ig"} and getattr(args, "items", None):
+        return [str(p) for p in args.items]
+    return None
 
 
 def vision_settings(**overrides: Any) -> dict[str, Any]:
@@ -119,12 +153,17 @@ class VisionDomain(Domain):
         add_model_arguments(parser)
         add_path_arguments(parser)
         add_picture_arguments(parser)
+        add_method_arguments(parser)
 
     def settings(self, args: argparse.Namespace) -> dict[str, Any]:
         settings = settings_from_args(args)
         from .attribution import VisionOptions
 
         VisionOptions.from_settings(settings)  # a bad --clip or --frames stops before any work
+        if settings["occlusion_patch"] is not None and settings["occlusion_patch"] < 1:
+            raise IGInputError(f"--occlusion-patch must be at least 1 pixel, got {settings['occlusion_patch']}")
+        if settings["reference_count"] < 1:
+            raise IGInputError(f"--reference-count must be at least 1, got {settings['reference_count']}")
         return settings
 
     # --- model -------------------------------------------------------------------------------
@@ -168,7 +207,9 @@ class VisionDomain(Domain):
     def prepare(self, model: Any, value: Any, **settings: Any) -> Prepared:
         from .attribution import VisionOptions, prepare_image
 
-        return prepare_image(model, value, VisionOptions.from_settings(settings))
+        prepared = prepare_image(model, value, VisionOptions.from_settings(settings))
+        prepared.context["settings"] = settings
+        return prepared
 
     def collate(self, group: Sequence[Prepared]) -> Prepared:
         """Images of one size: inputs side by side, baseline stacks ``[K, B, 3, H, W]``."""
@@ -180,7 +221,14 @@ class VisionDomain(Domain):
         return Prepared(name=first.name, inputs=torch.cat([p.inputs for p in group]), forward=first.forward,
                         target=torch.tensor([p.target for p in group]),
                         baselines=torch.cat([p.baselines for p in group], dim=1), group=first.group,
-                        batch_size=first.batch_size)
+                        batch_size=first.batch_size, context=first.context)
+
+    def method_options(self, method: str, batch: Prepared) -> dict[str, Any]:
+        """What ``--methods`` need from images: see :mod:`.methods` (Grad-CAM's layer, occlusion's
+        superpixels, Expected Gradients' reference images, Blur IG's own path, ...)."""
+        from .methods import method_options
+
+        return method_options(method, batch)
 
     # --- outputs -----------------------------------------------------------------------------
     def explanation(self, attribution: Attribution):
@@ -197,9 +245,11 @@ class VisionDomain(Domain):
         return write_image(explanation, folder, pictures=pictures)
 
     def write_run(self, out_dir: Path, folders: Sequence[Path], *, pictures: bool = True) -> list[str]:
+        from .compare import write_method_overview
         from .outputs import write_saturation_overview
 
-        return write_saturation_overview(folders, out_dir, pictures=pictures)
+        return (write_saturation_overview(folders, out_dir, pictures=pictures)
+                + write_method_overview(folders, out_dir, pictures=pictures))
 
 
 def _file_item(path: Path, label: str) -> Item | BadItem:

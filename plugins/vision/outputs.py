@@ -12,6 +12,7 @@ from igkit import read_json, read_table, write_csv, write_json
 
 from .animation import interior_gif, trend_panel
 from .attribution import ImageExplanation
+from .compare import write_methods
 from .figures import Cell, Line, Panel, line_panels, picture_row
 from .records import Provenance, save_array, save_picture, write_matrix
 from .render import as_image, overlay, paper_rendering
@@ -26,6 +27,7 @@ def write_image(exp: ImageExplanation, d: Path, *, pictures: bool = True) -> lis
     if pictures:
         files += _panels(exp, d, image, made_by)
     files += _path_files(exp, d, image, made_by, pictures)
+    files += write_methods(exp, d, image, made_by, pictures)
     return files
 
 
