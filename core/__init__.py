@@ -13,11 +13,11 @@ __version__ = "0.2.0"
 #: the public API: name -> submodule that defines it (documented in README.md, "Public API")
 _EXPORTS = {
     "integrated_gradients": "integrated", "IGResult": "result", "Integration": "options",
-    "explain": "api", "explain_to_folder": "api", "Explanations": "api",
+    "explain": "api", "explain_to_folder": "api", "Explanations": "api", "run_options": "api",
     "Domain": "domain", "Prepared": "domain", "Item": "domain", "BadItem": "domain",
     "Attribution": "domain", "text_item": "domain", "content_digest": "domain",
     "RunOptions": "runner", "Explained": "runner", "Skipped": "runner", "Duplicate": "runner",
-    "explain_stream": "runner", "attribute_group": "runner",
+    "explain_stream": "runner", "attribute_group": "runner", "check_methods": "runner",
     "RunReport": "run_folder", "run_to_folder": "run_folder",
     "IgkitError": "errors", "IGInputError": "errors", "InputFileError": "errors", "ModelError": "errors",
     "OutputError": "errors", "NonFiniteError": "errors", "Interrupted": "errors",

@@ -54,7 +54,7 @@ def run_options(domain: Domain, methods: Sequence[str] = (), **integration: Any)
     if unknown:
         raise IGInputError(f"unknown integration option {unknown[0]!r}; options are "
                            f"{', '.join(Integration.__dataclass_fields__)}")
-    return RunOptions(domain.integration.with_overrides(**integration), check_methods(methods))
+    return RunOptions(domain.integration.with_overrides(**integration).validated(), check_methods(methods, domain))
 
 
 def explain(domain: str | Domain, items: Sequence[Any] | Any, *, model: Any = None,

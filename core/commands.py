@@ -135,7 +135,7 @@ def run_explain(domain: Domain, args: argparse.Namespace) -> int:
 
     settings = domain.settings(args)
     options = RunOptions(integration_from_args(args, domain.integration),
-                         check_methods(args.methods.split(",")))
+                         check_methods(args.methods.split(","), domain))
     if args.engine == "ray":  # the same run spread over Ray workers (core/ray_engine.py, core/RAY.md)
         from .ray_engine import require_ray, run_to_folder_ray
 

@@ -122,6 +122,9 @@ class Domain:
     max_group: int = 32
     #: what an item is, for ``--help`` (e.g. "SMILES strings", "image files or folders")
     items_help: str = "items the domain understands"
+    #: attribution methods this domain cannot offer, and why: ``--methods`` stops with the reason
+    #: before any work (e.g. Grad-CAM for an LSTM)
+    unavailable_methods: dict[str, str] = {}
 
     # --- options -----------------------------------------------------------------------------
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:

@@ -43,6 +43,20 @@ class Integration:
         """A copy with the options the user actually gave (``None`` means: keep the default)."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
+    def validated(self) -> "Integration":
+        """This object, or an ``IGInputError`` naming the option that would fail every item."""
+        from .errors import IGInputError
+
+        for name in ("steps", "max_steps", "batch_size"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise IGInputError(f"{name} must be a whole number ≥ 1, got {value!r}")
+        if not self.tolerance > 0:
+            raise IGInputError(f"tolerance must be > 0, got {self.tolerance!r}")
+        if not self.floor >= 0:
+            raise IGInputError(f"floor must be ≥ 0, got {self.floor!r}")
+        return self
+
     def keywords(self) -> dict[str, Any]:
         """Keyword arguments for :func:`igkit.integrated_gradients`."""
         if self.adaptive:

@@ -68,13 +68,16 @@ class RunOptions:
         return {"integration": self.integration.describe(), "methods": list(self.methods)}
 
 
-def check_methods(methods: Sequence[str]) -> tuple[str, ...]:
-    """Extra methods computed beside integrated gradients (which is always computed)."""
+def check_methods(methods: Sequence[str], domain: Domain | None = None) -> tuple[str, ...]:
+    """Extra methods computed beside integrated gradients (which is always computed), checked
+    before any work: unknown names and methods the domain declares unavailable are refused."""
     names = tuple(dict.fromkeys(m.strip() for m in methods if m.strip()))
     for name in names:
         if name == "integrated_gradients":
             raise IGInputError("integrated_gradients is always computed; list only the other methods")
         get_method(name)
+        if domain is not None and name in domain.unavailable_methods:
+            raise IGInputError(domain.unavailable_methods[name])
     return names
 
 

@@ -60,7 +60,7 @@ def test_explain_writes_tables_pictures_and_reports_bad_rows(rule_model, tmp_pat
     assert "skipped argument 2: invalid SMILES" in capsys.readouterr().err
     atoms = read_csv(out / "atoms.csv")
     assert list(atoms[0]) == ["folder", "molecule", "atom", "element", "attribution", "attribution_with_pairs",
-                              "grad_x_input"]
+                              "grad_x_input", "grad_x_input_with_pairs"]
     assert {r["molecule"] for r in atoms} == {"c1ccccc1CCO", "[Na+].[O-]C(=O)c1ccccc1", "C"}
     pairs = read_csv(out / "pairs.csv")
     assert list(pairs[0]) == ["folder", "molecule", "atom_i", "atom_j", "relation", "attribution", "grad_x_input"]

@@ -49,7 +49,11 @@ def explain_molecules(molecules: Sequence[Any] | str | Path, model: MoleculeMode
     ``.csv``, ``.tsv``). ``settings`` are the explain options (``task``, ``score``,
     ``max_atoms``, ``smiles_col``, ``id_col``, ``input``); ``integration`` overrides the
     defaults (``steps``, ``tolerance``, ``max_steps``, ``batch_size``; default: adaptive
-    until completeness is within 1%). Returns :class:`igkit.Explanations`:
+    until completeness is within 1%). ``methods`` are other attribution methods computed
+    beside IG through the same runner (``occlusion``, ``grad_cam``, ``expected_gradients``,
+    ``saliency``, ...; see the README's "Other methods"), in each explanation's ``extra``
+    (per atom, per pair) and ``extra_totals`` (per atom, half of each pair folded in).
+    Returns :class:`igkit.Explanations`:
     ``.explanations`` (one :class:`~.attribution.MoleculeExplanation` per molecule, in
     input order) and ``.skipped`` (each with ``source`` and ``reason``).
     """

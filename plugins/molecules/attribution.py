@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from igkit import (Attribution, Explained, Integration, Item, Prepared, RunOptions, Skipped, content_digest,
+                   run_options,
                    explain_stream, get_method)
 from igkit.errors import IGInputError
 from igkit.progress import Progress
@@ -103,11 +104,18 @@ class MoleculeExplanation:
 
     @cached_property
     def extra(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Other methods (``--methods``): per atom and per pair sums, as for IG."""
-        n, m = self.graph.n_atoms, self.graph.n_pairs
-        return {name: (maps[0][0, :n].sum(-1).detach().cpu().numpy(),
-                       maps[1][0, :m].sum(-1).detach().cpu().numpy())
-                for name, maps in self.attribution.methods.items()}
+        """Other methods (``--methods``): per atom and per pair sums, as for IG.
+
+        Grad-CAM maps atoms only (its pairs are NaN); see :func:`method_values`.
+        """
+        return {name: method_values(name, maps, self.graph) for name, maps in self.attribution.methods.items()}
+
+    @cached_property
+    def extra_totals(self) -> dict[str, np.ndarray]:
+        """Other methods per atom with half of each pair folded in, as :attr:`atom_totals` for IG
+        (an atom-only method such as Grad-CAM: its atom values)."""
+        return {name: with_pairs(self.graph, atoms, np.nan_to_num(pairs, nan=0.0))
+                for name, (atoms, pairs) in self.extra.items()}
 
     @property
     def atom_attributions(self) -> np.ndarray:
@@ -154,6 +162,25 @@ class MoleculeExplanation:
                **parts, "unexplained": gap - sum(parts.values())}
         out.update({f"{k}_share": (v / gap if gap != 0 else float("nan")) for k, v in parts.items()})
         return out
+
+
+def method_values(name: str, maps: Sequence[Any], graph: MolGraph) -> tuple[np.ndarray, np.ndarray]:
+    """One molecule's ``(per atom, per pair)`` values of a method's maps (a batch of one, padded).
+
+    Feature maps (``[1, N, Fa]``, ``[1, M, Fp]``) are summed over each atom's and pair's
+    features, padding cut off. Grad-CAM returns one ``[1, N, 1]`` CAM over the atoms of
+    the weave network's last atom layer: its pairs are NaN, and because the core averages
+    the channel weights over all N padded positions (where the gradient is zero), the CAM
+    is multiplied by N / n_atoms, which is exactly the CAM with weights averaged over the
+    molecule's real atoms (CAM is positively homogeneous in its weights), so a molecule's
+    map does not depend on the size bucket it was padded to.
+    """
+    n, m = graph.n_atoms, graph.n_pairs
+    first = maps[0].detach().cpu().double()
+    if len(maps) == 1:                         # an atom map (Grad-CAM)
+        atoms = first[0, :n].sum(-1).numpy() * (first.shape[1] / max(n, 1))
+        return atoms, np.full(m, np.nan)
+    return first[0, :n].sum(-1).numpy(), maps[1][0, :m].detach().cpu().double().sum(-1).numpy()
 
 
 def with_pairs(graph: MolGraph, atoms: np.ndarray, pairs: np.ndarray) -> np.ndarray:
@@ -209,7 +236,7 @@ def prepare_molecule(model: MoleculeModel, value: Any, *, task: str | int | None
     return Prepared(name=molecule.name, inputs=batch.inputs, forward=score_function(model.net, check_score(score)),
                     target=t, forward_args=batch.structure, label=f"{model.tasks[t]} ({score})",
                     context={"graph": graph, "molecule": molecule, "task": model.tasks[t], "score": score,
-                             "row_cost": cost},
+                             "row_cost": cost, "net": model.net, "featurization": model.featurization},
                     group=("weave", size_bucket(graph.n_atoms)),
                     batch_size=path_batch_size(graph.n_atoms, graph.n_pairs, cost))
 
@@ -222,8 +249,10 @@ def collate(group: Sequence[Prepared]) -> Prepared:
         return first
     batch = pack([p.context["graph"] for p in group])
     cost = first.context["row_cost"]
+    context = {"graphs": [p.context["graph"] for p in group], "row_cost": cost, "net": first.context["net"],
+               "featurization": first.context["featurization"]}
     return Prepared(name=first.name, inputs=batch.inputs, forward=first.forward, target=first.target,
-                    forward_args=batch.structure, label=first.label, group=first.group,
+                    forward_args=batch.structure, label=first.label, group=first.group, context=context,
                     batch_size=path_batch_size(batch.atoms.shape[1], batch.pairs.shape[1], cost))
 
 
@@ -251,13 +280,9 @@ def explain_graphs(model: MoleculeModel, records: Sequence[MoleculeRecord], grap
     from .domain import MoleculesDomain
 
     domain = MoleculesDomain()
-    base = integration or domain.integration
-    unknown = sorted(set(integration_options) - set(Integration.__dataclass_fields__))
-    if unknown:
-        raise IGInputError(f"unknown integration option {unknown[0]!r}; options are "
-                           f"{', '.join(Integration.__dataclass_fields__)}")
-    options = RunOptions(_checked_integration(base.with_overrides(**integration_options)),
-                         _checked_methods(methods))
+    if integration is not None:
+        integration_options = {**{k: v for k, v in vars(integration).items()}, **integration_options}
+    options = run_options(domain, methods, **integration_options)
     check_score(score)
     model.task_index(task)
     items = []
@@ -280,23 +305,116 @@ def explain_graphs(model: MoleculeModel, records: Sequence[MoleculeRecord], grap
     return [found[k] for k in sorted(found)], problems
 
 
-def _checked_integration(integration: Integration) -> Integration:
-    """Options that would fail for every molecule are refused once, up front."""
-    for name in ("steps", "max_steps", "batch_size"):
-        value = getattr(integration, name)
-        if value is not None and (not isinstance(value, int) or value < 1):
-            raise IGInputError(f"{name} must be a whole number ≥ 1, got {value!r}")
-    if not integration.tolerance > 0:
-        raise IGInputError(f"tolerance must be > 0, got {integration.tolerance!r}")
-    if integration.floor < 0:
-        raise IGInputError(f"floor must be ≥ 0, got {integration.floor!r}")
-    return integration
+# --- other attribution methods (``--methods``): what each needs from a weave network ----------------
+
+#: reference molecules for Expected Gradients / multiple-baseline IG: the all-zero one plus this many
+#: drawn from the reference pool (see :func:`reference_stack`)
+REFERENCE_DRAWS = 15
+#: molecules of RDKit's bundled NCI set whose atom and pair feature rows form the reference pool
+REFERENCE_POOL_MOLECULES = 300
+_POOLS: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+_DRAWS: dict[tuple[str, str, int], np.ndarray] = {}
+#: positions per block of reference draws: each block has its own seed, so the draw at a position never
+#: depends on how far a batch is padded
+_BLOCK = 64
 
 
-def _checked_methods(methods: Sequence[str]) -> tuple[str, ...]:
-    names = tuple(dict.fromkeys(m.strip() for m in methods if m.strip()))
-    for name in names:
-        if name == "integrated_gradients":
-            raise IGInputError("integrated_gradients is always computed; list only the other methods")
-        get_method(name)
-    return names
+def method_options(method: str, batch: Prepared) -> dict[str, Any]:
+    """What ``method`` needs from the weave network and the molecules of ``batch`` (see the README).
+
+    * ``occlusion``: ``groups`` = one unit per atom (all its features) and one per atom pair
+      (all its features); padding is one extra unit per molecule (its drop is 0). Pairs are
+      their own units because groups may not overlap (an atom "with its pairs" would share
+      each pair with another atom); the atom-plus-pairs view splits each pair's drop in half,
+      exactly as for IG (:func:`with_pairs`).
+    * ``grad_cam``: ``layer`` = the network's last atom layer (``atom_readout``, ``[B, N, C]``),
+      a CAM over atoms (see :func:`method_values` for the padding correction).
+    * ``guided_backprop``: ``model`` = the network when its weave modules use ``nn.ReLU``
+      modules; the weave modules of :mod:`.weave` call ``torch.relu``, which guided
+      backpropagation cannot reach, so it is refused (``IGInputError``) rather than silently
+      computed as a plain gradient there.
+    * ``expected_gradients``, ``multi_baseline_ig``: ``reference`` = :func:`reference_stack`.
+    * ``blur_ig``, ``xrai``: refused; they blur or segment images.
+    """
+    import torch
+
+    net = batch.context.get("net")
+    atoms, pairs = batch.inputs
+    if method == "occlusion":
+        pair_index, atom_mask, pair_mask = batch.forward_args
+        B, N, M = atoms.shape[0], atoms.shape[1], pairs.shape[1]
+        atom_ids = torch.where(atom_mask > 0, torch.arange(N).expand(B, N), torch.full((B, N), -1))
+        pair_ids = torch.where(pair_mask > 0, N + torch.arange(M).expand(B, M), torch.full((B, M), -1))
+        return {"groups": (atom_ids[..., None].expand(atoms.shape).contiguous(),
+                           pair_ids[..., None].expand(pairs.shape).contiguous())}
+    if method == "grad_cam":
+        return {"layer": net.atom_readout}
+    if method == "guided_backprop":
+        if not any(isinstance(m, torch.nn.ReLU) for m in net.weave.modules()):
+            raise IGInputError("guided_backprop is unavailable for molecules: the weave modules apply "
+                               "torch.relu as a function, which guided backpropagation cannot guide (it "
+                               "only hooks nn.ReLU modules), so the result would be a plain gradient "
+                               "there; use saliency for the plain gradient")
+        return {"model": net}
+    if method in ("expected_gradients", "multi_baseline_ig"):
+        return {"reference": reference_stack(batch.context["featurization"], atoms.shape[1], pairs.shape[1])}
+    return {}
+
+
+def reference_pool(featurization: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Atom feature rows and pair feature rows of the first :data:`REFERENCE_POOL_MOLECULES`
+    molecules of RDKit's bundled NCI set, featurized as the model's molecules are (cached)."""
+    key = featurization.fingerprint
+    if key not in _POOLS:
+        from rdkit import Chem, rdBase
+
+        from .tasks import RDKIT_MOLECULES
+
+        atoms, pairs = [], []
+        with rdBase.BlockLogs():
+            for line in RDKIT_MOLECULES.read_text().splitlines():
+                mol = Chem.MolFromSmiles(line.split()[0]) if line.strip() else None
+                if mol is None or mol.GetNumAtoms() == 0:
+                    continue
+                graph = featurize(mol, featurization)
+                atoms.append(graph.atoms)
+                pairs.append(graph.pairs)
+                if len(atoms) == REFERENCE_POOL_MOLECULES:
+                    break
+        _POOLS[key] = (np.concatenate(atoms).astype(np.float32), np.concatenate(pairs).astype(np.float32))
+    return _POOLS[key]
+
+
+def _draws(key: str, kind: str, size: int, pool_size: int) -> np.ndarray:
+    """``[size, REFERENCE_DRAWS]`` pool rows: position p's draws come from block p // 64's own seed."""
+    blocks = -(-size // _BLOCK)
+    rows = []
+    for b in range(blocks):
+        cache = (key, kind, b)
+        if cache not in _DRAWS:
+            rng = np.random.default_rng([0, 1 if kind == "pairs" else 0, b])
+            _DRAWS[cache] = rng.integers(pool_size, size=(_BLOCK, REFERENCE_DRAWS))
+        rows.append(_DRAWS[cache])
+    return np.concatenate(rows)[:size]
+
+
+def reference_stack(featurization: Any, n_atoms: int, n_pairs: int):
+    """Reference molecules for Expected Gradients: ``([K, N, Fa], [K, M, Fp])`` with K = 1 + 15.
+
+    The graph (which atoms and pairs exist, and how they connect) is the explained
+    molecule's own: a reference changes features, not structure. Reference 0 is all
+    zero (IG's baseline); each of the others gives every atom position an atom feature
+    row and every pair position a pair feature row drawn from :func:`reference_pool`
+    (the data set's atom and pair feature distributions, drawn independently per
+    position, seeded per position so a molecule's references do not depend on its
+    padding). Padding positions are masked by the network, so their draws change nothing.
+    """
+    import torch
+
+    atom_pool, pair_pool = reference_pool(featurization)
+    key = featurization.fingerprint
+    a = atom_pool[_draws(key, "atoms", n_atoms, len(atom_pool)).T]        # [K-1, N, Fa]
+    p = pair_pool[_draws(key, "pairs", n_pairs, len(pair_pool)).T]        # [K-1, M, Fp]
+    atoms = np.concatenate([np.zeros((1, n_atoms, atom_pool.shape[1]), np.float32), a])
+    pairs = np.concatenate([np.zeros((1, n_pairs, pair_pool.shape[1]), np.float32), p])
+    return torch.from_numpy(atoms), torch.from_numpy(pairs)

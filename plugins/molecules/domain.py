@@ -17,6 +17,10 @@ from igkit.options import Integration
 #: the default of ``--max-atoms``: heavy atoms (hydrogens are implicit) a molecule may have. Drug-like
 #: molecules have well under 70; large natural products (vancomycin 101, cyclosporin 85) fit too
 DEFAULT_MAX_ATOMS = 150
+#: the methods ``igkit molecules score-methods`` scores beside integrated gradients when none are named:
+#: every method that applies to weave networks and takes seconds for a few hundred molecules
+COMPARED_METHODS = ("saliency", "grad_x_input", "smoothgrad", "occlusion", "grad_cam", "expected_gradients",
+                    "guided_ig")
 
 
 def _positive_int(text: str) -> int:
@@ -30,11 +34,23 @@ def _positive_int(text: str) -> int:
     return value
 
 
+#: methods a weave network cannot offer, and why (``--methods`` stops with the reason up front)
+UNAVAILABLE_METHODS = {
+    **{name: f"{name} is unavailable for molecules: it blurs or segments images ([B, C, H, W]); atom "
+             f"and pair features have no pixels" for name in ("blur_ig", "xrai")},
+    "guided_backprop": "guided_backprop is unavailable for molecules: the weave modules apply torch.relu "
+                       "as a function, which guided backpropagation cannot guide (it only hooks nn.ReLU "
+                       "modules), so the result would be a plain gradient there; use saliency for the "
+                       "plain gradient",
+}
+
+
 class MoleculesDomain(Domain):
     name = "molecules"
     description = "SMILES → weave network; attributions per atom and atom pair"
     integration = Integration()           # adaptive until completeness is within 1%
     max_group = 32                        # molecules of one size bucket per integration call
+    unavailable_methods = UNAVAILABLE_METHODS
     items_help = ("SMILES strings, or molecule files (.smi, .sdf, .csv, .tsv; see --input); "
                   "a SMILES with whitespace in it is refused")
 
@@ -103,6 +119,12 @@ class MoleculesDomain(Domain):
 
         return collate(group)
 
+    def method_options(self, method: str, batch: Prepared) -> dict[str, Any]:
+        """What ``--methods`` need from a weave network: see :func:`.attribution.method_options`."""
+        from .attribution import method_options
+
+        return method_options(method, batch)
+
     def explanation(self, attribution: Any):
         from .attribution import MoleculeExplanation
 
@@ -121,4 +143,4 @@ class MoleculesDomain(Domain):
     def write_run(self, out_dir: Path, folders: Sequence[Path], *, pictures: bool = True) -> list[str]:
         from .outputs import write_tables
 
-        return write_tables(out_dir, folders)
+        return write_tables(out_dir, folders, pictures=pictures)

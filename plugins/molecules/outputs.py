@@ -1,20 +1,27 @@
 """Files written for each molecule, and the tables over a whole run.
 
 Per molecule (into the folder the runner gives, which becomes ``OUT/<id>-<hash>/``):
-``atoms.csv``, ``pairs.csv``, ``accounting.json``, ``dead_features.json`` and the
-pictures ``atoms.png``/``atoms.svg`` and ``pairs.png``/``pairs.svg``; the runner adds
+``atoms.csv``, ``pairs.csv``, ``accounting.json``, ``dead_features.json``,
+``molecule.mol`` (the molecule with the atom order of the tables) and the pictures
+``atoms.png``/``atoms.svg`` and ``pairs.png``/``pairs.svg``; with ``--methods``, also
+``methods.png``: one atom heat map per method side by side. The runner adds
 ``summary.json`` with :func:`summary_fields`. At the top of ``OUT``: ``atoms.csv``,
-``pairs.csv`` and ``accounting.csv`` over every molecule of the run, built from the
+``pairs.csv`` and ``accounting.csv`` over every molecule of the run, and the sheet
+``methods.png`` (molecules × methods, one colour scale per method), all built from the
 item folders' own files, so a resumed run gets them whole.
 
 The atom pictures show ``attribution_with_pairs`` (own features plus half of each
 pair), so one picture accounts for the whole score; ``atoms.csv`` also has the
-atoms' own share.
+atoms' own share. Each other method gets two columns in ``atoms.csv``, ``<method>``
+(own features) and ``<method>_with_pairs``, and one in ``pairs.csv`` (empty for
+Grad-CAM, which maps atoms only).
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Sequence
+
+import numpy as np
 
 from igkit.records import read_json, read_table, write_csv, write_json
 
@@ -22,30 +29,45 @@ from .attribution import MoleculeExplanation, pair_matrix
 
 ACCOUNTING_KEYS = ("score_input", "score_baseline", "difference", "atoms", "bonded_pairs", "non_bonded_pairs",
                    "unexplained", "atoms_share", "bonded_pairs_share", "non_bonded_pairs_share")
+#: molecules (rows) on the run's methods.png sheet: the first ones of the run, in folder order
+SHEET_MAX_MOLECULES = 8
 #: the N×N pair picture is drawn up to this many atoms (beyond it no label is readable, and the
 #: matrix alone grows with atoms²); pairs.csv always has every pair
 PAIR_PICTURE_MAX_ATOMS = 250
 
 
 def atom_rows(expl: MoleculeExplanation) -> list[list]:
-    """``molecule, atom, element, attribution, attribution_with_pairs[, one column per extra method]``."""
-    extra = [atoms for atoms, _ in expl.extra.values()]
+    """``molecule, atom, element, attribution, attribution_with_pairs[, <method>, <method>_with_pairs …]``."""
+    extra = [(expl.extra[name][0], expl.extra_totals[name]) for name in expl.extra]
     own, total = expl.atom_attributions, expl.atom_totals
-    return [[expl.id, i, atom.GetSymbol(), float(own[i]), float(total[i]), *(float(e[i]) for e in extra)]
+    return [[expl.id, i, atom.GetSymbol(), float(own[i]), float(total[i]),
+             *(float(v[i]) for pair in extra for v in pair)]
             for i, atom in enumerate(expl.graph.mol.GetAtoms())]
 
 
 def pair_rows(expl: MoleculeExplanation) -> list[list]:
-    """``molecule, atom_i, atom_j, relation, attribution[, extra methods]``."""
+    """``molecule, atom_i, atom_j, relation, attribution[, one column per method]`` (empty: the method
+    has no pair values)."""
     extra = [pairs for _, pairs in expl.extra.values()]
     values = expl.pair_attributions
-    return [[expl.id, int(i), int(j), expl.graph.relations[k], float(values[k]), *(float(e[k]) for e in extra)]
+    return [[expl.id, int(i), int(j), expl.graph.relations[k], float(values[k]),
+             *(float(e[k]) if np.isfinite(e[k]) else "" for e in extra)]
             for k, (i, j) in enumerate(expl.graph.pair_index)]
 
 
 def headers(methods: Sequence[str]) -> tuple[list[str], list[str]]:
-    return (["molecule", "atom", "element", "attribution", "attribution_with_pairs", *methods],
+    return (["molecule", "atom", "element", "attribution", "attribution_with_pairs",
+             *(c for m in methods for c in (m, f"{m}_with_pairs"))],
             ["molecule", "atom_i", "atom_j", "relation", "attribution", *methods])
+
+
+def method_title(method: str) -> str:
+    """A sheet column's title: what its values are."""
+    if method == "integrated_gradients":
+        return "integrated_gradients (atom + ½ pairs)"
+    if method == "grad_cam":
+        return "grad_cam (CAM on the last atom layer, ≥ 0)"
+    return f"{method} (atom + ½ pairs)"
 
 
 def write_molecule(expl: MoleculeExplanation, folder: Path, *, pictures: bool = True) -> list[str]:
@@ -54,18 +76,36 @@ def write_molecule(expl: MoleculeExplanation, folder: Path, *, pictures: bool = 
     paths = [write_csv(folder / "atoms.csv", atom_header, atom_rows(expl)),
              write_csv(folder / "pairs.csv", pair_header, pair_rows(expl)),
              write_json(folder / "accounting.json", expl.accounting()),
-             write_json(folder / "dead_features.json", expl.dead_features)]
+             write_json(folder / "dead_features.json", expl.dead_features),
+             _write_molblock(expl, folder / "molecule.mol")]
     if pictures:
-        from .render import atom_heatmap_png, atom_heatmap_svg, pair_heatmap
+        from .render import atom_heatmap_png, atom_heatmap_svg, method_sheet, pair_heatmap
 
         mol = expl.graph.mol
         title = f"{expl.id[:60]}: {expl.task} {expl.score} {expl.score_input:.3g}".replace("$", r"\$")
         paths += [atom_heatmap_png(mol, expl.atom_totals, folder / "atoms.png", title),
                   atom_heatmap_svg(mol, expl.atom_totals, folder / "atoms.svg", title)]
+        if expl.extra:
+            names = ["integrated_gradients", *expl.extra]
+            values = [expl.atom_totals, *expl.extra_totals.values()]
+            paths.append(method_sheet([mol], [values], [method_title(n) for n in names], [expl.id[:60]],
+                                      folder / "methods.png", title,
+                                      "each method has its own colour scale (±max|value| of this molecule): "
+                                      "methods differ in units, compare where each one points, not its colour "
+                                      "depth across panels"))
         if expl.graph.n_atoms <= PAIR_PICTURE_MAX_ATOMS:
             paths += pair_heatmap(mol, pair_matrix(expl.graph, expl.pair_attributions),
                                   [folder / "pairs.png", folder / "pairs.svg"], title)
     return [Path(p).name for p in paths]
+
+
+def _write_molblock(expl: MoleculeExplanation, path: Path) -> Path:
+    """The molecule as a mol block, atoms in the order of atoms.csv (the run sheet redraws it)."""
+    from rdkit import Chem
+
+    from igkit.records import write_text
+
+    return write_text(path, Chem.MolToMolBlock(expl.graph.mol))
 
 
 def summary_fields(expl: MoleculeExplanation) -> dict[str, Any]:
@@ -78,9 +118,10 @@ def summary_fields(expl: MoleculeExplanation) -> dict[str, Any]:
             "dead_feature_groups": len(expl.dead_features)}
 
 
-def write_tables(out_dir: Path, folders: Sequence[Path]) -> list[str]:
+def write_tables(out_dir: Path, folders: Sequence[Path], *, pictures: bool = True) -> list[str]:
     """``atoms.csv``, ``pairs.csv`` (a ``folder`` column first) and ``accounting.csv`` over every
-    finished molecule, read back from their folders; returns the names written."""
+    finished molecule, read back from their folders, and (``pictures``) the ``methods.png``
+    sheet; returns the names written."""
     written = []
     for name in ("atoms.csv", "pairs.csv"):
         header: list[str] | None = None
@@ -103,7 +144,62 @@ def write_tables(out_dir: Path, folders: Sequence[Path]) -> list[str]:
     if folders:
         written.append(write_csv(out_dir / "accounting.csv",
                                  ["folder", "molecule", *ACCOUNTING_KEYS, "completeness_error"], accounting).name)
+    if pictures and folders:
+        sheet = write_run_sheet(out_dir / "methods.png", folders)
+        if sheet is not None:
+            written.append(sheet.name)
     return written
+
+
+def sheet_methods(header: Sequence[str]) -> list[str]:
+    """The methods of an atoms.csv header: IG, then each ``<m>`` that has ``<m>_with_pairs``."""
+    return ["integrated_gradients", *(c[:-len("_with_pairs")] for c in header
+                                      if c.endswith("_with_pairs") and c != "attribution_with_pairs")]
+
+
+def write_run_sheet(path: Path, folders: Sequence[Path], limit: int = SHEET_MAX_MOLECULES) -> Path | None:
+    """The run's side-by-side sheet from the item folders' ``atoms.csv``, ``molecule.mol`` and
+    ``summary.json``: the first ``limit`` molecules × every method, one colour scale per method."""
+    from rdkit import Chem
+
+    from .render import method_sheet
+
+    mols, rows, labels, methods = [], [], [], None
+    for folder in folders:
+        if len(mols) == limit:
+            break
+        if not ((folder / "atoms.csv").is_file() and (folder / "molecule.mol").is_file()):
+            continue
+        header, rows_read = read_table(folder / "atoms.csv")
+        table = list(rows_read)
+        mol = Chem.MolFromMolBlock((folder / "molecule.mol").read_text(encoding="utf-8"))
+        if mol is None or mol.GetNumAtoms() != len(table):
+            continue
+        found = sheet_methods(header)
+        methods = methods or found
+        columns = [("attribution_with_pairs" if m == "integrated_gradients" else f"{m}_with_pairs") for m in methods]
+        values = [np.array([_number(row.get(c, "")) for _, row in table]) for c in columns]
+        summary = read_json(folder / "summary.json") if (folder / "summary.json").is_file() else {}
+        score = summary.get("score_input", summary.get("accounting", {}).get("score_input"))
+        mols.append(mol)
+        rows.append(values)
+        labels.append(f"{summary.get('molecule', folder.name)[:40]}" + (f" ({score:.3g})" if isinstance(score, float)
+                                                                         else ""))
+    if not mols:
+        return None
+    shown = f"the first {len(mols)} of {len(folders)} molecules" if len(folders) > len(mols) else \
+        f"all {len(mols)} molecules"
+    return method_sheet(mols, rows, [method_title(m) for m in methods], labels, path,
+                        f"Attributions per atom, {shown} of the run (score in brackets)",
+                        "one colour scale per method (column), shared by every molecule in it: values "
+                        "compare down a column, not across columns (methods differ in units)")
+
+
+def _number(cell: str) -> float:
+    try:
+        return float(cell)
+    except ValueError:
+        return float("nan")
 
 
 def _typed(cell: str) -> Any:

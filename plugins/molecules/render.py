@@ -1,30 +1,46 @@
-"""Pictures of molecule attributions: atoms on the RDKit depiction, pairs as an N×N matrix (Figure 7).
+"""Pictures of molecule attributions: atoms on the RDKit depiction, pairs as an N×N matrix (Figure 7),
+and sheets of several methods side by side.
 
 Colours are diverging and centred on zero (red raises the score, blue lowers
-it), with the same scale on the colour bar, so signs and sizes read directly.
+it), with the same scale on the colour bar, so signs and sizes read directly. The
+darkest tenth at each end of the colour map is left out, so black element symbols
+and the atom indices (black on a white tag) stay legible on every atom. Every
+picture says which values share its colour scale: one molecule's own ±max
+(``atoms.png``), or one scale per method across a sheet (``methods.png``).
 """
 from __future__ import annotations
 
 import io
+import textwrap
 from pathlib import Path
+from typing import Sequence
 
 import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
-from matplotlib.colors import Normalize, to_hex
+from matplotlib.colors import ListedColormap, Normalize, to_hex
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter
 from PIL import Image
 from rdkit import Chem
 from rdkit.Chem.Draw import rdMolDraw2D
 
 CMAP = "RdBu_r"
+#: the part of CMAP used: its darkest ends would hide black labels
+CMAP_RANGE = (0.1, 0.9)
 DRAW_SIZE = (520, 420)
+SHEET_DRAW_SIZE = (320, 260)
 BAR_WIDTH = 90
+#: colour of the N×N matrix cells that are no pair (an atom with itself, or beyond the distance cut-off)
+NO_PAIR = "#d9d9d9"
+PER_MOLECULE_SCALE = "colour scale: this molecule's own ±max|value| (not comparable across molecules)"
 
 
 def symmetric_norm(values: np.ndarray) -> Normalize:
     """A colour scale from −max|v| to +max|v| so zero is always white."""
+    values = np.asarray(values, dtype=np.float64)
     finite = np.abs(values[np.isfinite(values)]) if values.size else np.zeros(1)
     top = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
     return Normalize(-top, top)
@@ -35,43 +51,60 @@ def atom_labels(mol: Chem.Mol) -> list[str]:
     return [f"{a.GetSymbol()}{a.GetIdx()}" for a in mol.GetAtoms()]
 
 
-def _cmap():
-    return matplotlib.colormaps[CMAP]
+def _cmap() -> ListedColormap:
+    lo, hi = CMAP_RANGE
+    return ListedColormap(matplotlib.colormaps[CMAP](np.linspace(lo, hi, 256)), name=f"{CMAP}_light")
 
 
-def _figure(size: tuple[float, float]) -> Figure:
+def _figure(size: tuple[float, float], layout: str | None = None) -> Figure:
     """A figure on its own Agg canvas: no pyplot, no global backend change."""
-    fig = Figure(figsize=size)
+    fig = Figure(figsize=size, layout=layout)
     FigureCanvasAgg(fig)
     return fig
 
 
-def _draw(mol: Chem.Mol, values: np.ndarray, drawer) -> None:
-    norm, cmap = symmetric_norm(values), _cmap()
-    colours = {i: tuple(float(c) for c in cmap(norm(v))[:3]) for i, v in enumerate(values)}
-    drawer.drawOptions().addAtomIndices = True
-    drawer.drawOptions().fillHighlights = True
-    rdMolDraw2D.PrepareAndDrawMolecule(drawer, mol, highlightAtoms=list(range(mol.GetNumAtoms())),
+def _draw(mol: Chem.Mol, values: np.ndarray, drawer, norm: Normalize | None = None) -> list[tuple[float, float]]:
+    """Draw ``mol`` with atoms coloured by ``values``; returns each atom's drawing coordinates (pixels)."""
+    norm, cmap = norm or symmetric_norm(values), _cmap()
+    colours = {i: tuple(float(c) for c in cmap(norm(v))[:3]) for i, v in enumerate(values) if np.isfinite(v)}
+    options = drawer.drawOptions()
+    options.useBWAtomPalette()          # black element symbols: legible on red and blue discs
+    options.fillHighlights = True
+    rdMolDraw2D.PrepareAndDrawMolecule(drawer, mol, highlightAtoms=list(colours),
                                        highlightAtomColors=colours,
                                        highlightAtomRadii={i: 0.45 for i in colours},
                                        highlightBonds=[])
     drawer.FinishDrawing()
+    return [tuple(drawer.GetDrawCoords(i)) for i in range(mol.GetNumAtoms())]
+
+
+def _molecule_image(mol: Chem.Mol, values: np.ndarray, size: tuple[int, int], norm: Normalize | None = None):
+    drawer = rdMolDraw2D.MolDraw2DCairo(*size)
+    coords = _draw(mol, values, drawer, norm)
+    return Image.open(io.BytesIO(drawer.GetDrawingText())), coords
+
+
+def _index_tags(ax, coords: Sequence[tuple[float, float]], fontsize: float) -> None:
+    """Atom indices as black text on small white tags beside each atom (legible on any colour)."""
+    for i, (x, y) in enumerate(coords):
+        ax.text(x + 9, y - 9, str(i), fontsize=fontsize, ha="left", va="bottom", color="black",
+                bbox={"boxstyle": "round,pad=0.12", "facecolor": "white", "edgecolor": "none", "alpha": 0.85})
 
 
 def atom_heatmap_png(mol: Chem.Mol, values: np.ndarray, path: Path, title: str = "") -> Path:
-    """The depiction with atoms coloured by attribution, plus a colour bar."""
-    drawer = rdMolDraw2D.MolDraw2DCairo(*DRAW_SIZE)
-    _draw(mol, values, drawer)
-    image = Image.open(io.BytesIO(drawer.GetDrawingText()))
-    fig = _figure((6.8, 4.4))
+    """The depiction with atoms coloured by attribution (this molecule's own scale), plus a colour bar."""
+    image, coords = _molecule_image(mol, values, DRAW_SIZE)
+    fig = _figure((6.8, 4.7), layout="constrained")
     ax = fig.add_subplot()
     ax.imshow(image)
+    _index_tags(ax, coords, 7)
     ax.set_axis_off()
     if title:
-        ax.set_title(title, fontsize=9)
+        ax.set_title("\n".join(textwrap.wrap(title, 70)), fontsize=9)
     mappable = ScalarMappable(norm=symmetric_norm(values), cmap=_cmap())
     fig.colorbar(mappable, ax=ax, fraction=0.04, pad=0.02, label="attribution (atom + ½ of its pairs)")
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    fig.text(0.5, 0.005, PER_MOLECULE_SCALE, ha="center", va="bottom", fontsize=7, color="#444444")
+    fig.savefig(path, dpi=110, bbox_inches="tight", pad_inches=0.1)
     return path
 
 
@@ -79,44 +112,96 @@ def atom_heatmap_svg(mol: Chem.Mol, values: np.ndarray, path: Path, title: str =
     """Vector version of :func:`atom_heatmap_png`: RDKit's SVG with an SVG colour bar beside it."""
     w, h = DRAW_SIZE
     drawer = rdMolDraw2D.MolDraw2DSVG(w, h)
-    _draw(mol, values, drawer)
+    coords = _draw(mol, values, drawer)
     body = drawer.GetDrawingText()
     body = body[body.index("<svg"):]
     norm, cmap = symmetric_norm(values), _cmap()
+    tags = "".join(f'<rect x="{x + 8:.1f}" y="{y - 21:.1f}" width="{7 * len(str(i)) + 4}" height="13" rx="3" '
+                   f'fill="white" fill-opacity="0.85"/><text x="{x + 10:.1f}" y="{y - 11:.1f}" font-size="11" '
+                   f'font-family="sans-serif">{i}</text>' for i, (x, y) in enumerate(coords))
     stops = "".join(f'<stop offset="{k / 10:.1f}" stop-color="{to_hex(cmap(1 - k / 10))}"/>' for k in range(11))
     top, bottom, x = 40, h - 40, w + 20
     ticks = "".join(
         f'<text x="{x + 26}" y="{top + (bottom - top) * (1 - (v - norm.vmin) / (norm.vmax - norm.vmin)) + 4:.1f}" '
         f'font-size="11" font-family="sans-serif">{v:+.3g}</text>' for v in (norm.vmax, 0.0, norm.vmin))
     caption = f'<text x="10" y="16" font-size="12" font-family="sans-serif">{_escape(title)}</text>' if title else ""
+    note = (f'<text x="10" y="{h - 6}" font-size="10" font-family="sans-serif" fill="#444">'
+            f'{_escape(PER_MOLECULE_SCALE)}</text>')
     svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{w + BAR_WIDTH}" height="{h}">'
-           f'<rect width="100%" height="100%" fill="white"/>{body}'
+           f'<rect width="100%" height="100%" fill="white"/>{body}{tags}'
            f'<defs><linearGradient id="bar" x1="0" y1="0" x2="0" y2="1">{stops}</linearGradient></defs>'
            f'<rect x="{x}" y="{top}" width="18" height="{bottom - top}" fill="url(#bar)" stroke="#444"/>'
            f'{ticks}<text x="{x}" y="{bottom + 24}" font-size="11" font-family="sans-serif">atom + ½ pairs</text>'
-           f'{caption}</svg>\n')
+           f'{caption}{note}</svg>\n')
     path.write_text(svg, encoding="utf-8")
     return path
 
 
 def pair_heatmap(mol: Chem.Mol, matrix: np.ndarray, paths: list[Path], title: str = "") -> list[Path]:
-    """The N×N matrix of pair attributions with atom labels (grey: pair beyond the cut-off), to each path."""
+    """The N×N matrix of pair attributions with atom labels (grey: no pair), to each path."""
     labels = atom_labels(mol)
     n = len(labels)
     size = min(12.0, 3.0 + 0.22 * n)
-    fig = _figure((size + 1.2, size))
+    fig = _figure((size + 1.2, size + 0.6), layout="constrained")
     ax = fig.add_subplot()
-    cmap = _cmap().with_extremes(bad="#d9d9d9")
+    cmap = _cmap().with_extremes(bad=NO_PAIR)
     im = ax.imshow(np.ma.masked_invalid(matrix), cmap=cmap, norm=symmetric_norm(matrix))
     fontsize = max(4, min(9, int(240 / max(n, 1))))
     ax.set_xticks(range(n), labels, rotation=90, fontsize=fontsize)
     ax.set_yticks(range(n), labels, fontsize=fontsize)
     if title:
-        ax.set_title(title, fontsize=9)
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03, label="pair attribution")
+        ax.set_title("\n".join(textwrap.wrap(title, 60)), fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03, label="pair attribution (this molecule's own scale)")
+    fig.legend(handles=[Patch(facecolor=NO_PAIR, edgecolor="#888888",
+                              label="no pair: the atom itself, or beyond the distance cut-off")],
+               loc="outside lower center", fontsize=8, frameon=False)
     for path in paths:
-        fig.savefig(path, dpi=110, bbox_inches="tight")
+        fig.savefig(path, dpi=110, bbox_inches="tight", pad_inches=0.1)
     return paths
+
+
+def method_sheet(mols: Sequence[Chem.Mol], rows: Sequence[Sequence[np.ndarray]], columns: Sequence[str],
+                 row_labels: Sequence[str], path: Path, title: str, note: str) -> Path:
+    """A grid of atom heat maps: one row per molecule, one column per method.
+
+    ``rows[r][c]`` are molecule r's atom values for method c (NaN: not computed, drawn
+    uncoloured). Every column has ONE symmetric colour scale over all its rows, with its
+    colour bar under the column: values compare down a column (one method, several
+    molecules), never across columns (methods have different units). ``note`` says so
+    under the title.
+    """
+    n_rows, n_cols = len(mols), len(columns)
+    fig = _figure((2.9 * n_cols + 0.6, 2.45 * n_rows + 1.6), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(n_rows, n_cols, squeeze=False))
+    for c, name in enumerate(columns):
+        values = np.concatenate([np.ravel(rows[r][c]) for r in range(n_rows)])
+        norm = symmetric_norm(values)
+        for r in range(n_rows):
+            ax = axes[r, c]
+            image, coords = _molecule_image(mols[r], np.asarray(rows[r][c], dtype=float), SHEET_DRAW_SIZE, norm)
+            ax.imshow(image)
+            if mols[r].GetNumAtoms() <= 60:
+                _index_tags(ax, coords, 5.5)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if r == 0:
+                ax.set_title("\n".join(textwrap.wrap(name, 34)), fontsize=9)
+            if c == 0:
+                ax.set_ylabel("\n".join(textwrap.wrap(row_labels[r], 28)), fontsize=7)
+        bar = fig.colorbar(ScalarMappable(norm=norm, cmap=_cmap()), ax=axes[:, c], location="bottom",
+                           shrink=0.85, aspect=18, pad=0.01)
+        bar.set_ticks([norm.vmin, norm.vmin / 2, 0.0, norm.vmax / 2, norm.vmax])   # five short labels: no overlap
+        bar.ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.2g}" if v else "0"))
+        bar.ax.tick_params(labelsize=6)
+    if any(not np.all(np.isfinite(np.asarray(v, dtype=float))) for row in rows for v in row):
+        fig.legend(handles=[Patch(facecolor="white", edgecolor="#888888",
+                                  label="atom without a disc: no value (the method was not computed for it)")],
+                   loc="outside lower center", fontsize=7, frameon=False)
+    fig.suptitle("\n".join(textwrap.wrap(title, 40 * n_cols) + textwrap.wrap(note, 45 * n_cols)), fontsize=9)
+    fig.savefig(path, dpi=100, bbox_inches="tight", pad_inches=0.1)
+    return path
 
 
 def _escape(text: str) -> str:

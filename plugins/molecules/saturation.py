@@ -42,22 +42,30 @@ def saturation_curves(model: MoleculeModel, graphs: Sequence[MolGraph], *, task:
 
 def write_saturation(curves: dict[str, np.ndarray], ids: Sequence[str], out_dir: Path, title: str) -> list[Path]:
     """``saturation.png`` (two panels), ``saturation.csv`` (long format) and ``saturation.json``."""
+    import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     out_dir.mkdir(parents=True, exist_ok=True)
     alpha = curves["alpha"]
-    fig = Figure(figsize=(10, 3.8))
+    fig = Figure(figsize=(12, 4.2), layout="constrained")
     FigureCanvasAgg(fig)
     left, right = fig.subplots(1, 2)
-    for k in range(len(ids)):
-        left.plot(alpha, curves["score"][k], lw=1, alpha=0.8)
-        right.plot(alpha, curves["gradient_sum"][k], lw=1, alpha=0.8)
-    left.set(xlabel="α (scaling of atom and pair features)", ylabel="score", title=f"(a) {title}")
-    right.set(xlabel="α", ylabel="sum of feature gradients", title="(b) gradients along the path")
-    right.axhline(0, color="#888", lw=0.6)
+    colours = matplotlib.colormaps["tab10"].colors
+    dashes = ("-", "--", ":", "-.")
+    for k in range(len(ids)):   # 10 colours × 4 dash styles: up to 40 molecules each have their own style
+        style = {"color": colours[k % 10], "linestyle": dashes[(k // 10) % 4], "lw": 1.1, "alpha": 0.9}
+        left.plot(alpha, curves["score"][k], label=str(ids[k])[:28], **style)
+        right.plot(alpha, curves["gradient_sum"][k], **style)
+    left.set(xlabel="α (scaling of atom and pair features)", ylabel="score")
+    left.set_title(f"(a) {title}", fontsize=10)
+    right.set(xlabel="α", ylabel="sum of feature gradients")
+    right.set_title("(b) gradients along the path", fontsize=10)
+    right.axhline(0, color="#888", lw=0.6, linestyle=(0, (1, 3)))
+    fig.legend(loc="outside right upper", fontsize=6, ncols=1 + len(ids) // 20, title="molecule",
+               title_fontsize=7)
     png = out_dir / "saturation.png"
-    fig.savefig(png, dpi=110, bbox_inches="tight")
+    fig.savefig(png, dpi=110)
     table = write_csv(out_dir / "saturation.csv", ["molecule", "alpha", "score", "gradient_sum"],
                       [[name, f"{a:.4g}", float(s), float(g)] for k, name in enumerate(ids)
                        for a, s, g in zip(alpha, curves["score"][k], curves["gradient_sum"][k])])

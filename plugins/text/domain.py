@@ -145,6 +145,7 @@ class TextDomain(Domain):
     name = "text"
     description = "next-word prediction of a word-level LSTM language model (shipped: Penn Treebank)"
     integration = TEXT_INTEGRATION
+    unavailable_methods = UNAVAILABLE_METHODS
     items_help = ('contexts, e.g. "the shareholders claimed more" (several allowed); or --input FILE')
 
     # --- options -----------------------------------------------------------------------------
@@ -175,9 +176,6 @@ class TextDomain(Domain):
         return [*args.items, *(Path(f) for f in getattr(args, "input", None) or [])]
 
     def settings(self, args: argparse.Namespace) -> dict[str, Any]:
-        for method in (m.strip() for m in (getattr(args, "methods", "") or "").split(",")):
-            if unavailable_method(method):  # stop before any work, with the reason
-                raise IGInputError(unavailable_method(method))
         return {"target": args.target, "every_position": args.every_position, "window": args.window,
                 "start": args.start, "limit": args.limit, "max_words": args.max_words, "scale": args.scale}
 
