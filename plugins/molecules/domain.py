@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from igkit.commands import positive_int
 from igkit.domain import BadItem, Domain, Item, Prepared
 from igkit.options import Integration
 
@@ -21,17 +22,6 @@ DEFAULT_MAX_ATOMS = 150
 #: every method that applies to weave networks and takes seconds for a few hundred molecules
 COMPARED_METHODS = ("saliency", "grad_x_input", "smoothgrad", "occlusion", "grad_cam", "expected_gradients",
                     "guided_ig")
-
-
-def _positive_int(text: str) -> int:
-    """argparse type: a whole number ≥ 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {value}")
-    return value
 
 
 #: methods a weave network cannot offer, and why (``--methods`` stops with the reason up front)
@@ -64,7 +54,7 @@ class MoleculesDomain(Domain):
         g.add_argument("--task", default=None, help="task name or index of a multitask model; none: the model's first task")
         g.add_argument("--score", choices=("probability", "logit"), default="probability",
                        help="explain the class probability or the logit")
-        g.add_argument("--max-atoms", type=_positive_int, default=DEFAULT_MAX_ATOMS,
+        g.add_argument("--max-atoms", type=positive_int, default=DEFAULT_MAX_ATOMS,
                        help="skip molecules with more heavy atoms than this (checked before featurising; "
                             "every drug-like molecule fits)")
 
