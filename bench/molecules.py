@@ -68,7 +68,7 @@ def run_throughput(csv: Path, model: MoleculeModel, n_molecules: int, steps: int
 
     def igkit_run() -> None:
         explanations, problems = explain_graphs(model, records, graphs, task=TASK, steps=steps,
-                                                method="gausslegendre")
+                                                method="gausslegendre", score="probability", baseline="zero")
         if problems:
             raise RuntimeError(f"igkit failed on {len(problems)} molecules: {problems[0]}")
         ours.update({k: e.atom_features for k, e in enumerate(explanations)})

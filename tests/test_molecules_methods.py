@@ -54,7 +54,8 @@ def test_every_listed_method_runs_through_the_runner(model):
 
 
 def test_occlusion_units_are_atoms_and_pairs_with_the_exact_drop(model):
-    found = igkit.explain("molecules", SMILES[:2], model=model, methods=["occlusion"], integration={"steps": 8})
+    found = igkit.explain("molecules", SMILES[:2], model=model, methods=["occlusion"], integration={"steps": 8},
+                          score="probability")
     e = found.explanations[1]                       # padded beside the smaller molecule of its size bucket
     batch, score = _forward(model, e.graph)
     atoms, pairs = batch.inputs
@@ -81,9 +82,9 @@ def _half_pairs(graph, pairs):
 
 def test_grad_cam_is_the_cam_over_real_atoms_and_does_not_depend_on_padding(model):
     alone = igkit.explain("molecules", [SMILES[0]], model=model, methods=["grad_cam", "saliency"],
-                          integration={"steps": 8}).explanations[0]
+                          integration={"steps": 8}, score="probability").explanations[0]
     padded = igkit.explain("molecules", [SMILES[1], SMILES[0]], model=model, methods=["grad_cam", "saliency"],
-                           integration={"steps": 8}).explanations[1]
+                           integration={"steps": 8}, score="probability").explanations[1]
     assert padded.attribution.methods["grad_cam"][0].shape[1] > alone.graph.n_atoms   # really padded
     for name in ("grad_cam", "saliency"):
         np.testing.assert_allclose(padded.extra[name][0], alone.extra[name][0], rtol=1e-4, atol=1e-7)

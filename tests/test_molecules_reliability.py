@@ -130,16 +130,16 @@ def test_a_rerun_with_other_settings_is_refused_and_overwrite_leaves_nothing_sta
     assert explain(capsys, out, "c1ccccc1O", "CCO", "--steps", "32", "--quiet")[0] == 0
     first = by_source(out)["argument 1"]["folder"]
     assert (out / first / "atoms.png").is_file()
-    code, err = explain(capsys, out, "c1ccccc1O", "--score", "logit", *FAST)
+    code, err = explain(capsys, out, "c1ccccc1O", "--score", "probability", *FAST)
     assert_clean_error(code, err, "other settings", "--overwrite")
     assert (out / first / "atoms.png").is_file() and report(out)["counts"]["written"] == 2   # untouched
-    assert explain(capsys, out, "c1ccccc1O", "--score", "logit", "--overwrite", *FAST)[0] == 0
+    assert explain(capsys, out, "c1ccccc1O", "--score", "probability", "--overwrite", *FAST)[0] == 0
     folders = [p for p in out.iterdir() if p.is_dir()]
     assert [p.name for p in folders] == [by_source(out)["argument 1"]["folder"]]   # CCO's folder is gone
     assert not list(out.rglob("*.png")) and not list(out.rglob("*.svg"))           # no stale pictures
     summary = json.loads((folders[0] / "summary.json").read_text())
-    assert summary["target"] == "label (logit)"
-    assert_folder_matches(folders[0], "c1ccccc1O", score="logit")
+    assert summary["target"] == "label (probability)"
+    assert_folder_matches(folders[0], "c1ccccc1O", score="probability")
 
 
 # ------------------------------------------------------------------------------- interrupt

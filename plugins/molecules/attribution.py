@@ -27,7 +27,8 @@ from .checkpoint import MoleculeModel
 from .domain import DEFAULT_MAX_ATOMS
 from .featurize import MolGraph, featurize
 from .readers import MoleculeInput, MoleculeRecord, Problem, parse_input
-from .weave import score_function
+from .defaults import DEFAULT_BASELINE, DEFAULT_SCORE
+from .weave import baseline_function, score_function
 
 #: activations (floats) one pass of path points may hold: bounds memory for big molecules, and
 #: passes of this size (about 50 points of a typical ZINC molecule) ran fastest on 2 CPU cores
@@ -216,7 +217,8 @@ def check_score(score: str) -> str:
 
 
 def prepare_molecule(model: MoleculeModel, value: Any, *, task: str | int | None = None,
-                     score: str = "probability", max_atoms: int = DEFAULT_MAX_ATOMS) -> Prepared:
+                     score: str = DEFAULT_SCORE, baseline: str = DEFAULT_BASELINE,
+                     max_atoms: int = DEFAULT_MAX_ATOMS) -> Prepared:
     """One molecule (a :class:`MoleculeInput`, a SMILES string or :class:`Featurized`) made ready
     for the runner; ``IGInputError`` says why a molecule cannot be used."""
     t = model.task_index(task)
@@ -235,7 +237,9 @@ def prepare_molecule(model: MoleculeModel, value: Any, *, task: str | int | None
     cost = row_cost(model)
     return Prepared(name=molecule.name, inputs=batch.inputs, forward=score_function(model.net, check_score(score)),
                     target=t, forward_args=batch.structure, label=f"{model.tasks[t]} ({score})",
+                    baselines=baseline_function(baseline),
                     context={"graph": graph, "molecule": molecule, "task": model.tasks[t], "score": score,
+                             "baseline": baseline,
                              "row_cost": cost, "net": model.net, "featurization": model.featurization},
                     group=("weave", size_bucket(graph.n_atoms)),
                     batch_size=path_batch_size(graph.n_atoms, graph.n_pairs, cost))
@@ -252,7 +256,8 @@ def collate(group: Sequence[Prepared]) -> Prepared:
     context = {"graphs": [p.context["graph"] for p in group], "row_cost": cost, "net": first.context["net"],
                "featurization": first.context["featurization"]}
     return Prepared(name=first.name, inputs=batch.inputs, forward=first.forward, target=first.target,
-                    forward_args=batch.structure, label=first.label, group=first.group, context=context,
+                    baselines=first.baselines, forward_args=batch.structure, label=first.label,
+                    group=first.group, context=context,
                     batch_size=path_batch_size(batch.atoms.shape[1], batch.pairs.shape[1], cost))
 
 
@@ -267,7 +272,8 @@ def pair_matrix(graph: MolGraph, values: np.ndarray) -> np.ndarray:
 
 
 def explain_graphs(model: MoleculeModel, records: Sequence[MoleculeRecord], graphs: Sequence[MolGraph],
-                   *, task: str | int | None = None, score: str = "probability", methods: Sequence[str] = (),
+                   *, task: str | int | None = None, score: str = DEFAULT_SCORE,
+                   baseline: str = DEFAULT_BASELINE, methods: Sequence[str] = (),
                    integration: Integration | None = None, show_progress: bool = False,
                    **integration_options: Any) -> tuple[list[MoleculeExplanation], list[Problem]]:
     """Explain molecules featurized already (``graphs[k]`` of ``records[k]``) through igkit's runner.
@@ -289,7 +295,7 @@ def explain_graphs(model: MoleculeModel, records: Sequence[MoleculeRecord], grap
     for k, (rec, graph) in enumerate(zip(records, graphs)):
         molecule = MoleculeInput(rec.source or f"row {rec.row}", rec.smiles, rec.id, rec.row)
         items.append(Item(molecule.source, Featurized(molecule, graph), rec.id, content_digest("graph", str(k))))
-    settings = {"task": task, "score": score, "max_atoms": DEFAULT_MAX_ATOMS}
+    settings = {"task": task, "score": score, "baseline": baseline, "max_atoms": DEFAULT_MAX_ATOMS}
     position = {item.digest: k for k, item in enumerate(items)}
     found: dict[int, MoleculeExplanation] = {}
     problems: list[Problem] = []

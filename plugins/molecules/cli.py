@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 
-from igkit.commands import add_domain_group, add_integration_arguments, integration_from_args, positive_int
+from igkit.commands import (add_domain_group, add_integration_arguments, integration_from_args, positive_float,
+                            positive_int)
 from igkit.errors import IGInputError
 
 from .domain import MoleculesDomain
@@ -41,29 +42,33 @@ def report_problems(problems: list[Problem]) -> None:
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a weave network on a CSV of SMILES and labels")
     p.add_argument("--data", required=True, help="CSV with a SMILES column and label column(s)")
-    p.add_argument("--smiles-col", default="smiles")
+    p.add_argument("--smiles-col", default="smiles", help="column holding the SMILES")
     p.add_argument("--label-col", default="label", help="label column; several comma-separated = multitask")
     p.add_argument("--split-col", default=None, help="column with train/valid/test per row")
-    p.add_argument("--id-col", default=None)
+    p.add_argument("--id-col", default=None, help="column naming each molecule (default: the row number)")
     p.add_argument("--arch", default=None, help="WxNy as in Kearnes et al.: x weave modules, atom pairs up "
                    "to graph distance y; w2ninf (or w2n∞) keeps all pairs (default w2n2)")
     p.add_argument("--dense-layers", type=int, default=None, help="fully connected layers after the "
                    "readout (default 2); igkit's old 'w2n2' is --arch w2n4 --dense-layers 2")
-    p.add_argument("--featurization", choices=("simple", "full"), default="simple")
+    p.add_argument("--featurization", choices=("simple", "full"), default="simple",
+                   help="atom and pair features: simple (types, bonds, distances) or full (Kearnes et al.'s)")
     p.add_argument("--max-distance", type=int, default=None, help="longest graph distance kept as a pair; "
                    "must agree with --arch (which sets it)")
-    p.add_argument("--task-type", choices=("auto", "classification", "regression"), default="auto")
-    p.add_argument("--atom-hidden", type=int, default=50)
-    p.add_argument("--pair-hidden", type=int, default=50)
-    p.add_argument("--readout-hidden", type=int, default=128)
-    p.add_argument("--dense-hidden", type=int, default=128)
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--task-type", choices=("auto", "classification", "regression"), default="auto",
+                   help="auto: classification when every label is 0 or 1")
+    p.add_argument("--atom-hidden", type=positive_int, default=50, help="units of each atom layer")
+    p.add_argument("--pair-hidden", type=positive_int, default=50, help="units of each pair layer")
+    p.add_argument("--readout-hidden", type=positive_int, default=128,
+                   help="units of the per-atom layer before the Gaussian histogram readout")
+    p.add_argument("--dense-hidden", type=positive_int, default=128, help="units of each dense layer after the readout")
+    p.add_argument("--epochs", type=positive_int, default=30, help="most training epochs (see --patience)")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="molecules per training step")
+    p.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay (default 0: Adam)")
     p.add_argument("--patience", type=int, default=5, help="epochs without validation gain before stopping")
     p.add_argument("--valid-fraction", type=float, default=0.1, help="share of train used for validation "
                    "when the split column has no valid rows")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed (weights, shuffling, splits)")
     p.add_argument("--out", required=True, help="checkpoint NAME: writes NAME.safetensors and NAME.json")
     p.set_defaults(func=_cmd_train)
 
@@ -104,7 +109,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                       dense_hidden=args.dense_hidden)
     start = time.perf_counter()
     history = fit(model, data.splits["train"], data.splits["valid"], epochs=args.epochs,
-                  batch_size=args.batch_size, lr=args.lr, patience=args.patience, seed=args.seed)
+                  batch_size=args.batch_size, lr=args.lr, patience=args.patience, seed=args.seed,
+                  weight_decay=args.weight_decay)
     metrics = {name: evaluate_split(model, split) for name, split in data.splits.items()}
     model.info = {"data": str(args.data), "smiles_col": args.smiles_col, "label_cols": labels,
                   "split_col": args.split_col, "sizes": sizes, "skipped_rows": len(data.problems),
@@ -175,17 +181,22 @@ def _add_make_task(sub: argparse._SubParsersAction) -> None:
                    help="molecules (.smi/.sdf/.csv, several comma-separated); default: RDKit's "
                    "Data/NCI/first_5K.smi for --rule; for --task and --balanced the shared ZINC set "
                    "(../shared/data/benzene, when present) plus RDKit's NCI set")
-    p.add_argument("--smiles-col", default="smiles")
-    p.add_argument("--id-col", default=None)
+    p.add_argument("--smiles-col", default="smiles", help="column holding the SMILES")
+    p.add_argument("--id-col", default=None, help="column naming each molecule (default: the row number)")
     p.add_argument("--balanced", action="store_true", help="with --rule: balanced positives and "
                    "negatives as --task does (implied by --task)")
     p.add_argument("--max-positives", type=int, default=1500, help="balanced: at most this many positives")
     p.add_argument("--partial-fraction", type=float, default=0.5, help="balanced: share of negatives "
                    "holding some but not all fragments of an AND rule (default 0.5)")
+    p.add_argument("--training-negatives", choices=("clean", "partial"), default=None,
+                   help="balanced: 'clean' (default for --task) swaps the training negatives that hold part "
+                   "of an AND rule for pool molecules holding none of it, so a model's attributions find "
+                   "every fragment (the test split keeps its partial negatives); 'partial' (default for "
+                   "--rule --balanced) keeps the benchmark's mix in every split")
     p.add_argument("--counterfactuals", action="store_true", help="AND rules: add, for every training "
                    "positive, negatives with one fragment deleted (the test split is unchanged)")
-    p.add_argument("--test-fraction", type=float, default=0.2)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--test-fraction", type=float, default=0.2, help="share of molecules in the test split")
+    p.add_argument("--seed", type=int, default=0, help="random seed (weights, shuffling, splits)")
     p.add_argument("--out", required=True, help="CSV to write: mol_id,smiles,label,split")
     p.set_defaults(func=_cmd_make_task)
 
@@ -219,9 +230,16 @@ def _cmd_make_task(args: argparse.Namespace) -> int:
     if args.task is not None or args.balanced:
         chosen, counts = balanced_selection(task, records, max_positives=args.max_positives,
                                             partial_fraction=args.partial_fraction, seed=args.seed)
-        records = [records[k] for k in chosen]
+        pool, records = records, [records[k] for k in chosen]
         extra = (f" ({counts['negative_partial']} negatives hold part of the rule; the pool had "
                  f"{counts['pool_positive']} positives)")
+        negatives = args.training_negatives or ("clean" if args.task is not None else "partial")
+        if negatives == "clean":
+            from .tasks import clean_training_negatives
+
+            records, swapped = clean_training_negatives(task, records, pool, test_fraction=args.test_fraction,
+                                                        seed=args.seed)
+            extra += f"; {swapped} training negatives holding part of the rule swapped for clean ones"
     counts = write_task_csv(task, records, Path(args.out), test_fraction=args.test_fraction, seed=args.seed,
                             counterfactuals=args.counterfactuals)
     if args.counterfactuals:
@@ -233,18 +251,21 @@ def _cmd_make_task(args: argparse.Namespace) -> int:
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="do atom attributions find the atoms a rule is about? (IG vs grad×input)")
-    p.add_argument("--task", required=True, help="the rule the model was trained on, or 'crippen'")
+    p.add_argument("--task", required=True, help="the task the model was trained on: a name of make-task "
+                   "--task (e.g. fluoride_carbonyl), a rule, or 'crippen'")
     p.add_argument("--model", default=None, help="checkpoint NAME (default: the shipped model)")
     p.add_argument("--data", default=None, help="CSV/.smi/.sdf of molecules; default: the test split of "
                    "RDKit's first_5K.smi as made by make-task")
-    p.add_argument("--smiles-col", default="smiles")
-    p.add_argument("--id-col", default=None)
+    p.add_argument("--smiles-col", default="smiles", help="column holding the SMILES")
+    p.add_argument("--id-col", default=None, help="column naming each molecule (default: the row number)")
     p.add_argument("--split-col", default=None, help="use only rows whose split is --split")
-    p.add_argument("--split", default="test")
+    p.add_argument("--split", default="test", help="the split evaluated (with --split-col)")
     p.add_argument("--test-fraction", type=float, default=0.2, help="as given to make-task (default data)")
     p.add_argument("--seed", type=int, default=0, help="as given to make-task (default data)")
     p.add_argument("--limit", type=int, default=None, help="evaluate at most this many molecules")
-    p.add_argument("--score", choices=("probability", "logit"), default="probability")
+    p.add_argument("--score", choices=("probability", "logit"), default="probability",
+                   help="the IG and grad x input columns explain this (integrated_gradients_default "
+                        "always uses the logit)")
     p.add_argument("--baseline", choices=("zero", "carbon", "zero+carbon"), default=None,
                    help="baseline of the integrated_gradients_default column (default zero+carbon: the "
                    "zero and carbon-skeleton baselines averaged, on the logit)")
@@ -317,6 +338,8 @@ def _add_score_methods(sub: argparse._SubParsersAction) -> None:
                    help="score at most this many molecules with a known answer (rule positives; any for crippen)")
     p.add_argument("--score", choices=("probability", "logit"), default="probability",
                    help="explain the class probability (the explain command's default) or the logit")
+    p.add_argument("--examples", type=int, default=4, help="molecules on examples.png (the true atoms and "
+                   "every method side by side; 0: none)")
     p.add_argument("--out", required=True, help="output folder: scores.csv/.json/.md/.png, per_molecule.csv, "
                    "examples.png")
     add_integration_arguments(p, MoleculesDomain.integration)
@@ -327,13 +350,16 @@ def _score_command(args: argparse.Namespace) -> str:
     """The command that reproduces this table (every option that changes it, spelled out)."""
     import shlex
 
+    defaults = MoleculesDomain.integration
     parts = ["igkit", "molecules", "score-methods", "--task", args.task, "--methods", args.methods,
-             "--limit", str(args.limit), "--score", args.score]
-    for flag, value in (("--model", args.model), ("--data", args.data), ("--smiles-col", args.smiles_col
-                        if args.data else None), ("--id-col", args.id_col), ("--split-col", args.split_col),
-                        ("--split", args.split if args.split_col else None), ("--steps", args.steps),
-                        ("--max-steps", args.max_steps)):
-        if value is not None:
+             "--limit", str(args.limit)]
+    for flag, value, default in (
+            ("--score", args.score, "probability"), ("--model", args.model, None), ("--data", args.data, None),
+            ("--smiles-col", args.smiles_col if args.data else None, "smiles"), ("--id-col", args.id_col, None),
+            ("--split-col", args.split_col, None), ("--split", args.split if args.split_col else None, "test"),
+            ("--steps", args.steps, defaults.steps), ("--tolerance", args.tolerance, defaults.tolerance),
+            ("--max-steps", args.max_steps, defaults.max_steps)):
+        if value is not None and value != default:
             parts += [flag, str(value)]
     if args.data is None and (args.test_fraction, args.seed) != (0.2, 0):
         parts += ["--test-fraction", str(args.test_fraction), "--seed", str(args.seed)]
@@ -374,7 +400,7 @@ def _cmd_score_methods(args: argparse.Namespace) -> int:
         raise IGInputError(f"no molecule of the data has a known answer for {task.name!r} (rule positives "
                            f"with atoms outside the rule); check --task, --data and --split")
     command = _score_command(args)
-    paths = write_scores(scores, Path(args.out), command=command, task=task)
+    paths = write_scores(scores, Path(args.out), command=command, task=task, examples=args.examples)
     print_table(scores)
     print(f"wrote {', '.join(p.name for p in paths)} to {args.out}")
     return 0

@@ -86,7 +86,8 @@ def score_methods(model: MoleculeModel, task: Task, records: Sequence[MoleculeRe
             chosen.append(k)
     chosen = chosen[:limit] if limit else chosen
     explanations, problems = explain_graphs(model, [records[k] for k in chosen], [graphs[k] for k in chosen],
-                                            score=score, methods=methods, integration=integration,
+                                            score=score, baseline="zero", methods=methods,
+                                            integration=integration,
                                             show_progress=show_progress)
     names = [IG, *methods]
     metric = kendall_tau if regression else attribution_auc
@@ -148,7 +149,8 @@ def time_methods(model: MoleculeModel, graphs: Sequence[MolGraph], names: Sequen
         return {}
     domain = MoleculesDomain()
     keywords = (integration or domain.integration).keywords()
-    prepared = [prepare_molecule(model, Featurized(MoleculeInput("", ""), g), score=score) for g in graphs]
+    prepared = [prepare_molecule(model, Featurized(MoleculeInput("", ""), g), score=score, baseline="zero")
+                for g in graphs]
     seconds = {}
     for name in names:
         start = time.process_time()
@@ -158,8 +160,8 @@ def time_methods(model: MoleculeModel, graphs: Sequence[MolGraph], names: Sequen
                 integrated_gradients(p.forward, p.inputs, p.baselines, target=p.target,
                                      forward_args=p.forward_args, **{**keywords, "batch_size": size})
             else:
-                attribute(name, p.forward, p.inputs, p.baselines, target=p.target, forward_args=p.forward_args,
-                          batch_size=size, **domain.method_options(name, p))
+                attribute(name, p.forward, p.inputs, target=p.target, forward_args=p.forward_args,
+                          batch_size=size, **{"baselines": p.baselines, **domain.method_options(name, p)})
         seconds[name] = (time.process_time() - start) / len(prepared)
     return seconds
 

@@ -13,6 +13,8 @@ from typing import Any, Iterable, Sequence
 
 from igkit.commands import positive_int
 from igkit.domain import BadItem, Domain, Item, Prepared
+
+from .defaults import BASELINES, DEFAULT_BASELINE, DEFAULT_SCORE, SCORES
 from igkit.options import Integration
 
 #: the default of ``--max-atoms``: heavy atoms (hydrogens are implicit) a molecule may have. Drug-like
@@ -52,7 +54,10 @@ class MoleculesDomain(Domain):
         g.add_argument("--id-col", default=None, help="column (CSV) or property (SDF) naming each molecule; without "
                        "it: the SD title, the .smi name, else the SMILES")
         g.add_argument("--task", default=None, help="task name or index of a multitask model; none: the model's first task")
-        g.add_argument("--score", choices=("probability", "logit"), default="probability",
+        g.add_argument("--baseline", choices=BASELINES, default=DEFAULT_BASELINE,
+                       help="where the path starts: zero features (the paper's), the carbon skeleton, or "
+                            "both averaged (the default: README 'Multi-fragment rules')")
+        g.add_argument("--score", choices=SCORES, default=DEFAULT_SCORE,
                        help="explain the class probability or the logit")
         g.add_argument("--max-atoms", type=positive_int, default=DEFAULT_MAX_ATOMS,
                        help="skip molecules with more heavy atoms than this (checked before featurising; "
@@ -65,9 +70,9 @@ class MoleculesDomain(Domain):
 
     def settings(self, args: argparse.Namespace) -> dict[str, Any]:
         return {"smiles_col": args.smiles_col, "id_col": args.id_col, "task": args.task,
-                "score": args.score, "max_atoms": args.max_atoms}
+                "score": args.score, "baseline": args.baseline, "max_atoms": args.max_atoms}
 
-    def load_model(self, source: str | None, *, task: str | int | None = None, score: str = "probability",
+    def load_model(self, source: str | None, *, task: str | int | None = None, score: str = DEFAULT_SCORE,
                    **settings: Any):
         from .attribution import check_score
         from .checkpoint import load_model
@@ -98,11 +103,12 @@ class MoleculesDomain(Domain):
                     yield Item(entry.source, entry, entry.name, entry.digest)
         return items()
 
-    def prepare(self, model: Any, value: Any, *, task: str | int | None = None, score: str = "probability",
+    def prepare(self, model: Any, value: Any, *, task: str | int | None = None, score: str = DEFAULT_SCORE,
+                baseline: str = DEFAULT_BASELINE,
                 max_atoms: int = DEFAULT_MAX_ATOMS, **settings: Any) -> Prepared:
         from .attribution import prepare_molecule
 
-        return prepare_molecule(model, value, task=task, score=score, max_atoms=max_atoms)
+        return prepare_molecule(model, value, task=task, score=score, baseline=baseline, max_atoms=max_atoms)
 
     def collate(self, group: Sequence[Prepared]) -> Prepared:
         from .attribution import collate
@@ -110,10 +116,11 @@ class MoleculesDomain(Domain):
         return collate(group)
 
     def method_options(self, method: str, batch: Prepared) -> dict[str, Any]:
-        """What ``--methods`` need from a weave network: see :func:`.attribution.method_options`."""
+        """What ``--methods`` need from a weave network: see :func:`.attribution.method_options`.
+        The other methods start from the paper's zero features (``--baseline`` is IG's path)."""
         from .attribution import method_options
 
-        return method_options(method, batch)
+        return {"baselines": None, **method_options(method, batch)}
 
     def explanation(self, attribution: Any):
         from .attribution import MoleculeExplanation

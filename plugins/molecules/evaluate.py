@@ -35,6 +35,8 @@ from .tasks import Task
 
 COMPARED = "grad_x_input"
 METHODS = ("integrated_gradients", COMPARED, "integrated_gradients_own", f"{COMPARED}_own")
+#: igkit's default attribution for molecules (score, baseline and aggregation of weave.py)
+DEFAULT = "integrated_gradients_default"
 
 
 @dataclass
@@ -54,8 +56,15 @@ def _agreement(task: Task) -> tuple[str, Any]:
 
 def evaluate_task(model: MoleculeModel, task: Task, records: Sequence[MoleculeRecord],
                   graphs: Sequence[MolGraph], *, score: str = "probability", show_progress: bool = False,
-                  **ig_options: Any) -> Evaluation:
-    """Predict every molecule, attribute those with a defined truth, and compare IG with gradient × input."""
+                  baseline: str | None = None, **ig_options: Any) -> Evaluation:
+    """Predict every molecule, attribute those with a defined truth, and compare IG with gradient × input.
+
+    Rule tasks are also scored with igkit's default attribution for molecules
+    (``integrated_gradients_default``: IG of the logit from the zero and carbon-skeleton
+    baselines averaged, see :mod:`.weave`; ``baseline`` picks another) and, for AND
+    rules, how often each fragment's atoms score above the atoms outside the rule
+    (``fragment_found_rate``, one value per fragment).
+    """
     labels = np.array([task.label(r.mol) for r in records])
     predictions = predict(model, list(graphs), score="logit")[:, 0].numpy()
     if task.task_type == "classification":
@@ -65,7 +74,8 @@ def evaluate_task(model: MoleculeModel, task: Task, records: Sequence[MoleculeRe
         model_quality = {"rmse": float(np.sqrt(np.mean((predictions - labels) ** 2)))}
         chosen = list(range(len(records)))
     explanations, problems = explain_graphs(model, [records[k] for k in chosen], [graphs[k] for k in chosen],
-                                            score=score, methods=[COMPARED], show_progress=show_progress,
+                                            score=score, baseline="zero", methods=[COMPARED],
+                                            show_progress=show_progress,
                                             **ig_options)
     metric_name, metric = _agreement(task)
     rows = []
@@ -79,7 +89,24 @@ def evaluate_task(model: MoleculeModel, task: Task, records: Sequence[MoleculeRe
                      COMPARED: metric(with_pairs(expl.graph, g_atoms, g_pairs), truth),
                      "integrated_gradients_own": metric(expl.atom_attributions, truth),
                      f"{COMPARED}_own": metric(g_atoms, truth)})
-    values = {name: np.array([r[name] for r in rows], dtype=float) for name in METHODS}
+    methods = list(METHODS)
+    found_rates: list[float] = []
+    if task.task_type == "classification" and explanations:
+        from .study import default_attributions, fragments_found
+        from .weave import DEFAULT_BASELINE
+
+        used = baseline or DEFAULT_BASELINE
+        defaults = default_attributions(model, [e.graph for e in explanations], baseline=used)
+        found = []
+        for row, expl, (own, pairs) in zip(rows, explanations, defaults):
+            truth = task.truth(expl.graph.mol)
+            totals = with_pairs(expl.graph, own, pairs)
+            row[DEFAULT] = metric(totals, truth)
+            row[f"{DEFAULT}_own"] = metric(own, truth)
+            found.append(fragments_found(task, expl.graph.mol, totals))
+        found_rates = np.mean(np.array(found, dtype=float), axis=0).tolist()
+        methods += [DEFAULT, f"{DEFAULT}_own"]
+    values = {name: np.array([r.get(name, np.nan) for r in rows], dtype=float) for name in methods}
     scored = ~np.isnan(values["integrated_gradients"]) & ~np.isnan(values[COMPARED])
     ig, gx = values["integrated_gradients"][scored], values[COMPARED][scored]
     summary = {
@@ -88,9 +115,18 @@ def evaluate_task(model: MoleculeModel, task: Task, records: Sequence[MoleculeRe
         "model": model.name, "model_quality_on_task_labels": model_quality,
         **{name: _stats(v[scored & ~np.isnan(v)]) for name, v in values.items()},
         "ig_better_fraction": float(np.mean(ig > gx)) if scored.any() else float("nan"),
+        **({"default_attribution": {"score": "logit", "baseline": baseline or _default_baseline(),
+                                    "aggregation": "own + half of each pair"},
+            "fragment_found_rate": found_rates} if found_rates else {}),
         "worst_completeness_error": max((r["completeness_error"] for r in rows), default=float("nan")),
     }
     return Evaluation(summary, rows, problems)
+
+
+def _default_baseline() -> str:
+    from .weave import DEFAULT_BASELINE
+
+    return DEFAULT_BASELINE
 
 
 def _stats(values: np.ndarray) -> dict[str, float]:
@@ -110,14 +146,18 @@ def write_evaluation(evaluation: Evaluation, out_dir: Path) -> list[Path]:
     summary_path.write_text(json.dumps(document, indent=2) + "\n")
     csv_path = out_dir / "per_molecule.csv"
     with csv_path.open("w", newline="") as fh:
-        columns = ["molecule", "smiles", "atoms", "true_atoms", "score", "completeness_error", *METHODS]
+        extra = [DEFAULT, f"{DEFAULT}_own"] if any(DEFAULT in r for r in evaluation.rows) else []
+        columns = ["molecule", "smiles", "atoms", "true_atoms", "score", "completeness_error", *METHODS, *extra]
         writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()
         writer.writerows(evaluation.rows)
     fig, ax = plt.subplots(figsize=(6, 3.6))
     bins = np.linspace(-1 if s["metric"] == "kendall_tau" else 0, 1, 41)
-    for name, colour in (("integrated_gradients", "#c0392b"), (COMPARED, "#2c7fb8")):
-        values = np.array([r[name] for r in evaluation.rows], dtype=float)
+    shown = [("integrated_gradients", "#c0392b"), (COMPARED, "#2c7fb8")]
+    if DEFAULT in s:
+        shown.append((DEFAULT, "#27ae60"))
+    for name, colour in shown:
+        values = np.array([r.get(name, np.nan) for r in evaluation.rows], dtype=float)
         values = values[~np.isnan(values)]
         ax.hist(values, bins=bins, alpha=0.6, color=colour,
                 label=f"{name} (mean {s[name]['mean']:.3f})")

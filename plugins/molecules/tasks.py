@@ -35,7 +35,26 @@ NAMED_PATTERNS = {
     "alcohol": "[CX4][OX2H]",
     "amine": "[NX3;H2,H1;!$(NC=O)]",
     "nitro": "[N+](=O)[O-]",
+    # fragments of the multi-fragment benchmark tasks (McCloskey et al. 2019; Sanchez-Lengeling et al. 2020)
+    "fluoride": "[F]",
+    "chloride": "[Cl]",
+    "unbranched_alkane": "[CH2;R0;D2][CH2;R0;D2][CH2;R0;D2]",
+    "primary_amine": "[NX3;H2;!$(N[#6]=[O,S,N])]",
+    "ether": "[OD2;!$(O[#6]=O)]([#6])[#6]",
+    "hydroxyl": "[OX2H][CX4]",
 }
+#: known-answer tasks of one or more fragments joined by AND, each built by
+#: ``igkit molecules make-task --task NAME --out NAME.csv`` (balanced, fixed split)
+NAMED_TASKS = {
+    "benzene": "benzene",
+    "fluoride_carbonyl": "fluoride AND carbonyl",
+    "alkane_carbonyl": "unbranched_alkane AND carbonyl",
+    "chloride_carbonyl": "chloride AND carbonyl",
+    "amine_ether_benzene": "primary_amine AND ether AND benzene",
+    "fluoride_carbonyl_ether": "fluoride AND carbonyl AND ether",
+}
+#: where the shared ZINC pool lives relative to the repository (12,000 drug-like molecules)
+ZINC_POOL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "benzene" / "benzene.csv"
 CRIPPEN = "crippen"
 #: molecules RDKit ships, used to build tasks on any machine without downloads
 RDKIT_MOLECULES = Path(RDConfig.RDDataDir) / "NCI" / "first_5K.smi"
@@ -179,10 +198,57 @@ class Task:
 
 
 def make_task(name: str) -> Task:
-    """``"crippen"`` or a rule."""
+    """``"crippen"``, a task of :data:`NAMED_TASKS` (by name) or a rule."""
     if name.strip().lower() == CRIPPEN:
         return Task(CRIPPEN, None)
+    if name.strip() in NAMED_TASKS:
+        return Task(name.strip(), parse_rule(NAMED_TASKS[name.strip()]))
     return Task(name.strip(), parse_rule(name))
+
+
+def default_pool() -> list[Path]:
+    """What balanced tasks are drawn from: the shared ZINC set (when present) plus RDKit's NCI set."""
+    return [ZINC_POOL, RDKIT_MOLECULES] if ZINC_POOL.is_file() else [RDKIT_MOLECULES]
+
+
+def fragments(rule: Rule) -> tuple[Rule, ...]:
+    """The parts of a top-level AND (one part for any other rule)."""
+    return rule.parts if isinstance(rule, And) else (rule,)
+
+
+def balanced_selection(task: Task, records: Sequence[MoleculeRecord], *, max_positives: int = 1500,
+                       partial_fraction: float = 0.5, seed: int = 0) -> tuple[list[int], dict[str, int]]:
+    """Indices of a balanced task: up to ``max_positives`` positives and as many negatives.
+
+    As in the benchmark's AND tasks, a share ``partial_fraction`` of the negatives
+    (as many as the pool has) contains some but not all fragments of the rule, so a
+    model cannot score by one fragment alone; the other negatives are drawn from the
+    rest. The draw is fixed by ``seed``; the returned indices keep the pool's order.
+    """
+    if task.rule is None:
+        raise IGInputError("balanced tasks need a rule; crippen is a regression task")
+    parts = fragments(task.rule)
+    positives, partial, other = [], [], []
+    for k, rec in enumerate(records):
+        hits = [p.holds(rec.mol) for p in parts]
+        if all(hits):
+            positives.append(k)
+        elif any(hits) and len(parts) > 1:
+            partial.append(k)
+        else:
+            other.append(k)
+    rng = np.random.default_rng(seed)
+    n_pos = min(max_positives, len(positives), len(partial) + len(other))
+    if n_pos == 0:
+        raise IGInputError(f"the pool has no positives (or no negatives) for {task.name!r}")
+    pos = rng.choice(positives, n_pos, replace=False).tolist()
+    n_partial = min(len(partial), int(round(partial_fraction * n_pos)))
+    n_other = min(len(other), n_pos - n_partial)
+    n_partial = n_pos - n_other                       # top up from the partial ones if others run out
+    neg = rng.choice(partial, n_partial, replace=False).tolist() + rng.choice(other, n_other, replace=False).tolist()
+    counts = {"positive": n_pos, "negative_partial": n_partial, "negative_other": n_other,
+              "pool_positive": len(positives), "pool_partial": len(partial)}
+    return sorted(pos + neg), counts
 
 
 def test_flags(n: int, test_fraction: float = 0.2, seed: int = 0) -> np.ndarray:
@@ -191,10 +257,16 @@ def test_flags(n: int, test_fraction: float = 0.2, seed: int = 0) -> np.ndarray:
 
 
 def write_task_csv(task: Task, records: Sequence[MoleculeRecord], out: Path, *, test_fraction: float = 0.2,
-                   seed: int = 0) -> dict[str, int]:
-    """``mol_id,smiles,label,split`` for each molecule; returns counts per split (and positives)."""
+                   seed: int = 0, counterfactuals: bool = False) -> dict[str, int]:
+    """``mol_id,smiles,label,split`` for each molecule; returns counts per split (and positives).
+
+    With ``counterfactuals`` every *training* positive of an AND rule also yields one
+    negative per fragment, the molecule with that fragment deleted
+    (:func:`counterfactual_negatives`), appended after the task's own rows; the test
+    split is the same as without them.
+    """
     test = test_flags(len(records), test_fraction, seed)
-    counts = {"train": 0, "test": 0, "positive": 0}
+    counts = {"train": 0, "test": 0, "positive": 0, "counterfactual": 0}
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="") as fh:
         writer = csv.writer(fh)
@@ -205,4 +277,83 @@ def write_task_csv(task: Task, records: Sequence[MoleculeRecord], out: Path, *, 
             counts[split] += 1
             counts["positive"] += int(task.rule is not None and label > 0.5)
             writer.writerow([rec.id, rec.smiles, f"{label:.6g}", split])
+        if counterfactuals and task.rule is not None:
+            train = [rec for rec, is_test in zip(records, test) if not is_test]
+            for mol_id, smiles, _ in counterfactual_negatives(task, train):
+                writer.writerow([mol_id, smiles, "0", "train"])
+                counts["train"] += 1
+                counts["counterfactual"] += 1
     return counts
+
+
+def clean_training_negatives(task: Task, records: Sequence[MoleculeRecord], pool: Sequence[MoleculeRecord], *,
+                             test_fraction: float = 0.2, seed: int = 0) -> tuple[list[MoleculeRecord], int]:
+    """``records`` (a balanced task, in order) with every *training* negative that holds part
+    of the rule swapped for a pool molecule holding none of it; the test split (same
+    ``test_fraction`` and ``seed``) keeps its partial negatives. Returns the records and
+    how many were swapped."""
+    parts = fragments(task.rule)
+    test = test_flags(len(records), test_fraction, seed)
+    taken = {r.smiles for r in records}
+    spare = [r for r in pool if r.smiles not in taken and not any(p.holds(r.mol) for p in parts)]
+    order = np.random.default_rng(seed + 1).permutation(len(spare)).tolist()
+    out, swapped = [], 0
+    for rec, is_test in zip(records, test):
+        if not is_test and not task.rule.holds(rec.mol) and any(p.holds(rec.mol) for p in parts) and order:
+            rec = spare[order.pop()]
+            swapped += 1
+        out.append(rec)
+    return out, swapped
+
+
+def break_fragment(mol: Chem.Mol, part: Rule) -> Chem.Mol | None:
+    """``mol`` with ``part`` deleted wherever it matches (hydrogens fill the open valences).
+
+    The smallest edit: the matches' heteroatoms when they have any (the F of a
+    fluoride, the O of a carbonyl or ether, the N of an amine), else all their atoms (a
+    carbon chain, a benzene ring). A counterfactual that holds the rest of the
+    molecule fixed; None when RDKit cannot sanitise the result (e.g. a broken aromatic
+    ring) or when the deletion leaves or creates a match of ``part``.
+    """
+    matched = part.atoms(mol)
+    hetero = {i for i in matched if mol.GetAtomWithIdx(i).GetAtomicNum() != 6}
+    atoms = sorted(hetero or matched, reverse=True)
+    if not atoms or len(atoms) >= mol.GetNumAtoms():
+        return None
+    editable = Chem.RWMol(mol)
+    neighbours = {n.GetIdx() for i in atoms for n in mol.GetAtomWithIdx(i).GetNeighbors()} - set(atoms)
+    for i in neighbours:     # aromatic N–H and charged atoms keep a valid valence after losing a bond
+        atom = editable.GetAtomWithIdx(i)
+        atom.SetNoImplicit(False)
+        atom.SetNumExplicitHs(0)
+    for i in atoms:
+        editable.RemoveAtom(i)
+    out = editable.GetMol()
+    with rdBase.BlockLogs():
+        try:
+            Chem.SanitizeMol(out)
+        except Exception:       # RDKit raises several kinds for a molecule it cannot sanitise
+            return None
+        out = Chem.MolFromSmiles(Chem.MolToSmiles(out))
+    if out is None or out.GetNumAtoms() == 0 or part.holds(out):
+        return None
+    return out
+
+
+def counterfactual_negatives(task: Task, records: Sequence[MoleculeRecord]) -> list[tuple[str, str, int]]:
+    """For each positive of an AND rule and each fragment, the molecule with that fragment
+    deleted while the others remain: ``(id, smiles, broken part number)``; they are negatives
+    holding part of the rule, differing from a positive by one fragment only."""
+    parts = fragments(task.rule)
+    out = []
+    if len(parts) < 2:
+        return out
+    for rec in records:
+        if not task.rule.holds(rec.mol):
+            continue
+        for k, part in enumerate(parts):
+            edited = break_fragment(rec.mol, part)
+            if edited is None or task.rule.holds(edited) or not any(p.holds(edited) for p in parts):
+                continue
+            out.append((f"{rec.id}_without{k + 1}", Chem.MolToSmiles(edited), k + 1))
+    return out

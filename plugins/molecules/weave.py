@@ -7,10 +7,13 @@ A *weave module* updates atom and pair representations together:
 * A→P: a layer on (a_i, a_j) plus the same layer on (a_j, a_i), so the pair does
   not depend on atom order;  P→P: each pair through a layer;  mixed likewise.
 
-Naming follows Kearnes et al.: ``WxNy`` has x weave modules (W = weave) followed,
-after the molecule readout, by y fully connected layers (N, as in the 2000- and
-100-unit molecule-level layers of their networks). The counterfactuals paper
-confirms the W part: W1N2 "had only one convolution layer", so an atom's own
+Naming follows Kearnes et al. (2016): ``WxNy`` has x weave modules and atom pairs
+up to graph distance y (``w2n∞``, spelled ``w2ninf`` too, keeps every pair of a
+connected molecule). The number of fully connected layers after the molecule
+readout is separate (``n_dense``, ``--dense-layers``); igkit used to read the N
+as that number and always used pairs up to distance 4, so its "W2N2" is W2N4 with
+two dense layers here (old checkpoints store all three numbers and load as such).
+The counterfactuals paper's W1N2 "had only one convolution layer", so an atom's own
 features reach the readout only through its own row, combined with the *sum* of
 its pair features; atoms of one type with the same counts of each bond kind and
 distance therefore receive identical attributions (the "dead features" the
@@ -31,11 +34,19 @@ from torch import nn
 
 from igkit.errors import IGInputError
 
+from .defaults import BASELINES, DEFAULT_BASELINE, DEFAULT_SCORE  # noqa: F401 - re-exported
+
 #: centres and widths of the histogram's Gaussians: equal mass bins of a standard normal
 GAUSSIAN_MEANS = (-1.645, -1.080, -0.739, -0.468, -0.228, 0.0, 0.228, 0.468, 0.739, 1.080, 1.645)
 GAUSSIAN_SIGMAS = (0.283, 0.170, 0.134, 0.118, 0.114, 0.114, 0.114, 0.118, 0.134, 0.170, 0.283)
 TASK_TYPES = ("classification", "regression")
-_ARCH = re.compile(r"^w(\d+)n(\d+)$")
+_ARCH = re.compile(r"^w(\d+)n(\d+|inf|∞)$")
+#: "all pairs" (N∞) as a distance cut-off: longer than any shortest path in the task pools
+#: (the ZINC pool's longest is 23 bonds, RDKit's NCI set's 45; longer pairs would be dropped)
+ALL_PAIRS_DISTANCE = 64
+#: the architecture igkit trains by default (see the README's study of multi-fragment tasks)
+DEFAULT_ARCH = "w2n2"
+DEFAULT_DENSE_LAYERS = 2
 
 
 @dataclass
@@ -52,6 +63,9 @@ class WeaveConfig:
     dense_hidden: int = 128
     tasks: list[str] = field(default_factory=lambda: ["label"])
     task_type: str = "classification"
+    #: longest graph distance of a pair (the N of WxNy); None in checkpoints written before it was
+    #: stored, where the featurization's ``max_distance`` says it (see ``checkpoint.load_model``)
+    pair_distance: int | None = None
 
     def __post_init__(self) -> None:
         if self.n_weave < 1 or self.n_dense < 0:
@@ -62,18 +76,39 @@ class WeaveConfig:
 
     @property
     def arch(self) -> str:
-        return f"w{self.n_weave}n{self.n_dense}"
+        """Kearnes et al.'s name, e.g. ``w2n2`` (``w2n?`` when the pair distance is unknown)."""
+        return arch_name(self.n_weave, self.pair_distance)
+
+    def describe(self) -> str:
+        """``W2N2 (2 weave modules, pairs up to distance 2, 2 dense layers of 128)``."""
+        d = self.pair_distance
+        pairs = "all pairs" if d is not None and d >= ALL_PAIRS_DISTANCE else f"pairs up to distance {d}"
+        return (f"{self.arch.upper()} ({self.n_weave} weave module{'s' * (self.n_weave != 1)}, {pairs}, "
+                f"{self.n_dense} dense layer{'s' * (self.n_dense != 1)} of {self.dense_hidden})")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 def parse_arch(name: str) -> tuple[int, int]:
-    """``"w2n2"`` → (2 weave modules, 2 dense layers)."""
+    """``"w2n2"`` → (2 weave modules, pairs up to distance 2); ``"w2ninf"``/``"w2n∞"`` → all pairs."""
     match = _ARCH.match(name.strip().lower())
     if not match:
-        raise IGInputError(f"architecture {name!r} is not of the form WxNy (e.g. w2n2, w1n2)")
-    return int(match.group(1)), int(match.group(2))
+        raise IGInputError(f"architecture {name!r} is not of the form WxNy (x weave modules, pairs up to "
+                           f"graph distance y; e.g. w2n2, w1n2, w2ninf)")
+    distance = match.group(2)
+    n_weave = int(match.group(1))
+    distance = ALL_PAIRS_DISTANCE if distance in ("inf", "∞") else int(distance)
+    if n_weave < 1 or distance < 1:
+        raise IGInputError(f"architecture {name!r}: WxNy needs x ≥ 1 weave modules and pairs up to distance "
+                           f"y ≥ 1")
+    return n_weave, distance
+
+
+def arch_name(n_weave: int, pair_distance: int | None) -> str:
+    if pair_distance is None:
+        return f"w{n_weave}n?"
+    return f"w{n_weave}n" + ("inf" if pair_distance >= ALL_PAIRS_DISTANCE else str(pair_distance))
 
 
 def atoms_of_pairs(h: torch.Tensor, pair_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -217,6 +252,49 @@ class WeaveNet(nn.Module):
         h = self.norm(h, atom_mask)
         out = self.head(self.dense(self.histogram(h, atom_mask)))
         return out * self.output_std + self.output_mean
+
+
+#: atom-type one-hot slots (the first columns of both featurizations): C, N, O, S, F, Cl, Br, I, P, B, other
+_TYPE_SLOTS = 11
+#: bond one-hot slots (the first pair columns of both featurizations): single, double, triple, aromatic
+_BOND_SLOTS = 4
+
+
+def carbon_skeleton(atoms: torch.Tensor, pairs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The molecule's carbon skeleton: every atom a plain carbon, every bond single.
+
+    Pairs keep their distance (and ring) features, padding stays zero. As an IG
+    baseline it attributes what a molecule has beyond a saturated carbon frame of
+    the same shape: heteroatoms, multiple and aromatic bonds.
+    """
+    real = atoms[..., :_TYPE_SLOTS].sum(-1).clamp(0, 1)
+    base_atoms = torch.zeros_like(atoms)
+    base_atoms[..., 0] = real
+    base_pairs = pairs.clone()
+    base_pairs[..., 0] = pairs[..., :_BOND_SLOTS].sum(-1)
+    base_pairs[..., 1:_BOND_SLOTS] = 0
+    return base_atoms, base_pairs
+
+
+def baseline_function(kind: str = "zero"):
+    """``baselines=`` for :func:`igkit.integrated_gradients` on ``(atoms, pairs)``.
+
+    ``zero``: all-zero features (the paper's). ``carbon``: :func:`carbon_skeleton`.
+    ``zero+carbon``: both, attributions averaged (a stack of two baselines).
+    """
+    if kind not in BASELINES:
+        raise IGInputError(f"baseline must be one of {', '.join(BASELINES)}, got {kind!r}")
+    if kind == "zero":
+        return None
+
+    def draw(inputs):
+        atoms, pairs = inputs
+        c_atoms, c_pairs = carbon_skeleton(atoms, pairs)
+        if kind == "carbon":
+            return c_atoms, c_pairs
+        return (torch.stack([torch.zeros_like(atoms), c_atoms]), torch.stack([torch.zeros_like(pairs), c_pairs]))
+
+    return draw
 
 
 def score_function(model: WeaveNet, score: str = "probability"):

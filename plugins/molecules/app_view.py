@@ -1,0 +1,98 @@
+"""The molecules tab of ``igkit app``: what it shows of the files ``igkit molecules explain`` writes.
+
+Read by :func:`igkit.app.views.find_view`; imported only when the app runs. The atom heat
+map and the pair matrix are the item folder's ``atoms.png`` and ``pairs.png``, the
+accounting its ``accounting.json``, the dead-feature findings its ``dead_features.json``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from igkit import as_input_tuple, resolve_baselines
+from igkit.app.views import AppView, Panels, Table, generic_map_picture, read_csv_table, read_json_file
+
+EXAMPLES = ("CCO", "c1ccccc1O", "CC(=O)Oc1ccccc1C(=O)O", "CN1C=NC2=C1C(=O)N(C(=O)N2C)C",
+            "O=[N+]([O-])c1ccc(Cl)cc1")
+FEATURED = (("atoms.png", "atom heat map (atom + ½ of its pairs)"),
+            ("pairs.png", "pair matrix (bonded and non-bonded atom pairs)"))
+ACCOUNTING_ROWS = (("score_input", "F(molecule)"), ("score_baseline", "F(baseline)"),
+                   ("difference", "F(molecule) − F(baseline)"), ("atoms", "atoms"),
+                   ("bonded_pairs", "bonded pairs"), ("non_bonded_pairs", "non-bonded pairs"),
+                   ("unexplained", "unexplained (completeness gap)"))
+
+
+class MoleculesView(AppView):
+    input_label = "SMILES (one molecule)"
+    placeholder = "CC(=O)Oc1ccccc1C(=O)O"
+    examples = EXAMPLES
+    max_chars = 500
+    title = "molecules"
+
+    def __init__(self, domain: Any) -> None:
+        super().__init__(domain)
+        self.intro = ("**Molecules**: integrated gradients of the weave network's score, split into atoms "
+                      "and atom pairs. Type a SMILES or pick an example.")
+
+    def panels(self, explanation: Any, folder: Path, summary: dict[str, Any]) -> Panels:
+        panels = Panels()
+        panels.pictures = [(str(folder / name), caption) for name, caption in FEATURED
+                           if (folder / name).is_file()]
+        accounting = read_json_file(folder / "accounting.json") or summary.get("accounting") or {}
+        if accounting:
+            rows = []
+            for key, text in ACCOUNTING_ROWS:
+                if key in accounting:
+                    share = accounting.get(f"{key}_share")
+                    rows.append([text, _number(accounting[key]),
+                                 "" if share is None or share != share else f"{share:.1%}"])
+            panels.tables.append(Table("accounting: where the score went", ["part", "value", "share"], rows))
+        atoms = read_csv_table(folder / "atoms.csv", "atoms")
+        if atoms is not None:
+            panels.tables.append(atoms)
+        dead = read_json_file(folder / "dead_features.json")
+        if dead:
+            lines = [f"- atoms {', '.join(str(a) for a in group['atoms'])} share attribution "
+                     f"{group['attribution']:.4g} although their neighbourhoods differ "
+                     f"({'; '.join(group.get('neighbourhoods', {}))})" for group in dead]
+            panels.notes.append("**Dead features:** atoms the model cannot tell apart\n\n" + "\n".join(lines))
+        elif dead is not None:
+            panels.notes.append("**Dead features:** none found (no group of differently bonded atoms with "
+                                "the same attribution).")
+        return panels
+
+    def map_picture(self, explanation: Any, values: tuple[torch.Tensor, ...], title: str, *,
+                    gradient: bool = False) -> np.ndarray:
+        """Per atom (+ ½ of its pairs), summed over features: a method's attributions, or for the
+        gradient at α gradient × (input − baseline), the integrand whose average over α is the
+        atom heat map's value."""
+        from .attribution import with_pairs
+
+        graph = explanation.graph
+        parts = [v.detach().cpu()[0] for v in values]
+        if gradient:
+            prepared = explanation.attribution.prepared
+            xs, _ = as_input_tuple(prepared.inputs)
+            bs = resolve_baselines(prepared.baselines, xs)
+            parts = [p * (x - b.mean(0)).detach().cpu()[0] for p, x, b in zip(parts, xs, bs)]
+            title = f"{title} (× input)"
+        sums = [p.reshape(p.shape[0], -1).sum(-1).double() for p in parts]
+        atoms = sums[0][:graph.n_atoms].numpy()
+        if len(sums) > 1:
+            atoms = with_pairs(graph, atoms, sums[1][:graph.n_pairs].numpy())
+        labels = [f"{a.GetSymbol()}{a.GetIdx()}" for a in graph.mol.GetAtoms()]
+        return generic_map_picture((torch.from_numpy(np.asarray(atoms)),), f"{title}, per atom", labels=labels)
+
+
+def _number(value: Any) -> str:
+    try:
+        return f"{float(value):.4g}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def app_view(domain: Any) -> MoleculesView:
+    return MoleculesView(domain)
