@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--domain", required=True, help="domain name (see `igkit plugins`)")
     p.set_defaults(func=None)
 
+    from .app.command import add_app_command  # `igkit app` (Gradio is imported only when it runs)
+    add_app_command(sub)
+
     get_plugin_manager().hook.igkit_add_commands(subparsers=sub)
     for name, domain in sorted(domains().items()):
         if name not in sub.choices:  # a domain without commands of its own still gets `explain`

@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from igkit import as_input_tuple, resolve_baselines
 from igkit.app.views import AppView, Panels, Table, generic_map_picture, read_csv_table, read_json_file
 
 EXAMPLES = ("CCO", "c1ccccc1O", "CC(=O)Oc1ccccc1C(=O)O", "CN1C=NC2=C1C(=O)N(C(=O)N2C)C",
@@ -31,6 +30,7 @@ class MoleculesView(AppView):
     examples = EXAMPLES
     max_chars = 500
     title = "molecules"
+    alpha_shows = "integrand"  # gradient × (input − baseline): its average over α is the heat map
 
     def __init__(self, domain: Any) -> None:
         super().__init__(domain)
@@ -66,20 +66,12 @@ class MoleculesView(AppView):
 
     def map_picture(self, explanation: Any, values: tuple[torch.Tensor, ...], title: str, *,
                     gradient: bool = False) -> np.ndarray:
-        """Per atom (+ ½ of its pairs), summed over features: a method's attributions, or for the
-        gradient at α gradient × (input − baseline), the integrand whose average over α is the
-        atom heat map's value."""
+        """Per atom (+ ½ of its pairs), summed over features: a method's map, or the integrand at α
+        (whose average over α is the atom heat map's value)."""
         from .attribution import with_pairs
 
         graph = explanation.graph
-        parts = [v.detach().cpu()[0] for v in values]
-        if gradient:
-            prepared = explanation.attribution.prepared
-            xs, _ = as_input_tuple(prepared.inputs)
-            bs = resolve_baselines(prepared.baselines, xs)
-            parts = [p * (x - b.mean(0)).detach().cpu()[0] for p, x, b in zip(parts, xs, bs)]
-            title = f"{title} (× input)"
-        sums = [p.reshape(p.shape[0], -1).sum(-1).double() for p in parts]
+        sums = [v.detach().cpu()[0].reshape(v.shape[1], -1).sum(-1).double() for v in values]
         atoms = sums[0][:graph.n_atoms].numpy()
         if len(sums) > 1:
             atoms = with_pairs(graph, atoms, sums[1][:graph.n_pairs].numpy())

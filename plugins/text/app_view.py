@@ -13,7 +13,6 @@ import numpy as np
 import torch
 
 from igkit.app.views import AppView, Panels, generic_map_picture, read_csv_table, read_json_file
-from igkit import as_input_tuple, resolve_baselines
 
 #: next words offered (and shown with their probabilities)
 TOP_WORDS = 10
@@ -28,6 +27,8 @@ class TextView(AppView):
     max_chars = 1000
     target_label = "Next word to explain"
     title = "text"
+    alpha_shows = "integrand"  # gradient × (embedding − baseline): its average over α is the word's IG
+    model_settings = ()  # the language model does not depend on the target or the context options
 
     def __init__(self, domain: Any) -> None:
         super().__init__(domain)
@@ -48,8 +49,8 @@ class TextView(AppView):
         return {words[int(i)]: float(p) for p, i in zip(top.values, top.indices)}
 
     def panels(self, explanation: Any, folder: Path, summary: dict[str, Any]) -> Panels:
-        panels = Panels(highlight_title="words by integrated gradient (green +, red −; * not in the "
-                                        "vocabulary)", label_title="top next words")
+        panels = Panels(highlight_title="words by integrated gradient, scaled by the largest |IG| "
+                                        "(* not in the vocabulary)", label_title="top next words")
         record = read_json_file(folder / "explanation.json") or {}
         words = record.get("words") or []
         peak = max([abs(float(w["integrated_gradient"])) for w in words] + [1e-12])
@@ -70,14 +71,10 @@ class TextView(AppView):
             panels.tables.append(table)
         return panels
 
-    def map_picture(self, explanation: Any, values: tuple[torch.Tensor, ...], title: str) -> np.ndarray:
-        """Per word: Σ over the embedding of gradient × (embedding − baseline) at α (the integrand
-        whose average over α is the word's attribution)."""
-        prepared = explanation.attribution.prepared
-        xs, _ = as_input_tuple(prepared.inputs)
-        baseline = resolve_baselines(prepared.baselines, xs)[0].mean(0)
-        integrand = (values[0].detach().cpu() * (xs[0] - baseline).detach().cpu()).sum(-1)
-        return generic_map_picture((integrand,), f"{title} (× embedding, per word)",
+    def map_picture(self, explanation: Any, values: tuple[torch.Tensor, ...], title: str, *,
+                    gradient: bool = False) -> np.ndarray:
+        """Per word, summed over the embedding (a method's map, or the integrand at α)."""
+        return generic_map_picture((values[0].detach().cpu().sum(-1),), f"{title}, per word",
                                    labels=explanation.words)
 
 
