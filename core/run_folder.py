@@ -30,7 +30,7 @@ from .domain import BadItem, Domain, Item
 from .errors import Interrupted, OutputError
 from .progress import Progress, on_pass
 from .records import read_json, write_json
-from .runner import Duplicate, Explained, RunOptions, Skipped, explain_stream
+from .runner import Duplicate, Explained, RunOptions, Skipped, explain_stream, skipped_outcome
 
 SCHEMA_VERSION = 1
 PARTIAL_PREFIX = ".partial-"
@@ -112,7 +112,7 @@ def prepare_out(out: Path, run: dict[str, Any], overwrite: bool) -> None:
                           f"can write to") from None
     for partial in out.glob(PARTIAL_PREFIX + "*"):
         shutil.rmtree(partial, ignore_errors=True)  # an item interrupted while being written
-    previous = _previous_run(out)
+    previous = previous_run(out)
     if previous is None:
         if any(out.iterdir()):
             raise OutputError(f"--out {out} is not empty and holds no igkit run; choose an empty or "
@@ -127,7 +127,7 @@ def prepare_out(out: Path, run: dict[str, Any], overwrite: bool) -> None:
     write_json(out / "run.json", run)
 
 
-def _previous_run(out: Path) -> dict[str, Any] | None:
+def previous_run(out: Path) -> dict[str, Any] | None:
     path = out / "run.json"
     if not path.is_file():
         return None
@@ -222,7 +222,7 @@ def run_to_folder(domain: Domain, model: Any, items: Iterable[Item | BadItem], o
     def done(item: Item) -> bool:
         folder = out / folder_name(item)
         if is_complete(folder, item, run["run_id"]):
-            report.entries.append(_entry(item, "kept", folder.name))
+            report.entries.append(report_entry(item, "kept", folder.name))
             bar.advance(postfix="kept")
             return True
         return False
@@ -257,7 +257,7 @@ def run_to_folder(domain: Domain, model: Any, items: Iterable[Item | BadItem], o
                           f"in {out}; run the same command again to resume") from None
     finally:
         if report.status != "running":
-            _resolve_duplicates(report)
+            resolve_duplicates(report)
             report.run_files = domain.write_run(out, report.folders, pictures=pictures)
             report.save()
     bar.close()
@@ -273,10 +273,9 @@ def _record(domain: Domain, outcome: Any, out: Path, run: dict[str, Any], report
             raise OutputError(f"cannot write {out}: {exc.strerror or exc}; finished items are kept, "
                               f"rerun to resume") from None
         except Exception as exc:  # noqa: BLE001 - a rendering bug loses this item only
-            from .runner import _skipped
-            outcome = _skipped(outcome.item, exc)
+            outcome = skipped_outcome(outcome.item, exc)
         else:
-            report.entries.append(_entry(outcome.item, "written", folder.name))
+            report.entries.append(report_entry(outcome.item, "written", folder.name))
             return
     if isinstance(outcome, Duplicate):
         report.duplicates.append(outcome)  # its first copy may still be in flight
@@ -290,7 +289,7 @@ def _record(domain: Domain, outcome: Any, out: Path, run: dict[str, Any], report
     print(f"skipped {outcome.source}: {outcome.reason}", file=sys.stderr)
 
 
-def _resolve_duplicates(report: RunReport) -> None:
+def resolve_duplicates(report: RunReport) -> None:
     """Each repeated item points at its first copy's folder, or shares its skip reason."""
     firsts = {e["digest"]: e for e in report.entries if e.get("digest") and e["status"] != "duplicate"}
     for dup in report.duplicates:
@@ -302,11 +301,11 @@ def _resolve_duplicates(report: RunReport) -> None:
                                    "reason": f"same content as {dup.first.source}: {first['reason']}",
                                    "digest": dup.item.digest})
         else:
-            entry = _entry(dup.item, "duplicate", first["folder"])
+            entry = report_entry(dup.item, "duplicate", first["folder"])
             entry["same_as"] = dup.first.source
             report.entries.append(entry)
     report.duplicates.clear()
 
 
-def _entry(item: Item, status: str, folder: str) -> dict[str, Any]:
+def report_entry(item: Item, status: str, folder: str) -> dict[str, Any]:
     return {"source": item.source, "status": status, "folder": folder, "digest": item.digest}

@@ -109,7 +109,7 @@ def explain_stream(domain: Domain, model: Any, items: Iterable[Item | BadItem], 
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure is reported per item
-            yield _skipped(entry, exc)
+            yield skipped_outcome(entry, exc)
             continue
         key = object() if prepared.group is None else prepared.group
         members = pending.setdefault(key, [])
@@ -134,7 +134,7 @@ def _run_group(domain: Domain, group: list[tuple[Item, Prepared]], options: RunO
         raise
     except Exception as exc:  # noqa: BLE001
         if len(group) == 1:
-            outcomes = [_skipped(group[0][0], exc)]
+            outcomes = [skipped_outcome(group[0][0], exc)]
         else:  # isolate the culprit: the others still get their results
             outcomes = [o for single in group for o in _run_group(domain, [single], options, on_item)]
     yield from outcomes
@@ -167,7 +167,7 @@ def _as_tuple(attributions: torch.Tensor | tuple[torch.Tensor, ...]) -> tuple[to
     return attributions if isinstance(attributions, tuple) else (attributions,)
 
 
-def _skipped(item: Item, exc: BaseException) -> Skipped:
+def skipped_outcome(item: Item, exc: BaseException) -> Skipped:
     if isinstance(exc, NonFiniteError):
         return Skipped(item.source, str(exc), "model", item)
     if isinstance(exc, IgkitError):
