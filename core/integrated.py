@@ -84,7 +84,8 @@ def integrated_gradients(
         method=used_method,
         interior=interior,
         meta={"gradient_evaluations": evaluator.evaluations, "n_baselines": evaluator.n_baselines,
-              "tolerance": None if fixed else tolerance, "floor": None if fixed else floor},
+              "tolerance": None if fixed else tolerance, "floor": None if fixed else floor,
+              "max_steps": None if fixed else max_steps},
     )
     if fixed:
         warn_if_incomplete(result.completeness_error, int(steps))

@@ -235,6 +235,7 @@ def test_each_example_reports_its_own_step_count():
                                         forward_args=(torch.tensor([[1.0], [40.0]]),))
     easy, hard = result.summary(0)["steps"], result.summary(1)["steps"]
     assert easy < hard and hard == result.steps
+    assert result.meta["max_steps"] == 1024   # the rule is recorded, so a second IG can repeat it
 
 
 def test_input_files_with_bom_and_crlf_read_like_plain_utf8_and_other_encodings_fail_clearly(tmp_path):

@@ -131,7 +131,7 @@ def same_rule(result: IGResult) -> dict[str, Any]:
     adaptive tolerance and floor."""
     if result.meta.get("tolerance") is not None:
         return {"tolerance": result.meta["tolerance"], "floor": result.meta.get("floor") or 0.0,
-                "max_steps": max(DEFAULT_MAX_STEPS, int(len(result.alphas[0])))}
+                "max_steps": result.meta.get("max_steps") or DEFAULT_MAX_STEPS}
     return {"steps": int(len(result.alphas[0])), "method": result.method}
 
 
