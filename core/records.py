@@ -72,10 +72,18 @@ def read_table(path: str | Path, required: Sequence[str] = (), delimiter: str | 
 
 
 def neutralise(cell: Any) -> Any:
-    """A CSV cell that no spreadsheet runs as a formula (numbers stay numbers)."""
-    if isinstance(cell, str) and cell.startswith(FORMULA_STARTS):
+    """A CSV cell that no spreadsheet runs as a formula (numbers, also written as text, stay numbers)."""
+    if isinstance(cell, str) and cell.startswith(FORMULA_STARTS) and not _is_number(cell):
         return "'" + cell
     return cell
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def format_cell(value: Any) -> Any:

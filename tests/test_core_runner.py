@@ -253,8 +253,9 @@ def test_input_files_with_bom_and_crlf_read_like_plain_utf8_and_other_encodings_
 
 
 def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(tmp_path):
-    path = igkit.write_csv(tmp_path / "t.csv", ["id", "value"], [["=HYPERLINK(1)", -0.5], ["@SUM", 1.0]])
-    assert path.read_text().splitlines() == ["id,value", "'=HYPERLINK(1),-0.5", "'@SUM,1"]
+    path = igkit.write_csv(tmp_path / "t.csv", ["id", "value"], [["=HYPERLINK(1)", -0.5], ["@SUM", 1.0],
+                                                                  ["-1+2", "-1.25"]])
+    assert path.read_text().splitlines() == ["id,value", "'=HYPERLINK(1),-0.5", "'@SUM,1", "'-1+2,-1.25"]
 
 
 @pytest.mark.parametrize("damage", ["no_json", "bad_json", "truncated", "wrong_keys"])

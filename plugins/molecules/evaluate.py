@@ -13,21 +13,17 @@ ring is visible only in its pairs. The atoms' own share is scored as well
 """
 from __future__ import annotations
 
-import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-import matplotlib
 import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
 from igkit.evaluation import attribution_auc, kendall_tau
+from igkit.records import write_csv, write_json
 
 from .attribution import explain_graphs, with_pairs
+from .render import new_figure
 from .checkpoint import MoleculeModel, predict
 from .featurize import MolGraph
 from .readers import MoleculeRecord, Problem
@@ -143,15 +139,13 @@ def write_evaluation(evaluation: Evaluation, out_dir: Path) -> list[Path]:
     summary_path = out_dir / "evaluation.json"
     document = {**s, "skipped": [{"row": p.row, "molecule": p.id, "reason": p.reason}
                                  for p in evaluation.problems]}
-    summary_path.write_text(json.dumps(document, indent=2) + "\n")
+    write_json(summary_path, document)
     csv_path = out_dir / "per_molecule.csv"
-    with csv_path.open("w", newline="") as fh:
-        extra = [DEFAULT, f"{DEFAULT}_own"] if any(DEFAULT in r for r in evaluation.rows) else []
-        columns = ["molecule", "smiles", "atoms", "true_atoms", "score", "completeness_error", *METHODS, *extra]
-        writer = csv.DictWriter(fh, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(evaluation.rows)
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    extra = [DEFAULT, f"{DEFAULT}_own"] if any(DEFAULT in r for r in evaluation.rows) else []
+    columns = ["molecule", "smiles", "atoms", "true_atoms", "score", "completeness_error", *METHODS, *extra]
+    write_csv(csv_path, columns, ([r.get(c, "") for c in columns] for r in evaluation.rows))
+    fig = new_figure((6, 3.6))
+    ax = fig.subplots()
     bins = np.linspace(-1 if s["metric"] == "kendall_tau" else 0, 1, 41)
     shown = [("integrated_gradients", "#c0392b"), (COMPARED, "#2c7fb8")]
     if DEFAULT in s:
@@ -167,5 +161,4 @@ def write_evaluation(evaluation: Evaluation, out_dir: Path) -> list[Path]:
     ax.legend(fontsize=8, loc="upper left")
     plot_path = out_dir / "evaluation.png"
     fig.savefig(plot_path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return [summary_path, csv_path, plot_path]

@@ -56,7 +56,7 @@ def _cmap() -> ListedColormap:
     return ListedColormap(matplotlib.colormaps[CMAP](np.linspace(lo, hi, 256)), name=f"{CMAP}_light")
 
 
-def _figure(size: tuple[float, float], layout: str | None = None) -> Figure:
+def new_figure(size: tuple[float, float], layout: str | None = None) -> Figure:
     """A figure on its own Agg canvas: no pyplot, no global backend change."""
     fig = Figure(figsize=size, layout=layout)
     FigureCanvasAgg(fig)
@@ -94,7 +94,7 @@ def _index_tags(ax, coords: Sequence[tuple[float, float]], fontsize: float) -> N
 def atom_heatmap_png(mol: Chem.Mol, values: np.ndarray, path: Path, title: str = "") -> Path:
     """The depiction with atoms coloured by attribution (this molecule's own scale), plus a colour bar."""
     image, coords = _molecule_image(mol, values, DRAW_SIZE)
-    fig = _figure((6.8, 4.7), layout="constrained")
+    fig = new_figure((6.8, 4.7), layout="constrained")
     ax = fig.add_subplot()
     ax.imshow(image)
     _index_tags(ax, coords, 7)
@@ -142,7 +142,7 @@ def pair_heatmap(mol: Chem.Mol, matrix: np.ndarray, paths: list[Path], title: st
     labels = atom_labels(mol)
     n = len(labels)
     size = min(12.0, 3.0 + 0.22 * n)
-    fig = _figure((size + 1.2, size + 0.6), layout="constrained")
+    fig = new_figure((size + 1.2, size + 0.6), layout="constrained")
     ax = fig.add_subplot()
     cmap = _cmap().with_extremes(bad=NO_PAIR)
     im = ax.imshow(np.ma.masked_invalid(matrix), cmap=cmap, norm=symmetric_norm(matrix))
@@ -171,7 +171,7 @@ def method_sheet(mols: Sequence[Chem.Mol], rows: Sequence[Sequence[np.ndarray]],
     under the title.
     """
     n_rows, n_cols = len(mols), len(columns)
-    fig = _figure((2.9 * n_cols + 0.6, 2.45 * n_rows + 1.6), layout="constrained")
+    fig = new_figure((2.9 * n_cols + 0.6, 2.45 * n_rows + 1.6), layout="constrained")
     axes = np.atleast_2d(fig.subplots(n_rows, n_cols, squeeze=False))
     for c, name in enumerate(columns):
         values = np.concatenate([np.ravel(rows[r][c]) for r in range(n_rows)])

@@ -36,8 +36,6 @@ deleted (``fragment_deletion``: the shortcut check).
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import sys
 import time
 import warnings
@@ -51,6 +49,7 @@ import torch
 from igkit import attribute, integrated_gradients
 from igkit.errors import IgkitWarning
 from igkit.evaluation import attribution_auc
+from igkit.records import read_json, write_csv, write_json
 
 from .batching import pack, size_batches
 from .checkpoint import MoleculeModel, featurization_for, load_model, new_model, predict, save_model
@@ -533,12 +532,9 @@ def summary_markdown(rows: list[dict], tasks=TASKS) -> str:
 def write_table(rows: list[dict], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "study.md").write_text(summary_markdown(rows))
-    (out / "study.json").write_text(json.dumps(rows, indent=1, default=float) + "\n")
+    write_json(out / "study.json", rows)
     columns = sorted({k for r in rows for k in r}, key=lambda k: (k not in ("task", "model"), k))
-    with (out / "study.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(out / "study.csv", columns, ([r.get(c, "") for c in columns] for r in rows))
 
 
 def main(argv=None) -> int:
@@ -553,7 +549,7 @@ def main(argv=None) -> int:
                    "comma-separated folders into OUT/study.md, study.csv and study.json")
     args = p.parse_args(argv)
     if args.table:
-        rows = [r for folder in args.table.split(",") for r in json.loads((Path(folder) / "study.json").read_text())]
+        rows = [r for folder in args.table.split(",") for r in read_json(Path(folder) / "study.json")]
         write_table(rows, Path(args.out))
         print(summary_markdown(rows))
         return 0

@@ -13,7 +13,6 @@ atom contributions sum exactly to the label.
 """
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -23,6 +22,7 @@ from rdkit import Chem, RDConfig, rdBase
 from rdkit.Chem import rdMolDescriptors
 
 from igkit.errors import IGInputError
+from igkit.records import write_csv
 
 from .readers import MoleculeRecord
 
@@ -267,22 +267,20 @@ def write_task_csv(task: Task, records: Sequence[MoleculeRecord], out: Path, *, 
     """
     test = test_flags(len(records), test_fraction, seed)
     counts = {"train": 0, "test": 0, "positive": 0, "counterfactual": 0}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["mol_id", "smiles", "label", "split"])
-        for rec, is_test in zip(records, test):
-            label = task.label(rec.mol)
-            split = "test" if is_test else "train"
-            counts[split] += 1
-            counts["positive"] += int(task.rule is not None and label > 0.5)
-            writer.writerow([rec.id, rec.smiles, f"{label:.6g}", split])
-        if counterfactuals and task.rule is not None:
-            train = [rec for rec, is_test in zip(records, test) if not is_test]
-            for mol_id, smiles, _ in counterfactual_negatives(task, train):
-                writer.writerow([mol_id, smiles, "0", "train"])
-                counts["train"] += 1
-                counts["counterfactual"] += 1
+    rows = []
+    for rec, is_test in zip(records, test):
+        label = task.label(rec.mol)
+        split = "test" if is_test else "train"
+        counts[split] += 1
+        counts["positive"] += int(task.rule is not None and label > 0.5)
+        rows.append([rec.id, rec.smiles, f"{label:.6g}", split])
+    if counterfactuals and task.rule is not None:
+        train = [rec for rec, is_test in zip(records, test) if not is_test]
+        for mol_id, smiles, _ in counterfactual_negatives(task, train):
+            rows.append([mol_id, smiles, "0", "train"])
+            counts["train"] += 1
+            counts["counterfactual"] += 1
+    write_csv(out, ["mol_id", "smiles", "label", "split"], rows)
     return counts
 
 
