@@ -35,6 +35,7 @@ _EXPORTS = {
     "register": "plugin_manager", "unregister": "plugin_manager",
     "progress": "progress", "Progress": "progress", "RULES": "quadrature", "quadrature": "quadrature",
     "layer_saturation": "saturation", "score_curve": "saturation",
+    "write_saturation": "saturation_sheet", "Curve": "saturation_sheet", "Panel": "saturation_sheet",
     "read_text": "records", "read_lines": "records", "read_table": "records", "write_csv": "records",
     "write_json": "records", "read_json": "records",
     "save_checkpoint": "checkpoint", "load_checkpoint": "checkpoint", "load_state": "checkpoint",

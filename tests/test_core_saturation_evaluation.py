@@ -84,3 +84,19 @@ def test_fraction_inside_a_mask():
     assert igkit.fraction_inside(importance, mask) == pytest.approx(5 / 8)
     with pytest.raises(igkit.IGInputError, match="non-negative"):
         igkit.fraction_inside(-importance, mask)
+
+
+def test_the_saturation_sheet_writes_picture_long_table_and_document(tmp_path):
+    from igkit.saturation_sheet import Curve, Panel, write_saturation
+
+    alpha = [0.0, 0.5, 1.0]
+    curves = [Curve(f"item {k}", {"score": [k, k + 1, k + 2], "grad": [1, 0, -1]}, {"item": f"=x{k}"})
+              for k in range(3)]
+    paths = write_saturation(tmp_path, alpha, curves, [Panel("score", "score"), Panel("grad", "gradient")],
+                             xlabel="alpha", legend_title="item", document={"n": 3})
+    assert [p.name for p in paths] == ["saturation.png", "saturation.csv", "saturation.json"]
+    rows = paths[1].read_text().splitlines()
+    assert rows[0] == "item,alpha,score,grad" and len(rows) == 1 + 3 * 3
+    assert rows[4] == "'=x1,0,1,1"                  # a row per curve and α; formulas neutralised
+    assert paths[2].read_text().strip() == '{\n  "n": 3\n}'
+    assert paths[0].stat().st_size > 5000

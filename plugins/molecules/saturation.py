@@ -13,7 +13,6 @@ import numpy as np
 import torch
 
 from igkit import gradients_at, score_curve
-from igkit.records import write_csv, write_json
 
 from .attribution import path_batch_size, row_cost
 from .batching import pack
@@ -41,35 +40,15 @@ def saturation_curves(model: MoleculeModel, graphs: Sequence[MolGraph], *, task:
 
 
 def write_saturation(curves: dict[str, np.ndarray], ids: Sequence[str], out_dir: Path, title: str) -> list[Path]:
-    """``saturation.png`` (two panels), ``saturation.csv`` (long format) and ``saturation.json``."""
-    import matplotlib
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    """``saturation.png`` (score and gradient sum along α, a line per molecule), ``saturation.csv``
+    (long format) and ``saturation.json``: igkit's saturation sheet."""
+    from igkit.saturation_sheet import Curve, Panel, write_saturation as write_sheet
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    alpha = curves["alpha"]
-    fig = Figure(figsize=(12, 4.2), layout="constrained")
-    FigureCanvasAgg(fig)
-    left, right = fig.subplots(1, 2)
-    colours = matplotlib.colormaps["tab10"].colors
-    dashes = ("-", "--", ":", "-.")
-    for k in range(len(ids)):   # 10 colours × 4 dash styles: up to 40 molecules each have their own style
-        style = {"color": colours[k % 10], "linestyle": dashes[(k // 10) % 4], "lw": 1.1, "alpha": 0.9}
-        left.plot(alpha, curves["score"][k], label=str(ids[k])[:28], **style)
-        right.plot(alpha, curves["gradient_sum"][k], **style)
-    left.set(xlabel="α (scaling of atom and pair features)", ylabel="score")
-    left.set_title(f"(a) {title}", fontsize=10)
-    right.set(xlabel="α", ylabel="sum of feature gradients")
-    right.set_title("(b) gradients along the path", fontsize=10)
-    right.axhline(0, color="#888", lw=0.6, linestyle=(0, (1, 3)))
-    fig.legend(loc="outside right upper", fontsize=6, ncols=1 + len(ids) // 20, title="molecule",
-               title_fontsize=7)
-    png = out_dir / "saturation.png"
-    fig.savefig(png, dpi=110)
-    table = write_csv(out_dir / "saturation.csv", ["molecule", "alpha", "score", "gradient_sum"],
-                      [[name, f"{a:.4g}", float(s), float(g)] for k, name in enumerate(ids)
-                       for a, s, g in zip(alpha, curves["score"][k], curves["gradient_sum"][k])])
-    doc = write_json(out_dir / "saturation.json",
-                     {"title": title, "molecules": list(ids), "alpha": alpha.tolist(),
-                      "score": curves["score"].tolist(), "gradient_sum": curves["gradient_sum"].tolist()})
-    return [png, table, doc]
+    lines = [Curve(str(name), {"score": curves["score"][k], "gradient_sum": curves["gradient_sum"][k]},
+                   {"molecule": name}) for k, name in enumerate(ids)]
+    panels = [Panel("score", "score", f"(a) {title}"),
+              Panel("gradient_sum", "sum of feature gradients", "(b) gradients along the path")]
+    document = {"title": title, "molecules": list(ids), "alpha": curves["alpha"].tolist(),
+                "score": curves["score"].tolist(), "gradient_sum": curves["gradient_sum"].tolist()}
+    return write_sheet(out_dir, curves["alpha"], lines, panels, xlabel="α (scaling of atom and pair features)",
+                       legend_title="molecule", document=document, dpi=110)
