@@ -36,11 +36,11 @@ import numpy as np
 import torch
 
 from .domain import BadItem, Domain, Item, content_digest
-from .errors import IGInputError, IgkitError, Interrupted, ModelError, OutputError
+from .errors import IGInputError, IgkitError, ModelError, OutputError
 from .progress import Progress
 from .records import read_json
-from .run_folder import (RunReport, report_entry, previous_run, resolve_duplicates, folder_name, is_complete,
-                         item_summary, prepare_out, run_fingerprint, write_item_folder)
+from .run_folder import (RunReport, folder_name, interrupted, is_complete, item_summary, prepare_out,
+                         previous_run, report_entry, resolve_duplicates, run_fingerprint, write_item_folder)
 from .runner import Duplicate, Explained, RunOptions, Skipped, skipped_outcome, explain_stream
 
 INSTALL_HINT = "--engine ray needs Ray: pip install 'igkit[ray]'"
@@ -502,11 +502,7 @@ def run_to_folder_ray(domain: Domain, items: Iterable[Item | BadItem], out: str 
             _consume(ds, report, bar, start)
         report.status = "complete"
     except KeyboardInterrupt:
-        report.status = "interrupted"
-        report.save()
-        bar.close()
-        raise Interrupted(f"interrupted: {report.count('written') + report.count('kept')} item(s) are "
-                          f"in {out}; run the same command again to resume") from None
+        raise interrupted(report, bar) from None
     except Exception as exc:
         report.status = "failed"
         found = _igkit_error(exc)

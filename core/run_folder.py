@@ -250,11 +250,7 @@ def run_to_folder(domain: Domain, model: Any, items: Iterable[Item | BadItem], o
                 report.save()
         report.status = "complete"
     except KeyboardInterrupt:
-        report.status = "interrupted"
-        report.save()
-        bar.close()
-        raise Interrupted(f"interrupted: {report.count('written') + report.count('kept')} item(s) are "
-                          f"in {out}; run the same command again to resume") from None
+        raise interrupted(report, bar) from None
     finally:
         if report.status != "running":
             resolve_duplicates(report)
@@ -262,6 +258,15 @@ def run_to_folder(domain: Domain, model: Any, items: Iterable[Item | BadItem], o
             report.save()
     bar.close()
     return report
+
+
+def interrupted(report: RunReport, bar: Progress) -> Interrupted:
+    """Ctrl-C: save the report as interrupted; the error to raise tells how to resume."""
+    report.status = "interrupted"
+    report.save()
+    bar.close()
+    return Interrupted(f"interrupted: {report.count('written') + report.count('kept')} item(s) are in "
+                       f"{report.out}; run the same command again to resume")
 
 
 def _record(domain: Domain, outcome: Any, out: Path, run: dict[str, Any], report: RunReport,

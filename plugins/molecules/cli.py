@@ -274,25 +274,33 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_evaluate)
 
 
+def _scored_records(args: argparse.Namespace):
+    """The molecules that evaluate and score-methods score: the test split of RDKit's molecules as
+    make-task splits them, or ``--data`` (its ``--split`` rows with ``--split-col``)."""
+    from .readers import read_molecules
+    from .tasks import RDKIT_MOLECULES, test_flags
+
+    if args.data is None:
+        records, problems = read_molecules(RDKIT_MOLECULES)
+        flags = test_flags(len(records), args.test_fraction, args.seed)
+        return [r for r, test in zip(records, flags) if test], problems
+    records, problems = read_molecules(args.data, smiles_col=args.smiles_col, id_col=args.id_col)
+    if args.split_col:
+        if records and args.split_col not in records[0].fields:
+            raise IGInputError(f"{args.data} has no column {args.split_col!r}")
+        records = [r for r in records if r.fields[args.split_col].strip().lower() == args.split]
+    return records, problems
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .api import featurize_records
     from .checkpoint import load_model
     from .evaluate import evaluate_task, write_evaluation
-    from .readers import read_molecules
-    from .tasks import RDKIT_MOLECULES, make_task, test_flags
+    from .tasks import make_task
 
     task = make_task(args.task)
     model = load_model(args.model)
-    if args.data is None:
-        records, problems = read_molecules(RDKIT_MOLECULES)
-        flags = test_flags(len(records), args.test_fraction, args.seed)
-        records = [r for r, test in zip(records, flags) if test]
-    else:
-        records, problems = read_molecules(args.data, smiles_col=args.smiles_col, id_col=args.id_col)
-        if args.split_col:
-            if records and args.split_col not in records[0].fields:
-                raise IGInputError(f"{args.data} has no column {args.split_col!r}")
-            records = [r for r in records if r.fields[args.split_col].strip().lower() == args.split]
+    records, problems = _scored_records(args)
     records = records[:args.limit] if args.limit else records
     records, graphs, more = featurize_records(records, model.featurization)
     report_problems(problems + more)
@@ -372,24 +380,14 @@ def _cmd_score_methods(args: argparse.Namespace) -> int:
     from .api import featurize_records
     from .checkpoint import load_model
     from .compare import print_table, score_methods, write_scores
-    from .readers import read_molecules
-    from .tasks import RDKIT_MOLECULES, make_task, test_flags
+    from .tasks import make_task
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     for name in methods:
         get_method(name)                     # an unknown name is one error, before any work
     task = make_task(args.task)
     model = load_model(args.model)
-    if args.data is None:
-        records, problems = read_molecules(RDKIT_MOLECULES)
-        flags = test_flags(len(records), args.test_fraction, args.seed)
-        records = [r for r, test in zip(records, flags) if test]
-    else:
-        records, problems = read_molecules(args.data, smiles_col=args.smiles_col, id_col=args.id_col)
-        if args.split_col:
-            if records and args.split_col not in records[0].fields:
-                raise IGInputError(f"{args.data} has no column {args.split_col!r}")
-            records = [r for r in records if r.fields[args.split_col].strip().lower() == args.split]
+    records, problems = _scored_records(args)
     records, graphs, more = featurize_records(records, model.featurization)
     report_problems(problems + more)
     scores = score_methods(model, task, records, graphs, methods, limit=args.limit, score=args.score,
