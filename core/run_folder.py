@@ -30,7 +30,7 @@ from .domain import BadItem, Domain, Item
 from .errors import Interrupted, OutputError
 from .progress import Progress, on_pass
 from .records import read_json, write_json
-from .runner import Duplicate, Explained, RunOptions, Skipped, explain_stream, skipped_outcome
+from .runner import Duplicate, Explained, RunOptions, explain_stream, skipped_outcome
 
 SCHEMA_VERSION = 1
 PARTIAL_PREFIX = ".partial-"

@@ -14,15 +14,14 @@ import igkit
 from igkit.cli import main
 from igkit.domain import Prepared
 from igkit.plugins.text.attribution import next_word_probability
-from igkit.plugins.text.checkpoint import LanguageModel, load_language_model, save_language_model
+from igkit.plugins.text.checkpoint import load_language_model
 from igkit.plugins.text.contexts import read_contexts
 from igkit.plugins.text.domain import (GRADIENT_METHODS, REFERENCE_CONTEXTS, TextDomain,
                                        reference_embeddings)
-from igkit.plugins.text.model import LMConfig, WordLSTM
 from igkit.plugins.text.scoring import CONTROLS, METRICS, context_curves, score_methods
-from igkit.plugins.text.vocab import Vocabulary
 
-WORDS = ["<unk>", "<eos>", "the", "stock", "market", "fell", "rose", "more", "than", "shares", "N", "mr."]
+from text_models import save_tiny_language_model
+
 CONTEXTS = ["the stock market fell", "mr. shares rose more", "the market rose", "N shares fell than the"]
 RUNNER_METHODS = ["saliency", "grad_x_input", "occlusion", "smoothgrad", "interior_gradient",
                   "expected_gradients", "multi_baseline_ig", "guided_ig"]
@@ -30,12 +29,7 @@ RUNNER_METHODS = ["saliency", "grad_x_input", "occlusion", "smoothgrad", "interi
 
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory):
-    torch.manual_seed(0)
-    lm = LanguageModel(WordLSTM(LMConfig(vocab_size=len(WORDS), hidden=8, layers=2, init_scale=0.5)),
-                       Vocabulary(WORDS))
-    path = tmp_path_factory.mktemp("model") / "tiny"
-    save_language_model(lm, path)
-    return path
+    return save_tiny_language_model(tmp_path_factory.mktemp("model") / "tiny")
 
 
 @pytest.fixture(scope="module")

@@ -15,28 +15,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 import igkit
 import igkit.runner
 from igkit.cli import main
 from igkit.plugins.text import render
-from igkit.plugins.text.checkpoint import LanguageModel, load_language_model, save_language_model
+from igkit.plugins.text.checkpoint import load_language_model
 from igkit.plugins.text.domain import TextDomain
-from igkit.plugins.text.model import LMConfig, WordLSTM
-from igkit.plugins.text.vocab import Vocabulary
 
-WORDS = ["<unk>", "<eos>", "the", "stock", "market", "fell", "rose", "more", "than", "shares", "N", "mr."]
+from text_models import save_tiny_language_model
 
 
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory):
-    torch.manual_seed(0)
-    lm = LanguageModel(WordLSTM(LMConfig(vocab_size=len(WORDS), hidden=8, layers=2, init_scale=0.5)),
-                       Vocabulary(WORDS))
-    path = tmp_path_factory.mktemp("model") / "tiny"
-    save_language_model(lm, path)
-    return path
+    return save_tiny_language_model(tmp_path_factory.mktemp("model") / "tiny")
 
 
 @pytest.fixture(scope="module")

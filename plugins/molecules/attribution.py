@@ -16,9 +16,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from igkit import (Attribution, Explained, Integration, Item, Prepared, RunOptions, Skipped, content_digest,
-                   run_options,
-                   explain_stream, get_method)
+from igkit import (Attribution, Explained, Integration, Item, Prepared, Skipped, content_digest, explain_stream,
+                   run_options)
 from igkit.errors import IGInputError
 from igkit.progress import Progress
 

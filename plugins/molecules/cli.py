@@ -256,12 +256,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, help="checkpoint NAME (default: the shipped model)")
     p.add_argument("--data", default=None, help="CSV/.smi/.sdf of molecules; default: the test split of "
                    "RDKit's first_5K.smi as made by make-task")
-    p.add_argument("--smiles-col", default="smiles", help="column holding the SMILES")
-    p.add_argument("--id-col", default=None, help="column naming each molecule (default: the row number)")
-    p.add_argument("--split-col", default=None, help="use only rows whose split is --split")
-    p.add_argument("--split", default="test", help="the split evaluated (with --split-col)")
-    p.add_argument("--test-fraction", type=float, default=0.2, help="as given to make-task (default data)")
-    p.add_argument("--seed", type=int, default=0, help="as given to make-task (default data)")
+    _add_scored_data_arguments(p)
     p.add_argument("--limit", type=int, default=None, help="evaluate at most this many molecules")
     p.add_argument("--score", choices=("probability", "logit"), default="probability",
                    help="the IG and grad x input columns explain this (integrated_gradients_default "
@@ -272,6 +267,16 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder")
     add_integration_arguments(p, MoleculesDomain.integration)
     p.set_defaults(func=_cmd_evaluate)
+
+
+def _add_scored_data_arguments(p: argparse.ArgumentParser) -> None:
+    """How evaluate and score-methods pick their molecules (read by :func:`_scored_records`)."""
+    p.add_argument("--smiles-col", default="smiles", help="SMILES column of a CSV --data")
+    p.add_argument("--id-col", default=None, help="column naming each molecule (default: the row number)")
+    p.add_argument("--split-col", default=None, help="use only rows whose value here is --split")
+    p.add_argument("--split", default="test", help="the split scored (with --split-col)")
+    p.add_argument("--test-fraction", type=float, default=0.2, help="as given to make-task (default data)")
+    p.add_argument("--seed", type=int, default=0, help="as given to make-task (default data)")
 
 
 def _scored_records(args: argparse.Namespace):
@@ -336,12 +341,7 @@ def _add_score_methods(sub: argparse._SubParsersAction) -> None:
                    "see `igkit methods`")
     p.add_argument("--data", default=None, help="CSV/.smi/.sdf of molecules (e.g. a make-task CSV with "
                    "--split-col split); default: the test split of RDKit's first_5K.smi as make-task draws it")
-    p.add_argument("--smiles-col", default="smiles", help="SMILES column of a CSV --data")
-    p.add_argument("--id-col", default=None, help="column naming each molecule")
-    p.add_argument("--split-col", default=None, help="use only rows whose value here is --split")
-    p.add_argument("--split", default="test", help="the split scored (with --split-col)")
-    p.add_argument("--test-fraction", type=float, default=0.2, help="as given to make-task (default data)")
-    p.add_argument("--seed", type=int, default=0, help="as given to make-task (default data)")
+    _add_scored_data_arguments(p)
     p.add_argument("--limit", type=positive_int, default=200,
                    help="score at most this many molecules with a known answer (rule positives; any for crippen)")
     p.add_argument("--score", choices=("probability", "logit"), default="probability",

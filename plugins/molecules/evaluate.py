@@ -89,7 +89,7 @@ def evaluate_task(model: MoleculeModel, task: Task, records: Sequence[MoleculeRe
     found_rates: list[float] = []
     if task.task_type == "classification" and explanations:
         from .study import default_attributions, fragments_found
-        from .weave import DEFAULT_BASELINE
+        from .defaults import DEFAULT_BASELINE
 
         used = baseline or DEFAULT_BASELINE
         defaults = default_attributions(model, [e.graph for e in explanations], baseline=used)
@@ -120,7 +120,7 @@ def evaluate_task(model: MoleculeModel, task: Task, records: Sequence[MoleculeRe
 
 
 def _default_baseline() -> str:
-    from .weave import DEFAULT_BASELINE
+    from .defaults import DEFAULT_BASELINE
 
     return DEFAULT_BASELINE
 

@@ -57,7 +57,8 @@ from .featurize import MolGraph
 from .readers import read_molecules
 from .tasks import Task, balanced_selection, clean_training_negatives, fragments, make_task, write_task_csv
 from .train import evaluate_split, fit, load_labelled_csv
-from .weave import DEFAULT_BASELINE, DEFAULT_SCORE, baseline_function, carbon_skeleton, score_function
+from .defaults import DEFAULT_BASELINE, DEFAULT_SCORE
+from .weave import baseline_function, carbon_skeleton, score_function
 
 TWO = ("fluoride_carbonyl", "alkane_carbonyl", "chloride_carbonyl")
 THREE = ("amine_ether_benzene", "fluoride_carbonyl_ether")
@@ -267,7 +268,7 @@ def fragment_deletion(model: MoleculeModel, task: Task, graphs: list[MolGraph]) 
     positive prediction survive? A model of the AND rule should call every such molecule negative."""
     parts = fragments(task.rule)
     forward = gated_forward(model, "logit")
-    kept, flipped_all = [], []
+    kept = []
     for g in graphs:
         batch = pack([g])
         survives = []

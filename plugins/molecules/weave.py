@@ -34,7 +34,7 @@ from torch import nn
 
 from igkit.errors import IGInputError
 
-from .defaults import BASELINES, DEFAULT_BASELINE, DEFAULT_SCORE  # noqa: F401 - re-exported
+from .defaults import BASELINES
 
 #: centres and widths of the histogram's Gaussians: equal mass bins of a standard normal
 GAUSSIAN_MEANS = (-1.645, -1.080, -0.739, -0.468, -0.228, 0.0, 0.228, 0.468, 0.739, 1.080, 1.645)

@@ -132,14 +132,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_evaluate(args: argparse.Namespace) -> int:
+def _model_and_corpus(args: argparse.Namespace):
+    """The model and the PTB corpus of --data-dir, checked to share one vocabulary."""
     from .checkpoint import check_same_vocabulary, load_language_model
     from .data import load_ptb
-    from .train import perplexity
 
     lm = load_language_model(args.model)
     corpus = load_ptb(args.data_dir)
     check_same_vocabulary(lm, corpus.vocab, f"{args.data_dir}/ptb.train.txt")
+    return lm, corpus
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .train import perplexity
+
+    lm, corpus = _model_and_corpus(args)
     steps = lm.model.config.num_steps
     for split in ("valid", "test"):
         print(f"{split} perplexity {perplexity(lm.model, getattr(corpus, split), steps):.2f}")
@@ -147,13 +154,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_saturation(args: argparse.Namespace) -> int:
-    from .checkpoint import check_same_vocabulary, load_language_model
-    from .data import load_ptb
     from .saturation import random_windows, saturation_curves, write_saturation
 
-    lm = load_language_model(args.model)
-    corpus = load_ptb(args.data_dir)
-    check_same_vocabulary(lm, corpus.vocab, f"{args.data_dir}/ptb.train.txt")
+    lm, corpus = _model_and_corpus(args)
     if corpus.test.numel() <= args.words:
         raise IGInputError(f"the test split has {corpus.test.numel()} tokens; --words {args.words} needs more")
     windows = random_windows(corpus.test, args.windows, args.words, args.seed)
