@@ -12,7 +12,6 @@ import os
 from typing import Any
 
 from .domain import Domain
-from .errors import IGInputError
 from .options import Integration
 from .quadrature import RULES
 
@@ -157,8 +156,6 @@ def run_explain(domain: Domain, args: argparse.Namespace) -> int:
     worst = f"; worst completeness error {max(errors):.3%}" if errors else ""
     print(f"{domain.name}: {counts['written']} written, {counts['kept']} kept from an earlier run, "
           f"{counts['duplicate']} duplicate(s), {counts['skipped']} skipped, in {args.out}{worst}")
-    if not report.entries:
-        raise IGInputError(f"no {domain.name} items given; {domain.items_help}")
     return report.exit_code
 
 

@@ -39,7 +39,7 @@ from .domain import BadItem, Domain, Item, content_digest
 from .errors import IGInputError, IgkitError, ModelError, OutputError
 from .progress import Progress
 from .records import read_json
-from .run_folder import (RunReport, folder_name, interrupted, is_complete, item_summary, prepare_out,
+from .run_folder import (RunReport, folder_name, interrupted, is_complete, item_summary, nonempty, prepare_out,
                          previous_run, report_entry, resolve_duplicates, run_fingerprint, write_item_folder)
 from .runner import Duplicate, Explained, RunOptions, Skipped, skipped_outcome, explain_stream
 
@@ -437,6 +437,7 @@ def run_to_folder_ray(domain: Domain, items: Iterable[Item | BadItem], out: str 
     many CPUs). Starts a local Ray unless ``address`` is given or Ray is already initialised.
     """
     ray = require_ray()
+    items = nonempty(domain, items)
     if gpus_per_worker < 0 or workers < 1 or threads < 1:
         raise IGInputError("--workers and --threads must be at least 1 and --gpus-per-worker at least 0")
     out = Path(out).resolve()

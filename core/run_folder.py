@@ -17,6 +17,7 @@ a changed input gets a new one.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -24,10 +25,10 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from .domain import BadItem, Domain, Item
-from .errors import Interrupted, OutputError
+from .errors import IGInputError, Interrupted, OutputError
 from .progress import Progress, on_pass
 from .records import read_json, write_json
 from .runner import Duplicate, Explained, RunOptions, explain_stream, skipped_outcome
@@ -81,6 +82,15 @@ class RunReport:
 
     def save(self) -> None:
         write_json(self.out / "report.json", self.as_dict())
+
+
+def nonempty(domain: Domain, items: Iterable[Item | BadItem]) -> Iterator[Item | BadItem]:
+    """The items, or the error that none were given, before anything is written."""
+    stream = iter(items)
+    first = next(stream, None)
+    if first is None:
+        raise IGInputError(f"no {domain.name} items given; {domain.items_help}")
+    return itertools.chain([first], stream)
 
 
 def run_fingerprint(domain: Domain, model: Any, model_source: str | None, settings: dict[str, Any],
@@ -213,6 +223,7 @@ def run_to_folder(domain: Domain, model: Any, items: Iterable[Item | BadItem], o
     same command to resume.
     """
     out = Path(out)
+    items = nonempty(domain, items)
     run = run_fingerprint(domain, model, model_source, settings, options, pictures)
     prepare_out(out, run, overwrite)
     report = RunReport(out, run)

@@ -348,3 +348,10 @@ def test_help_and_plugins_load_no_domain_dependencies():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert "HEAVY []" in done.stdout, done.stdout + done.stderr
+
+
+def test_no_items_is_a_usage_error_before_anything_is_written(tmp_path, capsys, linear_registered):
+    out = tmp_path / "out"
+    assert main(["linear", "explain", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.startswith("igkit: error: no linear items given")
+    assert not out.exists()
