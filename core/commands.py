@@ -107,12 +107,17 @@ def add_explain_command(subparsers: argparse._SubParsersAction, domain: Domain, 
     p.add_argument("--overwrite", action="store_true",
                    help="replace the results of a different earlier run in --out")
     add_integration_arguments(p, domain.integration)
-    # --engine ray: the same run over Ray Data workers (core/ray_engine.py, core/RAY.md)
+    p.add_argument("--require-converged", action="store_true",
+                   help="exit 1 when any item's completeness check did not converge (the last line names "
+                        "them); default: such items are named but the exit code stays 0")
+    # every engine runs through the one driver (core/run_folder.py, core/engines/, docs/ray.md)
     g = p.add_argument_group("engine")
     g.add_argument("--engine", choices=("local", "ray"), default="local",
-                   help="local: this process; ray: Ray Data workers, each loading the model once, plus "
-                        "a Parquet data set OUT/attributions/ (needs pip install 'igkit[ray]'; with "
-                        "--no-pictures only the Parquet rows, no item folders)")
+                   help="local: this process; ray: Ray actors, each loading the model once, writing the "
+                        "same item folders (needs pip install 'igkit[ray]')")
+    g.add_argument("--format", choices=("folders", "parquet"), default="folders", dest="output_format",
+                   help="parquet: also OUT/items/ (one row per item) and OUT/units/ (one row per atom, "
+                        "word or image patch), readable with pandas.read_parquet (needs pyarrow)")
     g.add_argument("--ray-address", default=None,
                    help="with --engine ray: the cluster to join (auto: the one `ray start` joined on this "
                         "node; or HEAD:6379); --out must then be on storage every node shares; "
@@ -135,34 +140,70 @@ def run_explain(domain: Domain, args: argparse.Namespace) -> int:
     settings = domain.settings(args)
     options = RunOptions(integration_from_args(args, domain.integration),
                          check_methods(args.methods.split(","), domain))
-    if args.engine == "ray":  # the same run spread over Ray workers (core/ray_engine.py, core/RAY.md)
-        from .ray_engine import require_ray, run_to_folder_ray
+    from .engines import get_engine
+
+    engine = get_engine("local") if args.engine == "local" else get_engine(
+        "ray", address=args.ray_address, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
+        threads=args.threads)
+    if args.engine == "ray":  # an install hint before the model is loaded
+        from .engines.ray import require_ray
 
         require_ray()
-        report = run_to_folder_ray(domain, domain.read_items(domain.sources(args), **settings), args.out,
-                                   settings=settings, options=options, model_source=args.model,
-                                   pictures=not args.no_pictures, overwrite=args.overwrite,
-                                   show_progress=not args.quiet, address=args.ray_address,
-                                   workers=args.workers, gpus_per_worker=args.gpus_per_worker,
-                                   threads=args.threads)
-    else:
-        items = domain.read_items(domain.sources(args), **settings)
-        model = domain.load_model(args.model, **settings)
-        report = run_to_folder(domain, model, items, args.out, settings=settings, options=options,
-                               model_source=args.model, pictures=not args.no_pictures,
-                               overwrite=args.overwrite, show_progress=not args.quiet)
+    items = domain.read_items(domain.sources(args), **settings)
+    model = domain.load_model(args.model, **settings)
+    report = run_to_folder(domain, model, items, args.out, settings=settings, options=options,
+                           model_source=args.model, pictures=not args.no_pictures,
+                           overwrite=args.overwrite, show_progress=not args.quiet, engine=engine,
+                           output_format=args.output_format)
     counts = report.as_dict()["counts"]
-    errors = [e for e in _completeness(report)]
-    worst = f"; worst completeness error {max(errors):.3%}" if errors else ""
+    summaries = _summaries(report)
+    _warn_flat(summaries)
     print(f"{domain.name}: {counts['written']} written, {counts['kept']} kept from an earlier run, "
-          f"{counts['duplicate']} duplicate(s), {counts['skipped']} skipped, in {args.out}{worst}")
+          f"{counts['duplicate']} duplicate(s), {counts['skipped']} skipped, in {args.out}"
+          f"{convergence_tail(summaries)}")
+    unconverged = [s for s in summaries if s.get("converged") is False]
+    if args.require_converged and unconverged:
+        return max(report.exit_code, 1)
     return report.exit_code
 
 
-def _completeness(report: Any) -> list[float]:
+def _summaries(report: Any) -> list[dict[str, Any]]:
     from .records import read_json
 
-    return [read_json(folder / "summary.json")["completeness_error"] for folder in report.folders]
+    return [read_json(folder / "summary.json") for folder in report.folders]
+
+
+def _item_ids(summaries: list[dict[str, Any]], limit: int = 10) -> str:
+    ids = [str(s.get("item", {}).get("name", "?"))[:40] for s in summaries]
+    return ", ".join(ids[:limit]) + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
+
+
+def convergence_tail(summaries: list[dict[str, Any]]) -> str:
+    """The end of a run's last line: the worst completeness error and which items did not converge,
+    by id (one meaning of converged: relative tolerance or absolute floor, see summary.json)."""
+    if not summaries:
+        return ""
+    worst = max(summaries, key=lambda s: s["completeness_error"])
+    tail = f"; worst completeness error {worst['completeness_error']:.3%} ({_item_ids([worst])}"
+    tail += (", converged by the absolute floor: F(input) − F(baseline) is tiny)"
+             if worst.get("converged_by") == "absolute floor" else ")")
+    unconverged = [s for s in summaries if s.get("converged") is False]
+    if unconverged:
+        tail += (f"; NOT converged: {_item_ids(unconverged)} (raise --max-steps; --require-converged "
+                 f"makes this exit 1)")
+    return tail
+
+
+def _warn_flat(summaries: list[dict[str, Any]]) -> None:
+    import warnings
+
+    from .errors import IgkitWarning
+
+    flat = [s for s in summaries if s.get("explains", {}).get("flat")]
+    if flat:
+        warnings.warn(f"F(input) ≈ F(baseline) for {_item_ids(flat)}: there is nothing to attribute, "
+                      f"the attributions sum to about 0 and their colours show noise; try another "
+                      f"baseline or target", IgkitWarning, stacklevel=2)
 
 
 def set_threads(threads: int) -> None:

@@ -87,6 +87,11 @@ class Prepared:
     context: dict[str, Any] = field(default_factory=dict)
     group: Hashable | None = None
     batch_size: int | None = None
+    #: what the score F is and what it means, for every output's caption (igkit.explains): e.g.
+    #: scale "logit", target_meaning "benzene present"; baseline_name says where the path starts
+    scale: str = ""
+    target_meaning: str = ""
+    baseline_name: str = ""
 
 
 @dataclass
@@ -99,6 +104,8 @@ class Attribution:
     result: IGResult
     methods: dict[str, tuple[torch.Tensor, ...]]
     seconds: float
+    #: the model explained, ``{"name", "digest"}``: set by the run before its files are written
+    model: dict[str, str] = field(default_factory=dict)
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -146,6 +153,11 @@ class Domain:
         """Load the model named by ``source`` (a file, a model name, or None for the default)."""
         raise NotImplementedError(f"domain {self.name!r} does not say how to load a model")
 
+    def model_name(self, model: Any, source: str | None) -> str:
+        """What ``run.json`` and every caption call the model: ``--model`` as given, else the
+        domain's default model named (override to name a shipped model)."""
+        return source if source else f"{self.name} default model ({type(model).__name__})"
+
     def model_fingerprint(self, model: Any) -> str:
         """A short hash of what the model computes: a changed model is recomputed on resume."""
         import torch
@@ -192,6 +204,11 @@ class Domain:
     def explanation(self, attribution: Attribution) -> Any:
         """This domain's result type for one item (default: the :class:`Attribution` itself)."""
         return attribution
+
+    def other_scale(self, explanation: Any) -> dict[str, Any] | None:
+        """F(input) and F(baseline) on the scale not explained, ``{"name", "input", "baseline"}``
+        (the probability beside a logit, or the reverse), for captions; None if unknown."""
+        return None
 
     def summary_fields(self, explanation: Any) -> dict[str, Any]:
         """Domain fields added to the item's ``summary.json`` (JSON values)."""

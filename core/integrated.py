@@ -310,12 +310,25 @@ def allowed_error(gap: float, score_input: float, score_baseline: float, toleran
     return max(tolerance * abs(gap), floor * tolerance * max(abs(score_input), abs(score_baseline)))
 
 
+#: ``meta["converged_by"]`` values: which test of :func:`allowed_error` passed (None: neither)
+RELATIVE, ABSOLUTE_FLOOR = "relative tolerance", "absolute floor"
+
+
 def converged(result: IGResult, tolerance: float, floor: float) -> torch.Tensor:
-    """Per example: whether the completeness gap is within :func:`allowed_error`."""
+    """Per example: whether the completeness gap is within :func:`allowed_error`.
+
+    The one meaning of converged: within ``tolerance`` of |ΔF| OR within the absolute floor.
+    Which one held is recorded as ``result.meta["converged_by"]`` (see :data:`RELATIVE`), so a
+    large relative error passed by the floor (ΔF tiny) is never mistaken for a precise result.
+    """
     gap = (result.score_input - result.score_baseline).double()
     scale = torch.maximum(result.score_input.abs(), result.score_baseline.abs()).double()
-    allowed = torch.maximum(tolerance * gap.abs(), floor * tolerance * scale)
-    return result.completeness_delta.double().abs() <= allowed * (1 + 1e-6)
+    error = result.completeness_delta.double().abs()
+    relative = error <= tolerance * gap.abs() * (1 + 1e-6)
+    by_floor = error <= floor * tolerance * scale * (1 + 1e-6)
+    result.meta["converged_by"] = [RELATIVE if r else ABSOLUTE_FLOOR if f else None
+                                   for r, f in zip(relative.tolist(), by_floor.tolist())]
+    return relative | by_floor
 
 
 def _check_adaptive_options(tolerance: float, floor: float, max_steps: int) -> None:

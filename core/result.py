@@ -66,6 +66,7 @@ class IGResult:
             "completeness_delta": float(self.completeness_delta[example]),
             "completeness_error": float(self.completeness_error[example]),
             "converged": None if converged is None else bool(converged[example]),
+            "converged_by": (self.meta.get("converged_by") or [None] * (example + 1))[example],
             "steps": self.example_steps(example),
             "path_points": int(len(self.alphas[example])),
             "method": self.method,
@@ -76,6 +77,8 @@ class IGResult:
         meta = dict(self.meta)
         if meta.get("converged") is not None:
             meta["converged"] = [meta["converged"][e]]
+        if meta.get("converged_by") is not None:
+            meta["converged_by"] = [meta["converged_by"][e]]
         attrs = tuple(a[e:e + 1] for a in self.attribution_tuple)
         interior = None if self.interior is None else tuple([per[e]] for per in self.interior)
         return IGResult(
