@@ -18,6 +18,8 @@ from typing import Any, Iterable, Sequence
 from igkit import Attribution, BadItem, Domain, IGInputError, Integration, Item, Prepared, content_digest
 
 DEFAULT_MODEL = "googlenet"
+#: the shipped trained digits classifier (``--model digits``, plugins/vision/digits.py)
+DIGITS = "digits"
 RANDOM = "random"
 SCORES = ("probability", "logit")
 BASELINES = ("black", "blur", "noise")

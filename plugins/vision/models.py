@@ -17,7 +17,7 @@ from torchvision.models import GoogLeNet_Weights, get_model, get_model_weights, 
 from igkit import IGInputError, ModelError, content_digest
 from igkit.checkpoint import fingerprint_tensors
 
-from .domain import DEFAULT_MODEL, RANDOM, SCORES
+from .domain import DEFAULT_MODEL, DIGITS, RANDOM, SCORES
 from .preprocessing import Preprocessing
 from .records import Provenance
 
@@ -113,6 +113,10 @@ def load_model(name: str | None = DEFAULT_MODEL, weights: str | None = None, *, 
     """
     name = name or DEFAULT_MODEL
     device = resolve_device(device)
+    if name == DIGITS:  # the shipped, trained scikit-learn digits CNN (see digits.py)
+        from .digits import load_digits_model
+
+        return load_digits_model(weights, size=size, device=device)
     check_model_name(name)
     enum = get_model_weights(name)
     recipe = Preprocessing.from_transforms(enum.DEFAULT.transforms())
