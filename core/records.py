@@ -13,7 +13,9 @@ import io
 import json
 import math
 import os
+import stat
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -23,16 +25,43 @@ from .errors import InputFileError
 
 #: what a spreadsheet treats as the start of a formula in a cell
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+#: the largest text file (CSV, SMILES, contexts, JSON) igkit reads: 256 MiB
+MAX_TEXT_BYTES = 256 * 2**20
+#: the longest CSV cell, in characters (Python's csv module's own default limit)
+MAX_FIELD_CHARS = 131_072
 
 
-def read_text(path: str | Path) -> str:
-    """The whole file as text: UTF-8 (a BOM is dropped), CRLF read as LF; else a clear error."""
+def read_bytes(path: str | Path, limit: int = MAX_TEXT_BYTES) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes, or an :class:`InputFileError`
+    naming the file: a named pipe, device or socket would block or never end, so it is refused."""
     path = Path(path)
     if not path.exists():
         raise InputFileError(f"{path} does not exist")
     if path.is_dir():
         raise InputFileError(f"{path} is a folder; give a file")
-    data = path.read_bytes()
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise InputFileError(f"{path} cannot be read ({exc.strerror or exc})") from None
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise InputFileError(f"{path} is not a regular file (a pipe, device or socket); save the data "
+                                 f"to a file and give that")
+        if info.st_size > limit:
+            raise InputFileError(f"{path} is {info.st_size:,} bytes; igkit reads files of at most "
+                                 f"{limit:,} bytes: split it into smaller files")
+        data = fh.read(limit + 1)
+    if len(data) > limit:  # grew while being read
+        raise InputFileError(f"{path} is larger than {limit:,} bytes; igkit reads files of at most "
+                             f"{limit:,} bytes: split it into smaller files")
+    return data
+
+
+def read_text(path: str | Path, limit: int = MAX_TEXT_BYTES) -> str:
+    """The whole file as text: UTF-8 (a BOM is dropped), CRLF read as LF; else a clear error."""
+    path = Path(path)
+    data = read_bytes(path, limit)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -48,27 +77,138 @@ def read_lines(path: str | Path) -> Iterator[tuple[int, str]]:
         yield number, line
 
 
-def read_table(path: str | Path, required: Sequence[str] = (), delimiter: str | None = None
-               ) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
-    """A CSV/TSV file's columns and ``(line number, row)`` pairs; ``required`` columns must exist."""
+@dataclass(frozen=True)
+class BadRow:
+    """A table row that cannot be read: its first line and why. The rows after it still count."""
+
+    line: int
+    reason: str
+
+
+def read_table(path: str | Path, required: Sequence[str] = (), delimiter: str | None = None, *,
+               bad_rows: str = "raise") -> tuple[list[str], Iterator[tuple[int, dict[str, str] | BadRow]]]:
+    """A CSV/TSV file's columns and ``(line number, row)`` pairs; ``required`` columns must exist.
+
+    The line number is the one the row starts on, also after cells with quoted line breaks.
+    A header that names a column twice is refused. A row that cannot be read (a quote never
+    closed or followed by stray characters, a cell over :data:`MAX_FIELD_CHARS` characters,
+    more cells than columns) raises an :class:`InputFileError` naming its line when it is
+    reached, or, with ``bad_rows="yield"``, comes as a :class:`BadRow` in its place and
+    reading goes on at the next line. Time and memory grow linearly with the file.
+    """
+    if bad_rows not in ("raise", "yield"):
+        raise ValueError(f"bad_rows must be 'raise' or 'yield', not {bad_rows!r}")
     path = Path(path)
-    text = read_text(path)
+    lines = read_text(path).split("\n")
+    if lines[-1] == "":
+        lines.pop()
     delimiter = delimiter or ("\t" if path.suffix.lower() == ".tsv" else ",")
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-    header = next(reader, None)
-    if not header:
+    parsed = _parse_row(lines, 0, delimiter) if lines else None
+    if parsed is None or not any(c.strip() for c in parsed[0]):
         raise InputFileError(f"{path} is empty; it needs a header line naming its columns")
-    columns = [c.strip() for c in header]
+    if isinstance(parsed[0], BadRow):
+        raise InputFileError(f"{path}, line 1 (the header): {parsed[0].reason}")
+    columns = [c.strip() for c in parsed[0]]
+    _check_header(path, columns)
     missing = [c for c in required if c not in columns]
     if missing:
         raise InputFileError(f"{path} has no column {missing[0]!r}; its columns are {', '.join(columns)}")
 
-    def rows() -> Iterator[tuple[int, dict[str, str]]]:
-        for cells in reader:
-            if not any(c.strip() for c in cells):
+    def rows() -> Iterator[tuple[int, dict[str, str] | BadRow]]:
+        index = parsed[1]
+        while index < len(lines):
+            cells, after = _parse_row(lines, index, delimiter)
+            row: dict[str, str] | BadRow
+            if isinstance(cells, BadRow):
+                row = cells
+            elif not any(c.strip() for c in cells):
+                index = after
                 continue
-            yield reader.line_num, dict(zip(columns, cells))
+            else:
+                row = _row_of(cells, columns, index + 1)
+            if isinstance(row, BadRow) and bad_rows == "raise":
+                raise InputFileError(f"{path}, line {row.line}: {row.reason}")
+            yield index + 1, row
+            index = after
     return columns, rows()
+
+
+def _check_header(path: Path, columns: list[str]) -> None:
+    seen: dict[str, int] = {}
+    for number, name in enumerate(columns, start=1):
+        if name and name in seen:
+            raise InputFileError(f"{path}: the header names column {name!r} twice (columns {seen[name]} "
+                                 f"and {number}); rename one so each column has its own name")
+        seen.setdefault(name, number)
+
+
+def _row_of(cells: list[str], columns: list[str], line: int) -> dict[str, str] | BadRow:
+    """The row as a mapping (missing trailing cells read as empty), or why it is refused."""
+    if len(cells) > len(columns) and any(c.strip() for c in cells[len(columns):]):
+        return BadRow(line, f"the row has {len(cells)} cells but the header names {len(columns)} columns; "
+                            f"quote cells that contain {','!r} or fix the row")
+    long = next((k for k, c in enumerate(cells[:len(columns)]) if len(c) > MAX_FIELD_CHARS), None)
+    if long is not None:
+        return BadRow(line, f"the cell in column {columns[long]!r} has {len(cells[long]):,} characters; "
+                            f"cells may hold at most {MAX_FIELD_CHARS:,}")
+    return dict(zip(columns, cells + [""] * (len(columns) - len(cells))))
+
+
+def _parse_row(lines: list[str], start: int, delimiter: str) -> tuple[list[str] | BadRow, int]:
+    """The cells of the row that starts at ``lines[start]`` and the index of the line after it;
+    a row that cannot be read is a :class:`BadRow`, and reading resumes at the next line."""
+    first = lines[start]
+    if '"' not in first and "\0" not in first:  # the common case: no quoting, one line
+        return first.split(delimiter), start + 1
+    budget = {"chars": 0}
+
+    def feed() -> Iterator[str]:
+        for index in range(start, len(lines)):
+            if index > start:
+                budget["chars"] += len(lines[index]) + 1
+                if budget["chars"] > MAX_FIELD_CHARS:
+                    raise _RowTooLong
+            yield lines[index] + "\n"
+
+    reader = csv.reader(feed(), delimiter=delimiter, strict=True)
+    old = csv.field_size_limit(MAX_TEXT_BYTES)
+    try:
+        cells = next(reader)
+    except _RowTooLong:
+        return BadRow(start + 1, f"a quote opened on this line is not closed within the next "
+                                 f"{MAX_FIELD_CHARS:,} characters; close it, or write a quote meant "
+                                 f"literally inside a quoted cell as \"\""), start + 1
+    except csv.Error as exc:
+        return BadRow(start + 1, _csv_reason(str(exc), start + 1, start + reader.line_num)), start + 1
+    finally:
+        csv.field_size_limit(old)
+    end = start + reader.line_num
+    if end - start > 1 and _swallows_rows(lines[start + 1:end], delimiter, len(cells)):
+        return BadRow(start + 1, f"a quote opened on this line closes only on line {end}, taking lines "
+                                 f"that look like rows of their own into one cell; close the quote on "
+                                 f"line {start + 1} (a quote meant literally is written \"\")"), start + 1
+    return cells, end
+
+
+class _RowTooLong(Exception):
+    """A quoted cell runs on past the cell size limit: the quote is almost surely unbalanced."""
+
+
+def _csv_reason(message: str, line: int, at: int) -> str:
+    if "unexpected end of data" in message:
+        return "a quote opened on this line is never closed; close it (a quote meant literally is written \"\")"
+    if "NUL" in message:
+        return "the row contains a NUL byte; is this a text file?"
+    where = f" (on line {at})" if at != line else ""
+    if "expected after" in message:
+        return (f"a quoted cell is followed by other characters before the next separator{where}; "
+                f"put the whole cell in quotes and write a quote inside it as \"\"")
+    return f"not valid CSV{where}: {message}"
+
+
+def _swallows_rows(inner: list[str], delimiter: str, cells: int) -> bool:
+    """Whether lines inside a quoted cell would each be a whole row: an unbalanced quote, not text."""
+    return cells > 1 and all(line.count(delimiter) == cells - 1 for line in inner if line.strip())
 
 
 def neutralise(cell: Any) -> Any:
@@ -111,10 +251,15 @@ def write_json(path: str | Path, data: Any) -> Path:
 
 def read_json(path: str | Path) -> Any:
     """A JSON file, or :class:`InputFileError` naming what is wrong with it."""
+    text = read_text(path)
     try:
-        return json.loads(read_text(path))
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputFileError(f"{path}, line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise InputFileError(f"{path}: the JSON is nested too deeply to read") from None
+    except ValueError as exc:  # e.g. a number with more digits than Python converts
+        raise InputFileError(f"{path}: unreadable JSON ({exc})") from None
 
 
 def write_text(path: str | Path, text: str) -> Path:

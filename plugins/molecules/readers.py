@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from igkit.errors import IGInputError, InputFileError
-from igkit.records import read_lines, read_table, read_text
+from igkit.records import MAX_FIELD_CHARS, BadRow, read_lines, read_table, read_text
 
 #: file name endings read as molecule files, and the reader each one uses
 FILE_KINDS = {".smi": "smi", ".smiles": "smi", ".txt": "smi", ".sdf": "sdf", ".sd": "sdf",
@@ -87,6 +87,8 @@ def smiles_problem(text: str) -> str | None:
     text = (text or "").strip()
     if not text:
         return "empty SMILES"
+    if len(text) > MAX_FIELD_CHARS:
+        return f"the SMILES has {len(text):,} characters; igkit reads SMILES of at most {MAX_FIELD_CHARS:,}"
     if _SPACE.search(text):
         head = _SPACE.split(text, maxsplit=1)[0]
         return (f"the SMILES {text[:60]!r} contains whitespace; RDKit would read only {head[:40]!r} and "
@@ -184,7 +186,7 @@ def _smi_inputs(path: Path) -> Iterator[MoleculeInput | Problem]:
 
 
 def _csv_inputs(path: Path, smiles_col: str, id_col: str | None) -> Iterator[MoleculeInput | Problem]:
-    columns, rows = read_table(path)
+    columns, rows = read_table(path, bad_rows="yield")
     for wanted, option in ((smiles_col, "--smiles-col"), (id_col, "--id-col")):
         if wanted is not None and wanted not in columns:
             raise InputFileError(f"{path} has no column {wanted!r} ({option}); its columns are "
@@ -192,6 +194,9 @@ def _csv_inputs(path: Path, smiles_col: str, id_col: str | None) -> Iterator[Mol
 
     def stream() -> Iterator[MoleculeInput | Problem]:
         for row, (line, fields) in enumerate(rows, start=1):
+            if isinstance(fields, BadRow):
+                yield Problem(row, "", "", fields.reason, f"{path} line {line}")
+                continue
             name = (fields.get(id_col) or "").strip() if id_col else None
             yield _checked(f"{path} line {line}", row, fields.get(smiles_col) or "", name, fields)
     return stream()
