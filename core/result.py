@@ -69,6 +69,7 @@ class IGResult:
             "converged_by": (self.meta.get("converged_by") or [None] * (example + 1))[example],
             "steps": self.example_steps(example),
             "path_points": int(len(self.alphas[example])),
+            "baselines": int(self.meta.get("n_baselines", 1)),   # steps = path_points × baselines
             "method": self.method,
         }
 

@@ -37,6 +37,15 @@ UNAVAILABLE_METHODS = {
 }
 
 
+#: what run.json and every caption call the model shipped with igkit, and what its one task means
+SHIPPED_MODEL_NAME = "shipped benzene_w2n2 (weave network W2N2, igkit's benzene task)"
+SHIPPED_TASK_MEANING = "label 1 = the molecule contains a benzene ring"
+#: where each --baseline starts the path, in words for captions
+BASELINE_NAMES = {"zero": "all-zero atom and pair features (the paper's)",
+                  "carbon": "the carbon skeleton (every atom C, every bond single)",
+                  "zero+carbon": "zero features and the carbon skeleton, attributions averaged"}
+
+
 class MoleculesDomain(Domain):
     name = "molecules"
     description = "SMILES → weave network; attributions per atom and atom pair"
@@ -59,6 +68,10 @@ class MoleculesDomain(Domain):
                             "both averaged (the default: README 'Multi-fragment rules')")
         g.add_argument("--score", choices=SCORES, default=DEFAULT_SCORE,
                        help="explain the class probability or the logit")
+        g.add_argument("--shared-scale", action="store_true",
+                       help="draw every molecule's atom picture on one colour scale, the run's largest "
+                            "|value| (redrawn when the run ends), so colours compare across molecules; "
+                            "without it each molecule has its own scale (every legend says which)")
         g.add_argument("--max-atoms", type=positive_int, default=DEFAULT_MAX_ATOMS,
                        help="skip molecules with more heavy atoms than this (checked before featurising; "
                             "every drug-like molecule fits)")
@@ -70,7 +83,8 @@ class MoleculesDomain(Domain):
 
     def settings(self, args: argparse.Namespace) -> dict[str, Any]:
         return {"smiles_col": args.smiles_col, "id_col": args.id_col, "task": args.task,
-                "score": args.score, "baseline": args.baseline, "max_atoms": args.max_atoms}
+                "score": args.score, "baseline": args.baseline, "max_atoms": args.max_atoms,
+                **({"shared_scale": True} if getattr(args, "shared_scale", False) else {})}
 
     def load_model(self, source: str | None, *, task: str | int | None = None, score: str = DEFAULT_SCORE,
                    **settings: Any):
@@ -78,9 +92,18 @@ class MoleculesDomain(Domain):
         from .checkpoint import load_model
 
         model = load_model(source)
+        model.shipped = source is None   # captions name the shipped model's task
         model.task_index(task)   # a wrong --task is one error now, not one skip per molecule
         check_score(score)
         return model
+
+    def model_name(self, model: Any, source: str | None) -> str:
+        return source if source else SHIPPED_MODEL_NAME
+
+    def other_scale(self, explanation: Any) -> dict[str, Any] | None:
+        from .outputs import other_scale
+
+        return other_scale(explanation)
 
     def model_fingerprint(self, model: Any) -> str:
         from igkit.checkpoint import fingerprint_tensors
@@ -108,7 +131,13 @@ class MoleculesDomain(Domain):
                 max_atoms: int = DEFAULT_MAX_ATOMS, **settings: Any) -> Prepared:
         from .attribution import prepare_molecule
 
-        return prepare_molecule(model, value, task=task, score=score, baseline=baseline, max_atoms=max_atoms)
+        prepared = prepare_molecule(model, value, task=task, score=score, baseline=baseline, max_atoms=max_atoms)
+        task_name = prepared.context["task"]
+        prepared.scale = score
+        prepared.baseline_name = BASELINE_NAMES.get(baseline, baseline)
+        prepared.target_meaning = (f"{score} that task '{task_name}' is 1"
+                                   + (f" ({SHIPPED_TASK_MEANING})" if getattr(model, "shipped", False) else ""))
+        return prepared
 
     def collate(self, group: Sequence[Prepared]) -> Prepared:
         from .attribution import collate

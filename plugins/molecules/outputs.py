@@ -23,6 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from igkit.explains import describe, shares_mislead
 from igkit.records import read_json, read_table, write_csv, write_json
 
 from .attribution import MoleculeExplanation, pair_matrix
@@ -70,21 +71,59 @@ def method_title(method: str) -> str:
     return f"{method} (atom + ½ pairs)"
 
 
+def other_scale(expl: MoleculeExplanation) -> dict[str, Any]:
+    """The probability beside a logit (or the logit beside a probability); the baseline's only
+    for one baseline (the mean of two baselines' logits is no probability's logit)."""
+    import math
+
+    fx, fb = expl.score_input, expl.score_baseline
+    single = expl.attribution.prepared.context.get("baseline") != "zero+carbon"
+    if expl.score == "logit":
+        def convert(v: float) -> float:
+            return 1 / (1 + math.exp(-v)) if v > -700 else 0.0
+        name = "probability"
+    else:
+        def convert(v: float) -> float:
+            return math.log(v / (1 - v)) if 0 < v < 1 else float("nan")
+        name = "logit"
+    return {"name": name, "input": convert(fx), "baseline": convert(fb) if single else None}
+
+
+def accounting(expl: MoleculeExplanation) -> dict[str, Any]:
+    """The accounting, with shares of ΔF only where they cannot mislead: when |F(x) − F(b)| is small
+    against the parts, the shares are null and ``shares_note`` says why (absolute values stand)."""
+    found = dict(expl.accounting())
+    parts = float(np.abs(expl.atom_attributions).sum() + np.abs(expl.pair_attributions).sum())
+    reason = shares_mislead(found["difference"], parts)
+    if reason:
+        found.update({f"{k}_share": None for k in ("atoms", "bonded_pairs", "non_bonded_pairs")})
+        found["shares_note"] = reason
+    return found
+
+
+def caption(expl: MoleculeExplanation) -> tuple[str, list[str]]:
+    """A picture's title and the lines under it: what is explained (igkit.explains)."""
+    lines = describe(expl.attribution, other_scale(expl))["lines"]
+    title = f"{expl.id[:60]}: attributions to {expl.task} ({expl.score})"
+    return title.replace("$", r"\$"), [line.replace("$", r"\$") for line in lines]
+
+
 def write_molecule(expl: MoleculeExplanation, folder: Path, *, pictures: bool = True) -> list[str]:
     """Everything about one molecule in ``folder``; returns the file names."""
     atom_header, pair_header = headers(list(expl.extra))
     paths = [write_csv(folder / "atoms.csv", atom_header, atom_rows(expl)),
              write_csv(folder / "pairs.csv", pair_header, pair_rows(expl)),
-             write_json(folder / "accounting.json", expl.accounting()),
+             write_json(folder / "accounting.json", accounting(expl)),
              write_json(folder / "dead_features.json", expl.dead_features),
              _write_molblock(expl, folder / "molecule.mol")]
     if pictures:
         from .render import atom_heatmap_png, atom_heatmap_svg, method_sheet, pair_heatmap
 
         mol = expl.graph.mol
-        title = f"{expl.id[:60]}: {expl.task} {expl.score} {expl.score_input:.3g}".replace("$", r"\$")
-        paths += [atom_heatmap_png(mol, expl.atom_totals, folder / "atoms.png", title),
-                  atom_heatmap_svg(mol, expl.atom_totals, folder / "atoms.svg", title)]
+        title, lines = caption(expl)
+        score = expl.attribution.prepared.label
+        paths += [atom_heatmap_png(mol, expl.atom_totals, folder / "atoms.png", title, lines, score=score),
+                  atom_heatmap_svg(mol, expl.atom_totals, folder / "atoms.svg", title, lines, score=score)]
         if expl.extra:
             names = ["integrated_gradients", *expl.extra]
             values = [expl.atom_totals, *expl.extra_totals.values()]
@@ -95,7 +134,7 @@ def write_molecule(expl: MoleculeExplanation, folder: Path, *, pictures: bool = 
                                       "depth across panels"))
         if expl.graph.n_atoms <= PAIR_PICTURE_MAX_ATOMS:
             paths += pair_heatmap(mol, pair_matrix(expl.graph, expl.pair_attributions),
-                                  [folder / "pairs.png", folder / "pairs.svg"], title)
+                                  [folder / "pairs.png", folder / "pairs.svg"], title, lines, score=score)
     return [Path(p).name for p in paths]
 
 
@@ -114,7 +153,7 @@ def summary_fields(expl: MoleculeExplanation) -> dict[str, Any]:
 
     return {"molecule": expl.id, "smiles": expl.smiles, "atoms": expl.graph.n_atoms,
             "pairs": expl.graph.n_pairs, "fragments": len(Chem.GetMolFrags(expl.graph.mol)),
-            "featurization": expl.graph.fingerprint, "accounting": expl.accounting(),
+            "featurization": expl.graph.fingerprint, "accounting": accounting(expl),
             "dead_feature_groups": len(expl.dead_features)}
 
 
@@ -144,11 +183,49 @@ def write_tables(out_dir: Path, folders: Sequence[Path], *, pictures: bool = Tru
     if folders:
         written.append(write_csv(out_dir / "accounting.csv",
                                  ["folder", "molecule", *ACCOUNTING_KEYS, "completeness_error"], accounting).name)
+    if pictures and folders and _run_settings(out_dir).get("shared_scale"):
+        redraw_on_shared_scale(folders)
     if pictures and folders:
         sheet = write_run_sheet(out_dir / "methods.png", folders)
         if sheet is not None:
             written.append(sheet.name)
     return written
+
+
+def _run_settings(out_dir: Path) -> dict[str, Any]:
+    try:
+        return read_json(out_dir / "run.json").get("settings", {})
+    except Exception:  # noqa: BLE001 - no run.json (a folder written by the Python API): no settings
+        return {}
+
+
+def redraw_on_shared_scale(folders: Sequence[Path]) -> None:
+    """``--shared-scale``: every molecule's atom pictures redrawn on the run's largest |value|, from
+    their own files (so a resumed run's kept molecules join the one scale)."""
+    from rdkit import Chem
+
+    from igkit.colours import shared_peak
+
+    from .render import atom_heatmap_png, atom_heatmap_svg
+
+    drawn = []
+    for folder in folders:
+        if not all((folder / f).is_file() for f in ("atoms.csv", "molecule.mol", "summary.json", "atoms.png")):
+            continue
+        _, table = read_table(folder / "atoms.csv")
+        values = np.array([_number(row.get("attribution_with_pairs", "")) for _, row in table])
+        mol = Chem.MolFromMolBlock((folder / "molecule.mol").read_text(encoding="utf-8"))
+        if mol is not None and mol.GetNumAtoms() == len(values):
+            drawn.append((folder, mol, values, read_json(folder / "summary.json")))
+    peak = shared_peak([values for _, _, values, _ in drawn])
+    for folder, mol, values, summary in drawn:
+        explains = summary.get("explains", {})
+        title = f"{summary.get('molecule', folder.name)[:60]}: attributions to {summary.get('target', '')}"
+        lines = explains.get("lines", [])
+        score = summary.get("target") or "the target score"
+        atom_heatmap_png(mol, values, folder / "atoms.png", title.replace("$", r"\$"),
+                         [line.replace("$", r"\$") for line in lines], peak=peak, score=score)
+        atom_heatmap_svg(mol, values, folder / "atoms.svg", title, lines, peak=peak, score=score)
 
 
 def sheet_methods(header: Sequence[str]) -> list[str]:

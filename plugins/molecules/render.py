@@ -1,12 +1,12 @@
 """Pictures of molecule attributions: atoms on the RDKit depiction, pairs as an N×N matrix (Figure 7),
 and sheets of several methods side by side.
 
-Colours are diverging and centred on zero (red raises the score, blue lowers
-it), with the same scale on the colour bar, so signs and sizes read directly. The
-darkest tenth at each end of the colour map is left out, so black element symbols
-and the atom indices (black on a white tag) stay legible on every atom. Every
-picture says which values share its colour scale: one molecule's own ±max
-(``atoms.png``), or one scale per method across a sheet (``methods.png``).
+Colours follow igkit's one convention (:mod:`igkit.colours`: red raises the target score relative
+to the baseline, blue lowers it, white no effect), centred on zero with the same scale on the
+colour bar, so signs and sizes read directly; the map's light ends keep black element symbols
+and atom indices legible. Every picture says which values share its colour scale: one
+molecule's own ±max, the whole run's (``--shared-scale``), or one scale per method across a
+sheet (``methods.png``), and repeats what is explained (:mod:`igkit.explains` caption lines).
 """
 from __future__ import annotations
 
@@ -15,11 +15,10 @@ import textwrap
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
-from matplotlib.colors import ListedColormap, Normalize, to_hex
+from matplotlib.colors import Colormap, Normalize, to_hex
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
@@ -27,15 +26,13 @@ from PIL import Image
 from rdkit import Chem
 from rdkit.Chem.Draw import rdMolDraw2D
 
-CMAP = "RdBu_r"
-#: the part of CMAP used: its darkest ends would hide black labels
-CMAP_RANGE = (0.1, 0.9)
+from igkit import colours
+
 DRAW_SIZE = (520, 420)
 SHEET_DRAW_SIZE = (320, 260)
 BAR_WIDTH = 90
 #: colour of the N×N matrix cells that are no pair (an atom with itself, or beyond the distance cut-off)
 NO_PAIR = "#d9d9d9"
-PER_MOLECULE_SCALE = "colour scale: this molecule's own ±max|value| (not comparable across molecules)"
 
 
 def symmetric_norm(values: np.ndarray) -> Normalize:
@@ -51,9 +48,18 @@ def atom_labels(mol: Chem.Mol) -> list[str]:
     return [f"{a.GetSymbol()}{a.GetIdx()}" for a in mol.GetAtoms()]
 
 
-def _cmap() -> ListedColormap:
-    lo, hi = CMAP_RANGE
-    return ListedColormap(matplotlib.colormaps[CMAP](np.linspace(lo, hi, 256)), name=f"{CMAP}_light")
+def _cmap() -> Colormap:
+    return colours.diverging_cmap()
+
+
+def atom_norm(values: np.ndarray, peak: float | None) -> Normalize:
+    """±``peak`` when the run shares one scale, else this molecule's own ±max|value|."""
+    return Normalize(-peak, peak) if peak else symmetric_norm(values)
+
+
+def legend_lines(norm: Normalize, shared: bool, score: str) -> list[str]:
+    """What the colours mean and which scale is in use, for under a picture."""
+    return [colours.legend(score), colours.scale_note(norm.vmax, shared)]
 
 
 def new_figure(size: tuple[float, float], layout: str | None = None) -> Figure:
@@ -66,13 +72,13 @@ def new_figure(size: tuple[float, float], layout: str | None = None) -> Figure:
 def _draw(mol: Chem.Mol, values: np.ndarray, drawer, norm: Normalize | None = None) -> list[tuple[float, float]]:
     """Draw ``mol`` with atoms coloured by ``values``; returns each atom's drawing coordinates (pixels)."""
     norm, cmap = norm or symmetric_norm(values), _cmap()
-    colours = {i: tuple(float(c) for c in cmap(norm(v))[:3]) for i, v in enumerate(values) if np.isfinite(v)}
+    fill = {i: tuple(float(c) for c in cmap(norm(v))[:3]) for i, v in enumerate(values) if np.isfinite(v)}
     options = drawer.drawOptions()
     options.useBWAtomPalette()          # black element symbols: legible on red and blue discs
     options.fillHighlights = True
-    rdMolDraw2D.PrepareAndDrawMolecule(drawer, mol, highlightAtoms=list(colours),
-                                       highlightAtomColors=colours,
-                                       highlightAtomRadii={i: 0.45 for i in colours},
+    rdMolDraw2D.PrepareAndDrawMolecule(drawer, mol, highlightAtoms=list(fill),
+                                       highlightAtomColors=fill,
+                                       highlightAtomRadii={i: 0.45 for i in fill},
                                        highlightBonds=[])
     drawer.FinishDrawing()
     return [tuple(drawer.GetDrawCoords(i)) for i in range(mol.GetNumAtoms())]
@@ -91,31 +97,38 @@ def _index_tags(ax, coords: Sequence[tuple[float, float]], fontsize: float) -> N
                 bbox={"boxstyle": "round,pad=0.12", "facecolor": "white", "edgecolor": "none", "alpha": 0.85})
 
 
-def atom_heatmap_png(mol: Chem.Mol, values: np.ndarray, path: Path, title: str = "") -> Path:
-    """The depiction with atoms coloured by attribution (this molecule's own scale), plus a colour bar."""
-    image, coords = _molecule_image(mol, values, DRAW_SIZE)
-    fig = new_figure((6.8, 4.7), layout="constrained")
+def atom_heatmap_png(mol: Chem.Mol, values: np.ndarray, path: Path, title: str = "",
+                     lines: Sequence[str] = (), peak: float | None = None, score: str = "the target score") -> Path:
+    """The depiction with atoms coloured by attribution, a colour bar, what is explained (``lines``)
+    and the legend; ``peak``: the run's shared scale (else this molecule's own)."""
+    norm = atom_norm(values, peak)
+    image, coords = _molecule_image(mol, values, DRAW_SIZE, norm)
+    fig = new_figure((6.8, 5.4), layout="constrained")
     ax = fig.add_subplot()
     ax.imshow(image)
     _index_tags(ax, coords, 7)
     ax.set_axis_off()
     if title:
         ax.set_title("\n".join(textwrap.wrap(title, 70)), fontsize=9)
-    mappable = ScalarMappable(norm=symmetric_norm(values), cmap=_cmap())
+    mappable = ScalarMappable(norm=norm, cmap=_cmap())
     fig.colorbar(mappable, ax=ax, fraction=0.04, pad=0.02, label="attribution (atom + ½ of its pairs)")
-    fig.text(0.5, 0.005, PER_MOLECULE_SCALE, ha="center", va="bottom", fontsize=7, color="#444444")
+    words = [*lines, *legend_lines(norm, peak is not None, score)]
+    fig.supxlabel("\n".join(w for line in words for w in textwrap.wrap(line, 110)), fontsize=6.5,
+                  color="#333333", ha="left", x=0.01)
     fig.savefig(path, dpi=110, bbox_inches="tight", pad_inches=0.1)
     return path
 
 
-def atom_heatmap_svg(mol: Chem.Mol, values: np.ndarray, path: Path, title: str = "") -> Path:
-    """Vector version of :func:`atom_heatmap_png`: RDKit's SVG with an SVG colour bar beside it."""
+def atom_heatmap_svg(mol: Chem.Mol, values: np.ndarray, path: Path, title: str = "",
+                     lines: Sequence[str] = (), peak: float | None = None, score: str = "the target score") -> Path:
+    """Vector version of :func:`atom_heatmap_png`: RDKit's SVG with an SVG colour bar beside it and
+    the same caption lines and legend under it."""
     w, h = DRAW_SIZE
+    norm, cmap = atom_norm(values, peak), _cmap()
     drawer = rdMolDraw2D.MolDraw2DSVG(w, h)
-    coords = _draw(mol, values, drawer)
+    coords = _draw(mol, values, drawer, norm)
     body = drawer.GetDrawingText()
     body = body[body.index("<svg"):]
-    norm, cmap = symmetric_norm(values), _cmap()
     tags = "".join(f'<rect x="{x + 8:.1f}" y="{y - 21:.1f}" width="{7 * len(str(i)) + 4}" height="13" rx="3" '
                    f'fill="white" fill-opacity="0.85"/><text x="{x + 10:.1f}" y="{y - 11:.1f}" font-size="11" '
                    f'font-family="sans-serif">{i}</text>' for i, (x, y) in enumerate(coords))
@@ -125,9 +138,11 @@ def atom_heatmap_svg(mol: Chem.Mol, values: np.ndarray, path: Path, title: str =
         f'<text x="{x + 26}" y="{top + (bottom - top) * (1 - (v - norm.vmin) / (norm.vmax - norm.vmin)) + 4:.1f}" '
         f'font-size="11" font-family="sans-serif">{v:+.3g}</text>' for v in (norm.vmax, 0.0, norm.vmin))
     caption = f'<text x="10" y="16" font-size="12" font-family="sans-serif">{_escape(title)}</text>' if title else ""
-    note = (f'<text x="10" y="{h - 6}" font-size="10" font-family="sans-serif" fill="#444">'
-            f'{_escape(PER_MOLECULE_SCALE)}</text>')
-    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{w + BAR_WIDTH}" height="{h}">'
+    words = [*lines, *legend_lines(norm, peak is not None, score)]
+    note = "".join(f'<text x="10" y="{h + 14 + 13 * k}" font-size="10" font-family="sans-serif" fill="#333">'
+                   f'{_escape(line)}</text>' for k, line in enumerate(words))
+    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{max(w + BAR_WIDTH, 760)}" '
+           f'height="{h + 20 + 13 * len(words)}">'
            f'<rect width="100%" height="100%" fill="white"/>{body}{tags}'
            f'<defs><linearGradient id="bar" x1="0" y1="0" x2="0" y2="1">{stops}</linearGradient></defs>'
            f'<rect x="{x}" y="{top}" width="18" height="{bottom - top}" fill="url(#bar)" stroke="#444"/>'
@@ -137,7 +152,8 @@ def atom_heatmap_svg(mol: Chem.Mol, values: np.ndarray, path: Path, title: str =
     return path
 
 
-def pair_heatmap(mol: Chem.Mol, matrix: np.ndarray, paths: list[Path], title: str = "") -> list[Path]:
+def pair_heatmap(mol: Chem.Mol, matrix: np.ndarray, paths: list[Path], title: str = "",
+                 lines: Sequence[str] = (), score: str = "the target score") -> list[Path]:
     """The N×N matrix of pair attributions with atom labels (grey: no pair), to each path."""
     labels = atom_labels(mol)
     n = len(labels)
@@ -152,9 +168,10 @@ def pair_heatmap(mol: Chem.Mol, matrix: np.ndarray, paths: list[Path], title: st
     if title:
         ax.set_title("\n".join(textwrap.wrap(title, 60)), fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03, label="pair attribution (this molecule's own scale)")
-    fig.legend(handles=[Patch(facecolor=NO_PAIR, edgecolor="#888888",
-                              label="no pair: the atom itself, or beyond the distance cut-off")],
-               loc="outside lower center", fontsize=8, frameon=False)
+    words = [*lines, *legend_lines(im.norm, False, score),
+             "grey: no pair (the atom itself, or beyond the distance cut-off)"]
+    fig.supxlabel("\n".join(w for line in words for w in textwrap.wrap(line, 110)), fontsize=6.5,
+                  color="#333333", ha="left", x=0.01)
     for path in paths:
         fig.savefig(path, dpi=110, bbox_inches="tight", pad_inches=0.1)
     return paths
@@ -199,7 +216,8 @@ def method_sheet(mols: Sequence[Chem.Mol], rows: Sequence[Sequence[np.ndarray]],
         fig.legend(handles=[Patch(facecolor="white", edgecolor="#888888",
                                   label="atom without a disc: no value (the method was not computed for it)")],
                    loc="outside lower center", fontsize=7, frameon=False)
-    fig.suptitle("\n".join(textwrap.wrap(title, 40 * n_cols) + textwrap.wrap(note, 45 * n_cols)), fontsize=9)
+    fig.suptitle("\n".join(textwrap.wrap(title, 40 * n_cols) + textwrap.wrap(note, 45 * n_cols)
+                           + textwrap.wrap(colours.legend(), 45 * n_cols)), fontsize=9)
     fig.savefig(path, dpi=100, bbox_inches="tight", pad_inches=0.1)
     return path
 
