@@ -12,17 +12,31 @@ from typing import Any
 
 import torch
 
-from igkit.checkpoint import checkpoint_paths, load_checkpoint, load_state, save_checkpoint
+from igkit.checkpoint import Field, build_module, checkpoint_paths, load_checkpoint, save_checkpoint, validate_config
 from igkit.errors import IGInputError, ModelError
 
 from .batching import pack, size_batches
-from .featurize import Featurization, MolGraph
-from .weave import DEFAULT_ARCH, DEFAULT_DENSE_LAYERS, WeaveConfig, WeaveNet, parse_arch, score_function
+from .featurize import SCHEMES, Featurization, MolGraph
+from .weave import (ALL_PAIRS_DISTANCE, DEFAULT_ARCH, DEFAULT_DENSE_LAYERS, TASK_TYPES, WeaveConfig, WeaveNet,
+                    parse_arch, score_function)
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 #: the model shipped with the package: a W2N2 trained on "contains a benzene ring"
 DEFAULT_MODEL = MODELS_DIR / "benzene_w2n2"
 FORMAT = "igkit-molecules-weave/1"
+#: what a checkpoint's JSON may hold, checked before its weights are read (sizes far above any
+#: trained weave network are refused: a damaged or hand-edited file must not allocate gigabytes)
+_WIDTH = Field("int", 1, 4096, optional=True)
+NETWORK_SCHEMA = {
+    "atom_features": Field("int", 1, 10_000), "pair_features": Field("int", 1, 10_000),
+    "n_weave": Field("int", 1, 16, optional=True), "n_dense": Field("int", 0, 16, optional=True),
+    "atom_hidden": _WIDTH, "pair_hidden": _WIDTH, "readout_hidden": _WIDTH, "dense_hidden": _WIDTH,
+    "tasks": Field("strings", 1, 10_000, optional=True),
+    "task_type": Field("str", choices=TASK_TYPES, optional=True),
+    "pair_distance": Field("int", 1, ALL_PAIRS_DISTANCE, optional=True, nullable=True),
+}
+FEATURIZATION_SCHEMA = {"scheme": Field("str", choices=tuple(SCHEMES)),
+                        "max_distance": Field("int", 1, ALL_PAIRS_DISTANCE)}
 
 
 @dataclass
@@ -82,21 +96,28 @@ def load_model(path: str | Path | None = None) -> MoleculeModel:
     :class:`~igkit.errors.ModelError` naming the file.
     """
     name = path if path is not None else DEFAULT_MODEL
-    tensors, document = load_checkpoint(name)
+    tensors, document = load_checkpoint(name, validate=check_document)
     weights, config = checkpoint_paths(name)
-    if document.get("format") != FORMAT:
-        raise ModelError(f"{config} is not an igkit molecules checkpoint (format "
-                         f"{document.get('format')!r}, expected {FORMAT!r})")
     try:
         net_config, featurization = _network_config(document)
     except KeyError as exc:
         raise ModelError(f"{config} lacks {exc}; it is not a complete igkit molecules checkpoint") from None
     except (IGInputError, TypeError, ValueError) as exc:
         raise ModelError(f"{config}: {exc}") from None
-    net = WeaveNet(net_config)
-    load_state(net, tensors, weights)
+    net = build_module(lambda: WeaveNet(net_config), tensors, weights)
     net.eval()
     return MoleculeModel(net, featurization, document.get("info", {}), weights.with_suffix(""))
+
+
+def check_document(document: dict[str, Any], config: Path) -> None:
+    """The JSON half of a checkpoint, checked entry by entry (:class:`ModelError` naming the entry)."""
+    if document.get("format") != FORMAT:
+        raise ModelError(f"{config} is not an igkit molecules checkpoint (format "
+                         f"{str(document.get('format'))[:60]!r}, expected {FORMAT!r})")
+    validate_config(document.get("network"), NETWORK_SCHEMA, config, "network.")
+    validate_config(document.get("featurization"), FEATURIZATION_SCHEMA, config, "featurization.")
+    if not isinstance(document.get("info", {}), dict):
+        raise ModelError(f"{config}: info must be a JSON object")
 
 
 def _network_config(document: dict[str, Any]) -> tuple[WeaveConfig, Featurization]:

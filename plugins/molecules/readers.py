@@ -66,8 +66,11 @@ class Problem:
     source: str = ""
 
     def __str__(self) -> str:
-        where = self.source or f"row {self.row}"
-        return f"{where} ({self.id}): {self.reason}" + (f" [{self.text[:60]}]" if self.text else "")
+        from igkit.printable import printable
+
+        where = printable(self.source or f"row {self.row}")
+        return f"{where} ({printable(self.id, 60)}): {printable(self.reason, 1000)}" + (
+            f" [{printable(self.text, 60)}]" if self.text else "")
 
 
 @dataclass

@@ -1,4 +1,10 @@
-"""Training weave models from a CSV of SMILES and labels, with early stopping on a validation split."""
+"""Training weave models from a CSV of SMILES and labels, with early stopping on a validation split.
+
+Poison is refused, not trained on: a label that is not a finite number (``inf``, ``nan``, ``1e999``)
+or a molecule whose features are not finite skips its row with the file's line number (an empty
+cell is a missing label, left out of the loss); a label column with no label at all stops the
+command; a loss that turns NaN or infinite stops training before any model is written.
+"""
 from __future__ import annotations
 
 import copy
@@ -11,7 +17,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from igkit.errors import IGInputError
+from igkit.errors import IGInputError, NonFiniteError
 from igkit.evaluation import attribution_auc
 from igkit.progress import progress
 
@@ -62,8 +68,10 @@ def load_labelled_csv(path: str | Path, featurization: Featurization, *, smiles_
             labels = [_label(rec.fields[c], c) for c in label_cols]
             split = _split_name(rec.fields[split_col]) if split_col else "train"
             graph = featurize(rec.mol, featurization)
+            if not (np.isfinite(graph.atoms).all() and np.isfinite(graph.pairs).all()):
+                raise IGInputError("its atom or pair features are not finite numbers")
         except IGInputError as exc:
-            problems.append(Problem(rec.row, rec.id, rec.smiles, str(exc)))
+            problems.append(Problem(rec.row, rec.id, rec.smiles, str(exc), rec.source))
             continue
         by_split[split].append((rec.id, graph, labels))
     rng = np.random.default_rng(seed)
@@ -78,17 +86,26 @@ def load_labelled_csv(path: str | Path, featurization: Featurization, *, smiles_
     splits = {name: Split([r[0] for r in rows], [r[1] for r in rows],
                           np.asarray([r[2] for r in rows], dtype=np.float32).reshape(len(rows), len(label_cols)))
               for name, rows in by_split.items() if rows}
+    unlabelled = [c for k, c in enumerate(label_cols) if np.isnan(splits["train"].labels[:, k]).all()]
+    if unlabelled:
+        raise IGInputError(f"{path}: no training row has a label in column {unlabelled[0]!r} (all empty or "
+                           f"refused); give each task labels to learn from")
     return LabelledData(splits, list(label_cols), _task_type(splits["train"].labels, task_type), problems)
 
 
 def _label(text: str, column: str) -> float:
+    """A finite label, NaN for an empty cell (a missing label), else the reason the row is refused."""
     text = (text or "").strip()
-    if text == "" or text.lower() in ("nan", "na"):
+    if text == "":
         return math.nan
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        raise IGInputError(f"label {text!r} in column {column!r} is not a number") from None
+        raise IGInputError(f"label {text[:40]!r} in column {column!r} is not a number") from None
+    if not math.isfinite(value):
+        raise IGInputError(f"label {text[:40]!r} in column {column!r} is not a finite number; leave the "
+                           f"cell empty for a missing label")
+    return value
 
 
 def _split_name(text: str) -> str:
@@ -172,6 +189,10 @@ def fit(model: MoleculeModel, train: Split, valid: Split, *, epochs: int = 30, b
             batch = pack([train.graphs[i] for i in idx])
             y = torch.from_numpy(train.labels[idx])
             loss = _loss(model, net(*batch.inputs, *batch.structure), y)
+            if not torch.isfinite(loss):
+                raise NonFiniteError(f"training diverged: the loss became {loss.item()} in epoch {epoch} "
+                                     f"(molecules {', '.join(train.ids[i] for i in idx[:5])}, ...); lower "
+                                     f"--lr or check the labels; no model was written")
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()

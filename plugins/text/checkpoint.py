@@ -17,7 +17,8 @@ from typing import Any
 
 import torch
 
-from igkit.checkpoint import checkpoint_paths, fingerprint_tensors, load_checkpoint, load_state, save_checkpoint
+from igkit.checkpoint import (Field, build_module, checkpoint_paths, fingerprint_tensors, load_checkpoint,
+                              save_checkpoint, validate_config)
 from igkit.errors import IGInputError, ModelError
 
 from .model import LMConfig, WordLSTM
@@ -25,6 +26,19 @@ from .vocab import Vocabulary
 
 FORMAT = "igkit-text-lm/1"
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "ptb_small"
+#: what a text checkpoint's ``config`` may hold, checked before its weights are read (ranges far
+#: beyond Zaremba et al.'s large model: a damaged or edited file must not allocate gigabytes)
+CONFIG_SCHEMA = {
+    "vocab_size": Field("int", 1, 1_000_000, optional=True), "hidden": Field("int", 1, 8192, optional=True),
+    "layers": Field("int", 1, 16, optional=True), "dropout": Field("float", 0, 0.99, optional=True),
+    "init_scale": Field("float", 0, 10, optional=True), "num_steps": Field("int", 1, 10_000, optional=True),
+    "batch_size": Field("int", 1, 100_000, optional=True), "lr": Field("float", 0, 1000, optional=True),
+    "lr_decay": Field("float", 0, 1, optional=True), "decay_after": Field("int", 0, 10_000, optional=True),
+    "max_grad_norm": Field("float", 0, 1e6, optional=True), "epochs": Field("int", 0, 10_000, optional=True),
+}
+DOCUMENT_SCHEMA = {"format": Field("str", choices=(FORMAT,)), "fingerprint": Field("str"),
+                   "weights_fingerprint": Field("str", optional=True),
+                   "vocabulary": Field("strings", 1, 1_000_000)}
 
 
 @dataclass
@@ -66,10 +80,7 @@ def save_language_model(lm: LanguageModel, path: str | Path, dtype: torch.dtype 
 def load_language_model(path: str | Path | None = None) -> LanguageModel:
     """The model at ``path`` (default: the shipped PTB model), checked against its own config."""
     weights_path, config_path = model_paths(path or DEFAULT_MODEL)
-    tensors, document = load_checkpoint(weights_path)
-    if document.get("format") != FORMAT:
-        raise ModelError(f"{config_path} is not an igkit text model (expected format {FORMAT!r}); a text "
-                         f"model is a NAME.safetensors + NAME.json pair written by `igkit text train`")
+    tensors, document = load_checkpoint(weights_path, validate=check_document)
     try:
         config = LMConfig(**document["config"])
         vocab = Vocabulary(document["vocabulary"])
@@ -86,11 +97,19 @@ def load_language_model(path: str | Path | None = None) -> LanguageModel:
                          f"vocabulary or configuration; use the pair that `igkit text train` wrote together")
     if config.vocab_size != len(vocab):
         raise ModelError(f"{config_path} declares {config.vocab_size} words but lists {len(vocab)}")
-    model = WordLSTM(config)
-    load_state(model, {k: v.float() for k, v in tensors.items()}, weights_path)
+    model = build_module(lambda: WordLSTM(config), {k: v.float() for k, v in tensors.items()}, weights_path)
     info = {k: v for k, v in document.items()
             if k not in ("format", "fingerprint", "weights_fingerprint", "config", "vocabulary")}
     return LanguageModel(model.eval(), vocab, info)
+
+
+def check_document(document: dict[str, Any], config_path: Path) -> None:
+    """The JSON half of a text checkpoint, checked entry by entry (:class:`ModelError` naming it)."""
+    if document.get("format") != FORMAT:
+        raise ModelError(f"{config_path} is not an igkit text model (expected format {FORMAT!r}); a text "
+                         f"model is a NAME.safetensors + NAME.json pair written by `igkit text train`")
+    validate_config(document, DOCUMENT_SCHEMA, config_path)
+    validate_config(document.get("config"), CONFIG_SCHEMA, config_path, "config.")
 
 
 def check_same_vocabulary(lm: LanguageModel, vocab: Vocabulary, source: str) -> None:

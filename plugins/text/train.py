@@ -1,7 +1,10 @@
 """Training the word LSTM with Zaremba et al.'s schedule: truncated BPTT, plain SGD, clipping.
 
 The loss is summed over the unrolled steps and averaged over the batch, as in
-their code, so that learning rate 1 and clip norm 5 mean what they meant there.
+their code, so that learning rate 1 and clip norm 5 mean what they meant there. A loss
+or perplexity that turns NaN or infinite (a diverging schedule) stops training with a
+:class:`~igkit.errors.NonFiniteError` naming the epoch and the tokens, so no broken model is
+ever written.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from igkit.errors import IGInputError, NonFiniteError
 from igkit.progress import progress
 
 from .data import Corpus, batchify, bptt_chunks, num_chunks
@@ -42,6 +46,10 @@ def learning_rate(config: LMConfig, epoch: int) -> float:
 def train_language_model(corpus: Corpus, config: LMConfig, *, seed: int = 0, show_progress: bool = True,
                          log: Callable[[str], None] = print) -> tuple[WordLSTM, TrainingRecord]:
     """Train on ``corpus.train``, report valid perplexity per epoch and test perplexity at the end."""
+    for name in ("lr", "lr_decay", "init_scale", "max_grad_norm", "dropout"):
+        if not math.isfinite(getattr(config, name)) or getattr(config, name) < 0:
+            raise IGInputError(f"training setting {name} is {getattr(config, name)}; it must be a finite "
+                               f"number ≥ 0")
     torch.manual_seed(seed)
     model = WordLSTM(config)
     rows = batchify(corpus.train, config.batch_size)
@@ -51,6 +59,9 @@ def train_language_model(corpus: Corpus, config: LMConfig, *, seed: int = 0, sho
         lr = learning_rate(config, epoch)
         train_ppl = _train_epoch(model, rows, config, lr, f"epoch {epoch}/{config.epochs}", show_progress)
         valid_ppl = perplexity(model, corpus.valid, config.num_steps)
+        if not math.isfinite(valid_ppl):
+            raise NonFiniteError(f"training diverged: the validation perplexity is {valid_ppl} after epoch "
+                                 f"{epoch}; lower the learning rate; no model was written")
         record.epochs.append({"epoch": epoch, "lr": lr, "train_perplexity": round(train_ppl, 2),
                               "valid_perplexity": round(valid_ppl, 2)})
         log(f"epoch {epoch:2d}  lr {lr:.4g}  train perplexity {train_ppl:8.2f}  "
@@ -69,18 +80,23 @@ def _train_epoch(model: WordLSTM, rows: torch.Tensor, config: LMConfig, lr: floa
     total_loss, total_words = 0.0, 0
     bar = progress(bptt_chunks(rows, config.num_steps), total=num_chunks(rows, config.num_steps),
                    desc=desc, enabled=show_progress)
-    for inputs, targets in bar:
+    for chunk, (inputs, targets) in enumerate(bar):
         state = None if state is None else tuple(s.detach() for s in state)
         logits, state = model(inputs, state)
         loss = nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
+        if not torch.isfinite(loss):
+            first = chunk * config.num_steps
+            raise NonFiniteError(f"training diverged: the loss became {loss.item()} in {desc}, at steps "
+                                 f"{first}–{first + inputs.size(1) - 1} of each of the {rows.size(0)} batch "
+                                 f"rows; lower the learning rate or the clip norm; no model was written")
         optimizer.zero_grad()
         (loss * inputs.size(1)).backward()
         nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
         optimizer.step()
         total_loss += loss.item() * targets.numel()
         total_words += targets.numel()
-        bar.set_postfix(f"perplexity {math.exp(total_loss / total_words):.1f}")
-    return math.exp(total_loss / total_words)
+        bar.set_postfix(f"perplexity {_exp(total_loss / total_words):.1f}")
+    return _exp(total_loss / total_words)
 
 
 @torch.no_grad()
@@ -96,4 +112,9 @@ def perplexity(model: WordLSTM, ids: torch.Tensor, num_steps: int, batch_size: i
                                                   reduction="sum").item()
         total_words += targets.numel()
     model.train(was_training)
-    return math.exp(total_loss / total_words)
+    return _exp(total_loss / total_words)
+
+
+def _exp(x: float) -> float:
+    """``exp`` that gives ``inf`` instead of raising OverflowError (a diverged perplexity)."""
+    return math.inf if x > 700 else math.exp(x)

@@ -15,8 +15,13 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
+from igkit import IGInputError
+
 #: torchvision's ImageNet recipes resize to 256 and crop 224; ``with_size`` keeps that ratio
 RESIZE_OVER_CROP = 256 / 224
+#: the most pixels an image may have after its resize (before the crop): a very elongated picture
+#: resized by its shorter side would otherwise need gigabytes
+MAX_RESIZED_PIXELS = 16_000_000
 
 
 @dataclass(frozen=True)
@@ -65,10 +70,25 @@ class Preprocessing:
     def _geometry(self, image: Image.Image, interpolation: InterpolationMode) -> Image.Image:
         if self.resize_size is not None:
             size = list(self.resize_size) if isinstance(self.resize_size, tuple) else [self.resize_size]
+            _check_resized(image.size, self.resize_size)
             image = TF.resize(image, size, interpolation=interpolation, antialias=True)
         if self.crop_size is not None:
             image = TF.center_crop(image, list(_pair(self.crop_size)))
         return image
+
+
+def _check_resized(size: tuple[int, int], resize: int | tuple[int, int]) -> None:
+    """Refuse a picture whose resize would hold more than :data:`MAX_RESIZED_PIXELS` pixels."""
+    width, height = size
+    if isinstance(resize, tuple):
+        new_height, new_width = resize
+    else:
+        scale = resize / max(1, min(width, height))
+        new_width, new_height = round(width * scale), round(height * scale)
+    if new_width * new_height > MAX_RESIZED_PIXELS:
+        raise IGInputError(f"the image is {width:,} × {height:,} pixels: resized so its shorter side is "
+                           f"{resize} it would be {new_width:,} × {new_height:,} (at most "
+                           f"{MAX_RESIZED_PIXELS:,} pixels are allowed); crop it to a less elongated shape")
 
 
 def _single(values: Sequence[int] | int | None) -> int | tuple[int, int] | None:
