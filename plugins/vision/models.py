@@ -21,6 +21,9 @@ from .domain import DEFAULT_MODEL, DIGITS, RANDOM, SCORES
 from .preprocessing import Preprocessing
 from .records import Provenance
 
+#: the crop sizes ``--size`` accepts: below 32 ImageNet networks pool to nothing; above 1024 one
+#: path pass of a batch needs gigabytes (the shipped networks see 224 or 299)
+MIN_SIZE, MAX_SIZE = 32, 1024
 #: the seed of ``--weights random``: the same untrained model every run, so runs resume
 RANDOM_SEED = 0
 #: ImageNet class names; used for any 1000-class model whose weights do not name their classes
@@ -121,8 +124,10 @@ def load_model(name: str | None = DEFAULT_MODEL, weights: str | None = None, *, 
     enum = get_model_weights(name)
     recipe = Preprocessing.from_transforms(enum.DEFAULT.transforms())
     if size is not None:
-        if size < 32:
-            raise IGInputError(f"--size {size} is too small for ImageNet classifiers; use 32 or more")
+        if isinstance(size, bool) or not isinstance(size, int) or not MIN_SIZE <= size <= MAX_SIZE:
+            raise IGInputError(f"--size {size!r} is out of range: give a whole number of pixels from {MIN_SIZE} "
+                               f"(smaller is too small for ImageNet classifiers) to {MAX_SIZE} (larger needs "
+                               f"gigabytes per path pass)")
         recipe = recipe.with_size(size)
     if weights is None or weights in enum.__members__:  # names include DEFAULT
         chosen = enum.DEFAULT if weights is None else enum[weights]
