@@ -12,6 +12,10 @@ import warnings
 from typing import Sequence
 
 from .errors import EXIT_INTERRUPTED, IgkitError, IgkitWarning
+from .printable import printable
+
+#: the most characters of an error or warning printed (user values inside are escaped and cut)
+MESSAGE_LIMIT = 2000
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,7 +136,7 @@ def _run(argv: list[str], debug: bool) -> int:
     except IgkitError as exc:
         if debug:
             raise
-        print(f"igkit: error: {exc}", file=sys.stderr)
+        print(f"igkit: error: {printable(exc, MESSAGE_LIMIT)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         if debug:
@@ -143,7 +147,7 @@ def _run(argv: list[str], debug: bool) -> int:
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     prefix = "igkit: warning: " if issubclass(category, IgkitWarning) else f"{category.__name__}: "
-    print(f"{prefix}{message}", file=sys.stderr)
+    print(f"{prefix}{printable(message, MESSAGE_LIMIT)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ import sys
 import time
 from typing import Callable, Iterable, Iterator, TextIO, TypeVar
 
+from .printable import printable
+
 T = TypeVar("T")
 
 
@@ -73,7 +75,7 @@ class Progress:
         else:
             line = f"{self.desc} {self._count} {elapsed:.0f}s"
         if self.postfix:
-            line += f" {self.postfix}"
+            line += f" {printable(self.postfix, 80)}"
         self.stream.write("\r" + line)
         if final:
             self.stream.write("\n")
