@@ -173,7 +173,9 @@ def _summaries(report: Any) -> list[dict[str, Any]]:
 
 
 def _item_ids(summaries: list[dict[str, Any]], limit: int = 10) -> str:
-    ids = [str(s.get("item", {}).get("name", "?"))[:40] for s in summaries]
+    from .printable import printable
+
+    ids = [printable(s.get("item", {}).get("name", "?"), 40) for s in summaries]
     return ", ".join(ids[:limit]) + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
 
 

@@ -29,6 +29,7 @@ from typing import Any, Iterable, Iterator
 
 from .domain import BadItem, Domain, Item
 from .errors import IGInputError, Interrupted, OutputError
+from .printable import printable
 from .progress import Progress, on_pass
 from .records import read_json, write_json
 from .runner import Duplicate, Explained, RunOptions, explain_stream, skipped_outcome
@@ -302,7 +303,7 @@ def _record(domain: Domain, outcome: Any, out: Path, run: dict[str, Any], report
     if outcome.traceback:
         entry["traceback"] = outcome.traceback
     report.entries.append(entry)
-    print(f"skipped {outcome.source}: {outcome.reason}", file=sys.stderr)
+    print(f"skipped {printable(outcome.source)}: {printable(outcome.reason, 1000)}", file=sys.stderr)
 
 
 def resolve_duplicates(report: RunReport) -> None:
