@@ -15,6 +15,7 @@ from igkit.commands import positive_int
 from igkit.domain import BadItem, Domain, Item, Prepared
 
 from .defaults import BASELINES, DEFAULT_BASELINE, DEFAULT_SCORE, SCORES
+from .model_kinds import MODEL_KINDS, load_graph_model, model_settings, resolve_model_kind
 from igkit.options import Integration
 
 #: the default of ``--max-atoms``: heavy atoms (hydrogens are implicit) a molecule may have. Drug-like
@@ -62,7 +63,16 @@ class MoleculesDomain(Domain):
         g.add_argument("--smiles-col", default="smiles", help="SMILES column of a CSV/TSV input")
         g.add_argument("--id-col", default=None, help="column (CSV) or property (SDF) naming each molecule; without "
                        "it: the SD title, the .smi name, else the SMILES")
-        g.add_argument("--task", default=None, help="task name or index of a multitask model; none: the model's first task")
+        g.add_argument("--task", "--target", dest="task", default=None,
+                       help="task name or index of a multitask model; none: the model's first task")
+        g.add_argument("--model-kind", choices=MODEL_KINDS, default="auto",
+                       help="auto: a .pt/.pth/.ckpt file is a chemprop v2 checkpoint, module:factory with "
+                            "--weights a PyTorch Geometric model, anything else an igkit weave checkpoint")
+        g.add_argument("--trust-checkpoint", action="store_true",
+                       help="unpickle a chemprop checkpoint in full even if it names code beyond chemprop's "
+                            "network classes (unpickling can run any code: only for files you trust)")
+        g.add_argument("--weights", default=None,
+                       help="state-dict file of a PyTorch Geometric model given as --model module:factory")
         g.add_argument("--baseline", choices=BASELINES, default=DEFAULT_BASELINE,
                        help="where the path starts: zero features (the paper's), the carbon skeleton, or "
                             "both averaged (the default: README 'Multi-fragment rules')")
@@ -84,13 +94,20 @@ class MoleculesDomain(Domain):
     def settings(self, args: argparse.Namespace) -> dict[str, Any]:
         return {"smiles_col": args.smiles_col, "id_col": args.id_col, "task": args.task,
                 "score": args.score, "baseline": args.baseline, "max_atoms": args.max_atoms,
-                **({"shared_scale": True} if getattr(args, "shared_scale", False) else {})}
+                **({"shared_scale": True} if getattr(args, "shared_scale", False) else {}),
+                **model_settings(args)}
 
     def load_model(self, source: str | None, *, task: str | int | None = None, score: str = DEFAULT_SCORE,
-                   **settings: Any):
+                   model_kind: str = "auto", trust_checkpoint: bool = False, weights: str | None = None,
+                   baseline: str = DEFAULT_BASELINE, **settings: Any):
         from .attribution import check_score
         from .checkpoint import load_model
 
+        kind = resolve_model_kind(source, model_kind, weights)
+        if kind != "weave":
+            check_score(score)
+            return load_graph_model(kind, source, trust_checkpoint=trust_checkpoint, weights=weights, task=task,
+                                    baseline=baseline)
         model = load_model(source)
         model.shipped = source is None   # captions name the shipped model's task
         model.task_index(task)   # a wrong --task is one error now, not one skip per molecule
@@ -103,12 +120,16 @@ class MoleculesDomain(Domain):
     def other_scale(self, explanation: Any) -> dict[str, Any] | None:
         from .outputs import other_scale
 
+        if explanation.score == "prediction":     # a regression value has no other scale
+            return None
         return other_scale(explanation)
 
     def model_fingerprint(self, model: Any) -> str:
         from igkit.checkpoint import fingerprint_tensors
         from igkit.domain import content_digest
 
+        if getattr(model, "family", "weave") != "weave":
+            return content_digest(fingerprint_tensors(model.weights()), model.fingerprint, model.family)[:16]
         return content_digest(fingerprint_tensors(model.net.state_dict()), model.featurization.fingerprint,
                               repr(model.net.config.to_dict()))[:16]
 
@@ -131,6 +152,10 @@ class MoleculesDomain(Domain):
                 max_atoms: int = DEFAULT_MAX_ATOMS, **settings: Any) -> Prepared:
         from .attribution import prepare_molecule
 
+        if getattr(model, "family", "weave") != "weave":
+            from .bond_graph import describe, prepare
+
+            return describe(prepare(model, value, task=task, score=score, max_atoms=max_atoms), model)
         prepared = prepare_molecule(model, value, task=task, score=score, baseline=baseline, max_atoms=max_atoms)
         task_name = prepared.context["task"]
         prepared.scale = score
@@ -142,6 +167,10 @@ class MoleculesDomain(Domain):
     def collate(self, group: Sequence[Prepared]) -> Prepared:
         from .attribution import collate
 
+        if group[0].context.get("family", "weave") != "weave":
+            from .bond_graph import collate as collate_bonds
+
+            return collate_bonds(group)
         return collate(group)
 
     def method_options(self, method: str, batch: Prepared) -> dict[str, Any]:
@@ -149,6 +178,10 @@ class MoleculesDomain(Domain):
         The other methods start from the paper's zero features (``--baseline`` is IG's path)."""
         from .attribution import method_options
 
+        if batch.context.get("family", "weave") != "weave":
+            from .bond_graph import method_options as bond_options
+
+            return {"baselines": None, **bond_options(method, batch)}
         return {"baselines": None, **method_options(method, batch)}
 
     def explanation(self, attribution: Any):
@@ -165,6 +198,14 @@ class MoleculesDomain(Domain):
         from .outputs import write_molecule
 
         return write_molecule(explanation, folder, pictures=pictures)
+
+    def units(self, explanation: Any) -> list[dict[str, Any]]:
+        """One row per atom for ``--format parquet``, as in ``atoms.csv``: its element, its own
+        attribution and ``attribution_with_pairs`` (its own plus half of each pair it is in)."""
+        own, total = explanation.atom_attributions, explanation.atom_totals
+        return [{"unit": i, "label": atom.GetSymbol(), "attribution": float(own[i]),
+                 "attribution_with_pairs": float(total[i])}
+                for i, atom in enumerate(explanation.graph.mol.GetAtoms())]
 
     def write_run(self, out_dir: Path, folders: Sequence[Path], *, pictures: bool = True) -> list[str]:
         from .outputs import write_tables

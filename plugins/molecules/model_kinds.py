@@ -1,0 +1,70 @@
+"""Which kind of network ``--model`` names: igkit's weave checkpoint, a chemprop v2 checkpoint, or a
+PyTorch Geometric model built by ``module:factory`` with a state-dict file.
+
+Light on purpose (no torch, RDKit or chemprop import): the explain command's options are built from it.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from igkit.errors import IGInputError
+
+MODEL_KINDS = ("auto", "weave", "chemprop", "pyg")
+
+
+def model_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The model options as run settings, only where they differ from the defaults (a weave run's
+    settings, and so its run id, stay what they were)."""
+    found: dict[str, Any] = {}
+    if getattr(args, "model_kind", "auto") != "auto":
+        found["model_kind"] = args.model_kind
+    if getattr(args, "trust_checkpoint", False):
+        found["trust_checkpoint"] = True
+    if getattr(args, "weights", None):
+        found["weights"] = args.weights
+    return found
+
+
+def resolve_model_kind(source: str | None, kind: str = "auto", weights: str | None = None) -> str:
+    """``weave``, ``chemprop`` or ``pyg`` for ``--model source`` (``--model-kind`` forces one)."""
+    from .chemprop_model import is_chemprop_checkpoint
+
+    if kind not in MODEL_KINDS:
+        raise IGInputError(f"unknown --model-kind {kind!r}; choose one of {', '.join(MODEL_KINDS)}")
+    if kind == "auto":
+        if weights is not None or (source and ":" in source and not Path(source).exists()):
+            kind = "pyg"
+        elif is_chemprop_checkpoint(source):
+            kind = "chemprop"
+        else:
+            kind = "weave"
+    if kind != "weave" and source is None:
+        raise IGInputError(f"--model-kind {kind} needs --model (a chemprop checkpoint, or module:factory for "
+                           f"PyTorch Geometric)")
+    if kind == "pyg" and weights is None:
+        raise IGInputError("a PyTorch Geometric model needs --weights FILE (its state dict) beside --model "
+                           "module:factory")
+    if kind != "pyg" and weights is not None:
+        raise IGInputError("--weights is for PyTorch Geometric models (--model module:factory); a chemprop or "
+                           "weave checkpoint holds its own weights")
+    return kind
+
+
+def load_graph_model(kind: str, source: str, *, trust_checkpoint: bool = False, weights: str | None = None,
+                     task: str | int | None = None, baseline: str = "zero+carbon") -> Any:
+    """A chemprop or PyG model ready to explain; ``--task`` and ``--baseline`` checked now, not per molecule."""
+    if baseline == "carbon":
+        raise IGInputError("--baseline carbon is for igkit's weave networks (it rebuilds weave pair features); "
+                           "chemprop and PyTorch Geometric models integrate from all-zero atom and bond features")
+    if kind == "chemprop":
+        from .chemprop_model import load_chemprop
+
+        model = load_chemprop(source, trust_checkpoint=trust_checkpoint)
+    else:
+        from .pyg_model import load_pyg
+
+        model = load_pyg(source, weights)
+    model.task_index(task)
+    return model
