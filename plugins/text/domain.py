@@ -10,6 +10,7 @@ imported inside the methods, so ``igkit --help`` stays light.
 from __future__ import annotations
 
 import argparse
+import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,8 @@ REFERENCE_SEED = 0
 #: Expected Gradients' (baseline, α) draws per context. Measured on 8 PTB validation contexts: the
 #: per-word values of two seeds correlate 0.72 at the core's 64 draws, 0.88 at 256, 0.98 at 1024
 EXPECTED_GRADIENT_SAMPLES = 256
+#: explain options that only transformers causal LMs take (the LSTM refuses them by name)
+TRANSFORMERS_SETTINGS = ("contrast", "generate", "baseline", "last_tokens", "max_memory", "trust_remote_code")
 #: methods the text domain cannot offer, and why (``--methods`` stops with this message)
 UNAVAILABLE_METHODS = {
     "grad_cam": "Grad-CAM is not meaningful for an LSTM language model: it weights the channels of a "
@@ -72,6 +75,11 @@ class TextExplanation:
     ig: np.ndarray
     gradient: np.ndarray
     scale: bool = False
+
+    @property
+    def item(self):
+        """The item explained (``item.source``, ``item.name``), as on every domain's result."""
+        return self.attribution.item
 
     @property
     def source(self) -> str:
@@ -143,7 +151,8 @@ class TextDomain(Domain):
     """A context → the probability of its next word (the model's prediction or ``--target``)."""
 
     name = "text"
-    description = "next-word prediction of a word-level LSTM language model (shipped: Penn Treebank)"
+    description = ("next-word prediction of a word-level LSTM (shipped: Penn Treebank) or of a transformers "
+                   "causal LM (--model FOLDER, a cached Hub id, or ptb-gpt2)")
     integration = TEXT_INTEGRATION
     unavailable_methods = UNAVAILABLE_METHODS
     items_help = ('contexts, e.g. "the shareholders claimed more" (several allowed); or --input FILE')
@@ -170,6 +179,9 @@ class TextDomain(Domain):
                             "(the shipped model was trained on 20-word windows)")
         g.add_argument("--scale", action="store_true",
                        help="print attributions x1e-3 (for tiny predictions, as in the paper's Figure 10)")
+        from .hf_domain import add_causal_arguments
+
+        add_causal_arguments(parser)
 
     def sources(self, args: argparse.Namespace) -> list[str | Path]:
         """Contexts, then the ``--input`` files as Path objects (a str item is always a context)."""
@@ -177,10 +189,18 @@ class TextDomain(Domain):
 
     def settings(self, args: argparse.Namespace) -> dict[str, Any]:
         return {"target": args.target, "every_position": args.every_position, "window": args.window,
-                "start": args.start, "limit": args.limit, "max_words": args.max_words, "scale": args.scale}
+                "start": args.start, "limit": args.limit, "max_words": args.max_words, "scale": args.scale,
+                **{key: getattr(args, key) for key in TRANSFORMERS_SETTINGS}}
 
     # --- model -------------------------------------------------------------------------------
-    def load_model(self, source: str | None, **settings: Any):
+    def load_model(self, source: str | None, *, trust_remote_code: bool = False, **settings: Any):
+        """An igkit LSTM checkpoint (default: the shipped one) or a transformers causal LM."""
+        from .hf_model import is_transformers_source
+
+        if is_transformers_source(source):
+            from .hf_model import load_causal_lm
+
+            return load_causal_lm(str(source), trust_remote_code=trust_remote_code)
         from .checkpoint import load_language_model
 
         return load_language_model(source)
@@ -189,6 +209,12 @@ class TextDomain(Domain):
         from igkit.checkpoint import fingerprint_tensors
         from igkit.domain import content_digest
 
+        from .hf_model import as_causal_lm
+
+        lm = as_causal_lm(model)
+        if lm is not None:
+            vocabulary = json.dumps(sorted(lm.tokenizer.get_vocab().items()))
+            return content_digest(fingerprint_tensors(lm.model.state_dict()), vocabulary)[:16]
         return content_digest(fingerprint_tensors(model.model.state_dict()), model.vocab.fingerprint())[:16]
 
     # --- items -------------------------------------------------------------------------------
@@ -209,6 +235,18 @@ class TextDomain(Domain):
         from .attribution import PASS_EMBEDDING_ELEMENTS, next_word_probability
 
         spec = value if isinstance(value, ContextSpec) else ContextSpec(str(value))
+        from .hf_model import as_causal_lm
+
+        lm = as_causal_lm(model)
+        if lm is not None:
+            from .hf_domain import prepare_causal_item
+
+            return prepare_causal_item(lm, spec, **settings)
+        given = [f"--{k.replace('_', '-')}" for k in TRANSFORMERS_SETTINGS
+                 if settings.get(k) not in (None, False, "zero")]
+        if given:
+            raise IGInputError(f"{', '.join(given)} work with transformers causal LMs (--model FOLDER or "
+                               f"ptb-gpt2); the LSTM explains the next word from the zero embedding")
         context = parse_context(spec, model.vocab, max_words)
         _warn_about(context, model)
         net = model.model
@@ -238,7 +276,8 @@ class TextDomain(Domain):
         batch = super().collate(group)
         if batch is group[0]:
             return batch
-        return dataclasses.replace(batch, context={"net": group[0].context["net"]})
+        keep = "lm" if "lm" in group[0].context else "net"
+        return dataclasses.replace(batch, context={keep: group[0].context[keep]})
 
     def method_options(self, method: str, batch: Prepared) -> dict[str, Any]:
         """What each method needs here: words as occlusion groups, references for expected gradients.
@@ -256,6 +295,10 @@ class TextDomain(Domain):
         """
         import torch
 
+        if "lm" in batch.context:
+            from .hf_domain import causal_method_options
+
+            return causal_method_options(method, batch)
         net = batch.context["net"]
         inputs = batch.inputs
         words, dims = inputs.shape[1], inputs.shape[2]
@@ -273,25 +316,54 @@ class TextDomain(Domain):
         return {}
 
     # --- outputs -----------------------------------------------------------------------------
-    def explanation(self, attribution: Attribution) -> TextExplanation:
+    def explanation(self, attribution: Attribution) -> Any:
         prepared = attribution.prepared
+        if "lm" in prepared.context:
+            from .hf_explanation import causal_explanation
+
+            return causal_explanation(attribution)
         ig = attribution.result.attribution_tuple[0][0].sum(-1).detach().cpu().numpy()
         return TextExplanation(attribution=attribution, context=prepared.context["context"],
                                target_word=prepared.label, predicted_word=prepared.context["predicted"],
                                ig=ig, gradient=prepared.context["gradient"],
                                scale=prepared.context["scale"])
 
-    def summary_fields(self, explanation: TextExplanation) -> dict[str, Any]:
+    def summary_fields(self, explanation: Any) -> dict[str, Any]:
+        if not isinstance(explanation, TextExplanation):
+            from .hf_explanation import summary_fields
+
+            return summary_fields(explanation)
         context = explanation.context
         return {"context": context.text, "predicted": explanation.predicted_word, "words": context.tokens,
                 "unknown_words": context.unknown_words, "truncated_from": context.truncated_from}
 
-    def write_item(self, explanation: TextExplanation, folder: Path, *, pictures: bool = True) -> list[str]:
+    def units(self, explanation: Any) -> list[dict[str, Any]]:
+        """Parquet rows (``--format parquet``): one per word (LSTM) or per token with its word's index
+        and the word's summed attribution (transformers)."""
+        if isinstance(explanation, TextExplanation):
+            return [{"unit": i, "label": w, "attribution": float(a), "gradient": float(g)}
+                    for i, (w, a, g) in enumerate(zip(explanation.words, explanation.ig, explanation.gradient))]
+        words = explanation.word_attributions
+        return [{"unit": i, "label": token, "attribution": float(a), "word_index": w,
+                 "word_attribution": float(words[w])}
+                for i, (token, w, a) in enumerate(zip(explanation.context.tokens, explanation.context.word_index,
+                                                      explanation.token_attributions))]
+
+    def write_item(self, explanation: Any, folder: Path, *, pictures: bool = True) -> list[str]:
+        if not isinstance(explanation, TextExplanation):
+            from .hf_render import write_item_files as write_causal
+
+            return write_causal(explanation.to_dict(), folder, pictures=pictures)
         from .render import write_item_files
 
         return write_item_files(explanation.to_dict(), folder, pictures=pictures)
 
     def write_run(self, out_dir: Path, folders: Sequence[Path], *, pictures: bool = True) -> list[str]:
+        from .hf_render import read_records, write_run_files as write_causal_run
+
+        records = read_records(folders)
+        if records and records[0][1].get("kind") == "transformers":
+            return write_causal_run(out_dir, records, pictures=pictures)
         from .render import write_run_files
 
         return write_run_files(out_dir, folders, pictures=pictures)

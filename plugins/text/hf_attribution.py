@@ -1,0 +1,184 @@
+"""Integrated gradients of a causal LM's log-probabilities at its input token embeddings.
+
+The token embeddings (``get_input_embeddings()``'s output) are scaled from a baseline to the
+input and passed as ``inputs_embeds``; the model adds its own position embeddings (or rotary
+positions) inside, so positions are never scaled. The score is a signed sum of log-probabilities
+(:class:`~igkit.plugins.text.hf_inputs.Readouts`), read at the last K positions only
+(``logits_to_keep``: a 50k-word vocabulary's logits at every position would dominate memory).
+No key/value cache is kept, so path points are independent and can be chunked freely: each pass
+holds at most as many path points as ``--max-memory`` allows, measured on the model itself.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Callable
+
+import torch
+
+from igkit.domain import Prepared
+from igkit.errors import IGInputError
+
+from .hf_inputs import Readouts, TokenContext
+from .hf_model import CausalLM
+
+#: activation memory per pass of path points unless ``--max-memory`` says otherwise
+DEFAULT_MAX_MEMORY = "2GiB"
+BASELINES = ("zero", "eos", "pad")
+_SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([KMGT]?)(i?B)?\s*$", re.IGNORECASE)
+
+
+def log_prob_forward(lm: CausalLM) -> Callable[..., torch.Tensor]:
+    """``f(embeds [n, T, D], continuation [n, C], token_ids [n, K], signs [n, K])`` → ``[n, K + 1]``:
+    each readout's signed log-probability, then their sum (the score explained)."""
+    model, embedding = lm.model, lm.embedding
+
+    def forward(embeds: torch.Tensor, continuation: torch.Tensor, token_ids: torch.Tensor,
+                signs: torch.Tensor) -> torch.Tensor:
+        if continuation.shape[1]:
+            embeds = torch.cat([embeds, embedding(continuation).to(embeds.dtype)], dim=1)
+        keep = token_ids.shape[1]
+        logits = _logits(model, embeds, keep)[:, -keep:].float()
+        log_probs = torch.log_softmax(logits, dim=-1).gather(-1, token_ids.unsqueeze(-1)).squeeze(-1)
+        signed = log_probs * signs
+        return torch.cat([signed, signed.sum(-1, keepdim=True)], dim=-1)
+
+    return forward
+
+
+def _logits(model: Any, embeds: torch.Tensor, keep: int) -> torch.Tensor:
+    try:
+        return model(inputs_embeds=embeds, use_cache=False, logits_to_keep=keep).logits
+    except TypeError:  # an older or custom model without logits_to_keep: all positions
+        return model(inputs_embeds=embeds, use_cache=False).logits
+
+
+def baseline_ids(lm: CausalLM, choice: str) -> int | None:
+    """The token whose embedding is the baseline at every position (None: the zero embedding).
+
+    ``zero``, ``eos``, ``pad``, or ``token:TEXT`` for a token of the user's (one token)."""
+    tokenizer = lm.tokenizer
+    if choice == "zero":
+        return None
+    if choice in ("eos", "pad"):
+        token = getattr(tokenizer, f"{choice}_token_id", None)
+        if token is None:
+            raise IGInputError(f"the tokenizer has no {choice} token; use --baseline zero, "
+                               f"{'pad' if choice == 'eos' else 'eos'} or token:TEXT")
+        return int(token)
+    if choice.startswith("token:"):
+        ids = tokenizer(choice[len("token:"):], add_special_tokens=False)["input_ids"]
+        if len(ids) != 1:
+            raise IGInputError(f"--baseline {choice!r} is {len(ids)} tokens for this tokenizer; the baseline "
+                               f"token must be exactly one (e.g. token:' the' or token:'.')")
+        return int(ids[0])
+    raise IGInputError(f"--baseline {choice!r}: choose zero, eos, pad or token:TEXT")
+
+
+def parse_memory(text: str) -> int:
+    """Bytes in "2GiB", "512MiB", "1.5G", "800M" (powers of 1024)."""
+    match = _SIZE.match(str(text))
+    if not match:
+        raise IGInputError(f"--max-memory {text!r} is not a size; write e.g. 2GiB or 512MiB")
+    value = float(match.group(1)) * 1024 ** " KMGT".index((match.group(2) or " ").upper())
+    if value < 1024 ** 2:
+        raise IGInputError(f"--max-memory {text!r} is below 1 MiB; give the memory for one pass of path points")
+    return int(value)
+
+
+def bytes_per_point(lm: CausalLM, length: int, continuation: int, readouts: int) -> int:
+    """Activation bytes one path point keeps for its backward pass, measured once per shape by
+    summing the tensors autograd saves during one forward (weights excluded)."""
+    key = (length, continuation, readouts)
+    if key not in lm.bytes_per_point:
+        forward = log_prob_forward(lm)
+        parameters = {p.data_ptr() for p in lm.model.parameters()}
+        seen: set[int] = set()
+        total = 0
+
+        def pack(tensor: torch.Tensor) -> torch.Tensor:
+            nonlocal total
+            storage = tensor.untyped_storage()
+            pointer = storage.data_ptr()
+            if pointer not in seen and pointer not in parameters:
+                seen.add(pointer)
+                total += storage.nbytes()
+            return tensor
+
+        width = lm.embedding.weight.shape[1]
+        embeds = torch.zeros(1, length, width, device=lm.device, requires_grad=True)
+        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            out = forward(embeds, torch.zeros(1, continuation, dtype=torch.long, device=lm.device),
+                          torch.zeros(1, readouts, dtype=torch.long, device=lm.device),
+                          torch.ones(1, readouts, device=lm.device))
+        del out
+        lm.bytes_per_point[key] = max(total, 1)
+    return lm.bytes_per_point[key]
+
+
+def points_per_pass(lm: CausalLM, context: TokenContext, readouts: Readouts, max_memory: str | None) -> int:
+    """Path points per forward/backward pass within the memory budget (at least one, or an error)."""
+    budget = parse_memory(max_memory or DEFAULT_MAX_MEMORY)
+    # gradients and the scaled copies of the inputs come on top of what autograd saves
+    per_point = bytes_per_point(lm, len(context.ids), len(readouts.continuation), len(readouts.token_ids))
+    per_point += 3 * len(context.ids) * lm.embedding.weight.shape[1] * 4
+    if per_point > budget:
+        raise IGInputError(f"one path point of this {len(context.ids)}-token context needs "
+                           f"{per_point / 2 ** 20:.0f} MiB of activations, more than --max-memory "
+                           f"{max_memory or DEFAULT_MAX_MEMORY}; raise --max-memory, or explain fewer tokens "
+                           f"with --last-tokens N")
+    return max(1, budget // per_point)
+
+
+def prepare_causal(lm: CausalLM, context: TokenContext, readouts: Readouts, *, baseline: str = "zero",
+                   max_memory: str | None = None, name: str = "") -> Prepared:
+    """The runner's view of one item: embeddings, forward, baseline, target column, pass size."""
+    device = lm.device
+    ids = torch.tensor([context.ids], device=device)
+    with torch.no_grad():
+        embeds = lm.embedding(ids).detach().float()
+    base_id = baseline_ids(lm, baseline)
+    baselines = None
+    if base_id is not None:
+        with torch.no_grad():
+            baselines = lm.embedding(torch.full_like(ids, base_id)).detach().float()
+    forward_args = (torch.tensor([readouts.continuation], dtype=torch.long, device=device).reshape(1, -1),
+                    torch.tensor([readouts.token_ids], dtype=torch.long, device=device),
+                    torch.tensor([readouts.signs], dtype=torch.float32, device=device))
+    label = " − ".join(readouts.labels) if readouts.kind == "contrast" else "".join(readouts.labels)
+    return Prepared(name=name, inputs=embeds, forward=log_prob_forward(lm), target=len(readouts.token_ids),
+                    baselines=baselines, forward_args=forward_args, label=label,
+                    context={"lm": lm, "tokens": context, "readouts": readouts, "baseline": baseline},
+                    group=("transformers", len(context.ids), len(readouts.continuation),
+                           tuple(readouts.signs), baseline),
+                    batch_size=points_per_pass(lm, context, readouts, max_memory))
+
+
+def per_readout(prepared: Prepared, result: Any, batch_size: int | None) -> torch.Tensor | None:
+    """``[T, K]``: each readout's own attribution per token (None for a single readout), on the
+    integration the item's total used (the same fixed rule, or the same tolerance), so the
+    columns add up to the total within that tolerance (exactly, for a fixed rule)."""
+    from igkit import integrated_gradients
+
+    k = len(prepared.context["readouts"].token_ids)
+    if k == 1:
+        return None
+    meta = result.meta
+    if meta.get("tolerance") is None:
+        keywords: dict[str, Any] = {"steps": int(result.steps), "method": result.method}
+    else:
+        keywords = {"tolerance": meta["tolerance"], "floor": meta["floor"], "max_steps": meta["max_steps"]}
+    inputs = prepared.inputs.expand(k, *prepared.inputs.shape[1:])
+    baselines = prepared.baselines
+    args = tuple(a.expand(k, *a.shape[1:]) for a in prepared.forward_args)
+    columns = integrated_gradients(prepared.forward, inputs, baselines, target=torch.arange(k),
+                                   forward_args=args, batch_size=batch_size or prepared.batch_size, **keywords)
+    return columns.attributions.sum(-1).detach().T.cpu()
+
+
+def reference_embeddings(lm: CausalLM, length: int, contexts: int = 16, seed: int = 0) -> torch.Tensor:
+    """``[contexts, length, D]``: embeddings of uniformly drawn vocabulary tokens (seeded per length),
+    the references of expected_gradients / multi_baseline_ig."""
+    weight = lm.embedding.weight
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + length)
+    ids = torch.randint(0, weight.shape[0], (contexts * length,), generator=generator)
+    return weight.detach()[ids.to(weight.device)].reshape(contexts, length, -1).float()

@@ -1,0 +1,88 @@
+"""The text domain's steps for a transformers causal LM: one context made ready for the runner,
+and what the other methods (``--methods``) need for it.
+
+Kept apart from :mod:`igkit.plugins.text.domain` (the LSTM's steps) so each stays small; the domain
+calls these when its model is a :class:`~igkit.plugins.text.hf_model.CausalLM`.
+"""
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from igkit.domain import Prepared
+from igkit.errors import IGInputError
+
+from .contexts import ContextSpec
+from .domain import EXPECTED_GRADIENT_SAMPLES, _positive_int
+
+#: methods that do not apply to a transformer's token embeddings, and why
+CAUSAL_UNAVAILABLE = {
+    "guided_backprop": "guided_backprop changes the backward pass at nn.ReLU modules; a transformer's "
+                       "GELU/SiLU activations are not ReLUs, so it would be the plain gradient; use saliency",
+    "grad_cam": "Grad-CAM weights the channels of a feature map laid out like the input image; a "
+                "transformer's hidden states mix every earlier token; use occlusion or integrated_gradients",
+    "blur_ig": "blur_ig blurs neighbouring pixels of an image; tokens have no such neighbourhood; use "
+               "integrated_gradients",
+    "xrai": "xrai ranks image segments; for tokens use occlusion or integrated_gradients",
+}
+
+
+def add_causal_arguments(parser: argparse.ArgumentParser) -> None:
+    """The explain options only transformers models take (the LSTM refuses them by name)."""
+    hf = parser.add_argument_group("transformers causal LMs (--model FOLDER, a cached Hub id, or ptb-gpt2)")
+    hf.add_argument("--contrast", default=None, metavar="WORD",
+                    help="explain log p(target) - log p(WORD): why the target rather than WORD")
+    hf.add_argument("--generate", type=_positive_int, default=None, metavar="N",
+                    help="generate N tokens greedily and attribute each over the prompt and the tokens "
+                         "generated before it")
+    hf.add_argument("--baseline", default="zero",
+                    help="embedding the tokens are scaled from: zero, eos, pad or token:TEXT")
+    hf.add_argument("--last-tokens", type=_positive_int, default=None, metavar="N",
+                    help="explain only the last N tokens of each context (needed when a context is "
+                         "longer than the model's positions)")
+    hf.add_argument("--max-memory", default=None, metavar="SIZE",
+                    help="activation memory per pass of path points, e.g. 2GiB or 512MiB (default 2GiB); "
+                         "long contexts get fewer path points per pass")
+    hf.add_argument("--trust-remote-code", action="store_true",
+                    help="run Python code that ships with the model (auto_map); off unless given")
+
+
+def prepare_causal_item(lm: Any, spec: ContextSpec, *, target: str | None = None, contrast: str | None = None,
+                        generate: int | None = None, baseline: str = "zero", last_tokens: int | None = None,
+                        max_memory: str | None = None, **_: Any) -> Prepared:
+    """One context of a transformers causal LM (see :mod:`igkit.plugins.text.hf_attribution`)."""
+    from .hf_attribution import prepare_causal
+    from .hf_inputs import next_token_logits, readouts_for, tokenize_context
+
+    target = spec.target if spec.target is not None else target
+    if spec.tokens is not None:  # a corpus position: its words as text
+        spec = ContextSpec(" ".join(spec.tokens), spec.target)
+    room = 0 if target is None or contrast is not None else 1
+    tokens = tokenize_context(lm, spec.text, last_tokens, room)
+    tokens, readouts = readouts_for(lm, tokens, target=target, contrast=contrast, generate=generate)
+    prepared = prepare_causal(lm, tokens, readouts, baseline=baseline, max_memory=max_memory, name=spec.text)
+    predicted = lm.token_text(int(next_token_logits(lm, tokens.ids[:tokens.prompt_tokens]).argmax()))
+    prepared.context["predicted"] = predicted
+    return prepared
+
+
+def causal_method_options(method: str, batch: Prepared) -> dict[str, Any]:
+    """Occlusion per token (replaced by the baseline embedding), random-token references for
+    expected_gradients / multi_baseline_ig; image-only methods are refused with the reason."""
+    import torch
+
+    from .hf_attribution import reference_embeddings
+
+    if method in CAUSAL_UNAVAILABLE:
+        raise IGInputError(CAUSAL_UNAVAILABLE[method])
+    inputs = batch.inputs
+    tokens, dims = inputs.shape[1], inputs.shape[2]
+    if method == "occlusion":
+        positions = torch.arange(tokens, device=inputs.device)
+        return {"groups": positions.unsqueeze(-1).expand(tokens, dims).contiguous()}
+    if method == "expected_gradients":
+        return {"reference": reference_embeddings(batch.context["lm"], tokens),
+                "samples": EXPECTED_GRADIENT_SAMPLES}
+    if method == "multi_baseline_ig":
+        return {"reference": reference_embeddings(batch.context["lm"], tokens)}
+    return {}

@@ -1,0 +1,168 @@
+"""From a context and a target request to token ids, words and the log-probabilities to explain.
+
+Words come from the tokenizer's character offsets: a word is a run of tokens with no whitespace
+between them ("market," is one word of two tokens), so subword attributions can be summed per
+word. A *readout* is one log-probability the score reads: the next token (default), each token
+of a target string, the contrast token (with sign −1), or each greedily generated token.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from igkit.errors import IGInputError
+
+from .hf_model import CausalLM
+
+
+@dataclass
+class TokenContext:
+    """The attributed tokens: ids, their text, and the word each belongs to."""
+
+    text: str
+    ids: list[int]
+    tokens: list[str]
+    word_index: list[int]
+    words: list[str]
+    truncated_from: int | None = None
+    #: how many of the attributed tokens are the prompt (the rest were generated)
+    prompt_tokens: int = 0
+
+
+@dataclass
+class Readouts:
+    """What the score reads: ``token_ids[k]`` at the k-th of the last K positions, times ``signs[k]``;
+    ``continuation`` are tokens fed after the attributed ones and not attributed (a target string)."""
+
+    token_ids: list[int]
+    signs: list[float]
+    continuation: list[int]
+    labels: list[str]
+    kind: str  # "next", "target", "contrast", "generate"
+
+
+def tokenize_context(lm: CausalLM, text: str, last_tokens: int | None = None, room: int = 0) -> TokenContext:
+    """The context's tokens with offsets and words; ``room`` tokens are needed after it (targets).
+
+    A context longer than the model's positions is an error that says so, unless ``last_tokens``
+    asks to explain only the last N tokens.
+    """
+    encoded = lm.tokenizer(text, return_offsets_mapping=True)
+    ids, offsets = list(encoded["input_ids"]), [tuple(o) for o in encoded["offset_mapping"]]
+    if not ids or not text.strip():
+        raise IGInputError(f"the context {text!r} has no tokens; give the text before the word to predict")
+    truncated = None
+    if last_tokens is not None and len(ids) > last_tokens:
+        truncated, ids, offsets = len(ids), ids[-last_tokens:], offsets[-last_tokens:]
+    limit = lm.max_positions
+    if limit is not None and len(ids) + room > limit:
+        need = f" plus {room} target token(s)" if room else ""
+        raise IGInputError(f"the context is {len(ids)} tokens{need}, more than the {limit} positions "
+                           f"{lm.name} can read; pass --last-tokens {limit - room} to explain only the last "
+                           f"{limit - room} tokens (Python: last_tokens=...)")
+    tokens = [lm.token_text(i) for i in ids]
+    word_index, words = words_from_offsets(text, offsets, tokens)
+    return TokenContext(text, ids, tokens, word_index, words, truncated, len(ids))
+
+
+def words_from_offsets(text: str, offsets: list[tuple[int, int]], tokens: list[str]
+                       ) -> tuple[list[int], list[str]]:
+    """Each token's word index and the words: a new word starts where whitespace separates a token
+    from the one before it; special tokens (empty offsets) are words of their own."""
+    word_index: list[int] = []
+    spans: list[list[int]] = []
+    previous_end: int | None = None
+    for (start, end), token in zip(offsets, tokens):
+        special = start == end
+        if special or previous_end is None or not spans:
+            starts_word = True
+        elif start < previous_end:  # one character split over several byte-level tokens
+            starts_word = False
+        else:
+            starts_word = any(c.isspace() for c in text[previous_end:start + 1])
+        if starts_word:
+            spans.append([start, end, special])
+        else:
+            spans[-1][1] = max(spans[-1][1], end)
+        word_index.append(len(spans) - 1)
+        previous_end = None if special else end
+    words = [tokens[word_index.index(i)] if special else text[start:end].strip()
+             for i, (start, end, special) in enumerate(spans)]
+    return word_index, words
+
+
+def continuation_ids(lm: CausalLM, context: str, target: str) -> list[int]:
+    """Token ids of ``target`` as it continues ``context``: a space goes between them unless the
+    context ends with whitespace or the target starts with it (GPT-2's " than", not "than")."""
+    glue = "" if not context or context[-1:].isspace() or target[:1].isspace() else " "
+    ids = lm.tokenizer(glue + target, add_special_tokens=False)["input_ids"]
+    if not ids:
+        raise IGInputError(f"the target {target!r} tokenizes to nothing; give a word or a few words")
+    return list(ids)
+
+
+def next_token_logits(lm: CausalLM, ids: list[int]) -> Any:
+    """Logits of the token after ``ids`` (no gradient, no cache kept)."""
+    import torch
+
+    with torch.no_grad():
+        batch = torch.tensor([ids], device=lm.device)
+        return lm.model(input_ids=batch, use_cache=False).logits[0, -1].float()
+
+
+def greedy_continuation(lm: CausalLM, ids: list[int], tokens: int) -> list[int]:
+    """``tokens`` tokens generated greedily after ``ids`` (the highest-probability token each step)."""
+    generated: list[int] = []
+    for _ in range(tokens):
+        generated.append(int(next_token_logits(lm, ids + generated).argmax()))
+    return generated
+
+
+def readouts_for(lm: CausalLM, context: TokenContext, *, target: str | None, contrast: str | None,
+                 generate: int | None) -> tuple[TokenContext, Readouts]:
+    """The readouts of one item, and the attributed tokens (with ``generate``, the prompt plus the
+    generated tokens before the last, so each generated token is explained over all before it)."""
+    if generate:
+        if target is not None or contrast is not None:
+            raise IGInputError("--generate explains the model's own continuation; it cannot be combined "
+                               "with --target or --contrast")
+        generated = greedy_continuation(lm, context.ids, generate)
+        extended = extend_context(lm, context, generated[:-1])
+        return extended, Readouts(generated, [1.0] * len(generated), [], [lm.token_text(t) for t in generated],
+                                  "generate")
+    if target is None:
+        chosen = [int(next_token_logits(lm, context.ids).argmax())]
+    else:
+        chosen = continuation_ids(lm, context.text, target)
+    if contrast is not None:
+        foil = continuation_ids(lm, context.text, contrast)
+        if len(chosen) != 1 or len(foil) != 1:
+            several = target if len(chosen) != 1 else contrast
+            raise IGInputError(f"--contrast compares two next tokens, but {several!r} is several tokens "
+                               f"({len(chosen) if several == target else len(foil)}) for this tokenizer; "
+                               f"give single-token words (most common words with a leading space are one)")
+        if foil == chosen:
+            raise IGInputError(f"the contrast {contrast!r} is the same token as the target; give another word")
+        return context, Readouts([chosen[0], foil[0]], [1.0, -1.0], [], [lm.token_text(chosen[0]),
+                                                                        lm.token_text(foil[0])], "contrast")
+    if lm.max_positions is not None and len(context.ids) + len(chosen) - 1 > lm.max_positions:
+        raise IGInputError(f"the context ({len(context.ids)} tokens) and the target ({len(chosen)} tokens) "
+                           f"do not fit in {lm.max_positions} positions; pass --last-tokens "
+                           f"{lm.max_positions - len(chosen) + 1}")
+    return context, Readouts(chosen, [1.0] * len(chosen), chosen[:-1], [lm.token_text(t) for t in chosen],
+                             "next" if target is None else "target")
+
+
+def extend_context(lm: CausalLM, context: TokenContext, generated: list[int]) -> TokenContext:
+    """The context followed by generated tokens (attributed too); each generated token that starts
+    with whitespace begins a new word."""
+    tokens = [lm.token_text(t) for t in generated]
+    word_index, words = list(context.word_index), list(context.words)
+    for token in tokens:
+        if token[:1].isspace() or not words:
+            words.append(token.strip())
+        else:
+            words[-1] += token
+        word_index.append(len(words) - 1)
+    return TokenContext(context.text + "".join(tokens), context.ids + generated, context.tokens + tokens,
+                        word_index, words, context.truncated_from, context.prompt_tokens)
