@@ -199,11 +199,13 @@ def _csv_reason(message: str, line: int, at: int) -> str:
         return "a quote opened on this line is never closed; close it (a quote meant literally is written \"\")"
     if "NUL" in message:
         return "the row contains a NUL byte; is this a text file?"
-    where = f" (on line {at})" if at != line else ""
+    if at != line:
+        return (f"a quote opened on this line runs on to line {at} and is not a whole cell there; close it "
+                f"on this line (a quote meant literally is written \"\")")
     if "expected after" in message:
-        return (f"a quoted cell is followed by other characters before the next separator{where}; "
-                f"put the whole cell in quotes and write a quote inside it as \"\"")
-    return f"not valid CSV{where}: {message}"
+        return ("a quoted cell is followed by other characters before the next separator; put the whole "
+                "cell in quotes and write a quote inside it as \"\"")
+    return f"not valid CSV: {message}"
 
 
 def _swallows_rows(inner: list[str], delimiter: str, cells: int) -> bool:

@@ -141,9 +141,10 @@ def read_inputs(path: str | Path, *, smiles_col: str = "smiles", id_col: str | N
     kind = FILE_KINDS.get(path.suffix.lower())
     if kind is None:
         raise InputFileError(f"cannot read molecules from {path}: use .smi, .sdf, .csv or .tsv")
-    if not path.is_file():
-        raise InputFileError(f"molecule file {path} does not exist" if not path.exists()
-                             else f"{path} is a folder; give a molecule file")
+    if not path.exists():
+        raise InputFileError(f"molecule file {path} does not exist")
+    if path.is_dir():
+        raise InputFileError(f"{path} is a folder; give a molecule file")
     if kind == "smi":
         return _smi_inputs(path)
     if kind == "sdf":
