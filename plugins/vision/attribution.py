@@ -153,6 +153,11 @@ class ImageExplanation:
         c = attribution.prepared.context
         return cls(attribution, c["model"], c["options"], c["pixels"], c["predictions"], c["target"])
 
+    @property
+    def item(self):
+        """The item explained (``item.source``, ``item.name``), as on every domain's result."""
+        return self.attribution.item
+
     # --- IG --------------------------------------------------------------------------------
     @property
     def ig(self) -> IGResult:

@@ -25,6 +25,8 @@ SCORES = ("probability", "logit")
 BASELINES = ("black", "blur", "noise")
 POLARITIES = ("both", "positive", "negative")
 UNDERLAYS = ("grey", "colour", "black")
+#: the side in pixels of the image patches of ``--format parquet`` (``OUT/units/``)
+UNIT_PATCH = 16
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -35,6 +37,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                    help="FILE (state dict: .pth/.pt/.safetensors), a weights name of the model "
                         "(IMAGENET1K_V1), or 'random' (untrained, seeded, marked as such in every output); "
                         "None: the model's ImageNet weights (torch cache, else download)")
+    g.add_argument("--labels", default=None, metavar="FILE",
+                   help="class names, one per line in the order of the model's outputs (None: the "
+                        "official weights' names; a --weights file's classes are named by index)")
     g.add_argument("--size", type=int, default=None,
                    help="crop size in pixels instead of the weights' own (e.g. 224); smaller is faster")
     g.add_argument("--device", default=None, help="torch device: cpu, cuda, cuda:N or mps "
@@ -99,6 +104,7 @@ def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "weights": getattr(args, "weights", None), "size": getattr(args, "size", None),
         "device": getattr(args, "device", None), "label": getattr(args, "label", None),
+        "labels": getattr(args, "labels", None),
         "score": getattr(args, "score", "probability"), "baseline": getattr(args, "baseline", "black"),
         "blur_sigma": getattr(args, "blur_sigma", None), "noise_draws": getattr(args, "noise_draws", 4),
         "frames": getattr(args, "frames", 20), "curve_points": getattr(args, "curve_points", 21),
@@ -133,6 +139,25 @@ def vision_settings(**overrides: Any) -> dict[str, Any]:
         raise IGInputError(f"the vision domain has no setting {unknown[0]!r}; its settings are "
                            f"{', '.join(sorted(settings))}")
     return {**settings, **overrides}
+
+
+#: where each --baseline starts the path, in words for captions
+BASELINE_NAMES = {"black": "a black image (the paper's)", "blur": "the image blurred (--blur-sigma)",
+                  "noise": "uniform-noise images, attributions averaged (--noise-draws)"}
+
+
+def target_meaning(index: int, model: Any, settings: dict[str, Any]) -> str:
+    """What the explained class is and where its name comes from (honest about user weights)."""
+    chosen = "the class given by --label" if settings.get("label") is not None else "the model's top prediction"
+    if settings.get("labels"):
+        source = f"names from --labels {settings['labels']}"
+    elif model.random_weights:
+        source = "ImageNet names of the architecture; the weights are untrained, so the class means nothing"
+    elif model.categories and model.categories[0] == "class 0":
+        source = "classes named by index: give --labels FILE for names"
+    else:
+        source = "names of the official weights"
+    return f"class {index}, {chosen} ({source})"
 
 
 def readable_name(stem: str) -> str:
@@ -176,7 +201,7 @@ class VisionDomain(Domain):
 
         options = VisionOptions.from_settings(settings)
         model = load_model(source or DEFAULT_MODEL, settings.get("weights"), size=settings.get("size"),
-                           device=settings.get("device"))
+                           device=settings.get("device"), labels=settings.get("labels"))
         options.check(model)  # an unknown --label or --layers name fails once, not once per image
         return model
 
@@ -209,9 +234,21 @@ class VisionDomain(Domain):
     def prepare(self, model: Any, value: Any, **settings: Any) -> Prepared:
         from .attribution import VisionOptions, prepare_image
 
-        prepared = prepare_image(model, value, VisionOptions.from_settings(settings))
+        options = VisionOptions.from_settings(settings)
+        prepared = prepare_image(model, value, options)
         prepared.context["settings"] = settings
+        prepared.scale = options.score
+        prepared.target_meaning = target_meaning(prepared.context["target"].index, model, settings)
+        prepared.baseline_name = BASELINE_NAMES[options.baseline.kind]
         return prepared
+
+    def model_name(self, model: Any, source: str | None) -> str:
+        return f"{model.name} ({model.weights})"
+
+    def other_scale(self, explanation: Any) -> dict[str, Any] | None:
+        from .outputs import other_scale
+
+        return other_scale(explanation)
 
     def collate(self, group: Sequence[Prepared]) -> Prepared:
         """Images of one size: inputs side by side, baseline stacks ``[K, B, 3, H, W]``."""
@@ -240,6 +277,21 @@ class VisionDomain(Domain):
 
     def summary_fields(self, explanation: Any) -> dict[str, Any]:
         return explanation.summary_fields()
+
+    def units(self, explanation: Any) -> list[dict[str, Any]]:
+        """One row per patch of ``UNIT_PATCH`` × ``UNIT_PATCH`` pixels for ``--format parquet`` (a
+        row per pixel would be 50,000 per image): the signed IG summed over the patch and the colour
+        channels, so the rows add up like the pixels."""
+        per_pixel = explanation.attributions(0).sum(0)
+        height, width = per_pixel.shape
+        rows = []
+        for top in range(0, height, UNIT_PATCH):
+            for left in range(0, width, UNIT_PATCH):
+                patch = per_pixel[top:top + UNIT_PATCH, left:left + UNIT_PATCH]
+                rows.append({"unit": len(rows), "label": f"patch y{top}-{top + patch.shape[0] - 1} "
+                                                         f"x{left}-{left + patch.shape[1] - 1}",
+                             "attribution": float(patch.sum())})
+        return rows
 
     def write_item(self, explanation: Any, folder: Path, *, pictures: bool = True) -> list[str]:
         from .outputs import write_image

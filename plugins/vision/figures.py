@@ -12,6 +12,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from igkit import colours
 from igkit.records import write_bytes
 
 from .records import Provenance
@@ -48,13 +49,16 @@ class Panel:
     lines: list[Line] = field(default_factory=list)
 
 
-def picture_row(cells: Sequence[Cell], path: Path, title: str, made_by: Provenance) -> Path:
-    """Pictures and text side by side (Figure 4: original | label and score | IG | gradients)."""
-    return _save(picture_row_figure(cells, title, made_by), path, made_by)
+def picture_row(cells: Sequence[Cell], path: Path, title: str, made_by: Provenance,
+                caption: Sequence[str] = ()) -> Path:
+    """Pictures and text side by side (Figure 4: original | label and score | IG | gradients), with
+    ``caption`` lines under them (what is explained, what the colours mean)."""
+    return _save(picture_row_figure(cells, title, made_by, caption), path, made_by)
 
 
-def picture_row_figure(cells: Sequence[Cell], title: str, made_by: Provenance) -> Figure:
-    fig = Figure(figsize=(3.0 * len(cells), 3.5), layout="constrained")
+def picture_row_figure(cells: Sequence[Cell], title: str, made_by: Provenance,
+                       caption: Sequence[str] = ()) -> Figure:
+    fig = Figure(figsize=(3.0 * len(cells), 3.5 + 0.16 * len(caption)), layout="constrained")
     FigureCanvasAgg(fig)
     for i, cell in enumerate(cells):
         ax = fig.add_subplot(1, len(cells), i + 1)
@@ -69,6 +73,9 @@ def picture_row_figure(cells: Sequence[Cell], title: str, made_by: Provenance) -
             for spine in ax.spines.values():
                 spine.set_visible(False)
     fig.suptitle(wrap(made_by.mark(title), 3.0 * len(cells), 11), fontsize=11)
+    if caption:
+        fig.supxlabel(wrap("\n".join(caption), 3.0 * len(cells), 7.5), fontsize=7.5, ha="left", x=0.01,
+                      color="#333333")
     return fig
 
 
@@ -224,7 +231,7 @@ def method_grid_figure(rows: Sequence[GridRow], methods: Sequence[str], title: s
         ax.set_ylabel(wrap(row.name, cell, 7), fontsize=7)
         for c, method in enumerate(methods, start=1):
             ax = axes[r, c]
-            shown = ax.imshow(np.clip(row.maps[method], 0, None), cmap="inferno", vmin=0.0, vmax=scales[method],
+            shown = ax.imshow(np.clip(row.maps[method], 0, None), cmap=colours.magnitude_cmap(), vmin=0.0, vmax=scales[method],
                               interpolation="nearest") if method in row.maps else None
             if shown is None:
                 ax.text(0.5, 0.5, "not computed", ha="center", va="center", fontsize=7, transform=ax.transAxes)
@@ -237,7 +244,7 @@ def method_grid_figure(rows: Sequence[GridRow], methods: Sequence[str], title: s
     axes[0, 0].set_title("image", fontsize=8)
     for c, method in enumerate(methods, start=1):
         axes[0, c].set_title(wrap(method.replace("_", " "), cell, 8), fontsize=8)
-    text = made_by.mark(title) + (f"\n{note}" if note else "")
+    text = made_by.mark(title) + (f"\n{note}" if note else "") + f"\n{colours.MAGNITUDE_LEGEND}"
     fig.suptitle(wrap(text, width, 9), fontsize=9)
     return fig
 

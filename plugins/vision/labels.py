@@ -41,6 +41,26 @@ def resolve_label(label: str | int, categories: list[str]) -> int:
     raise IGInputError(f"no class named {text!r}; {hint}")
 
 
+def read_labels_file(path: str, classes: int) -> list[str]:
+    """``--labels FILE``: one class name per line (UTF-8), as many lines as the model has classes."""
+    from pathlib import Path
+
+    from igkit import read_lines
+
+    file = Path(path)
+    if not file.is_file():
+        raise IGInputError(f"--labels {path}: no such file; give a text file with one class name per line")
+    names = [line.strip() for _, line in read_lines(file)]
+    while names and not names[-1]:
+        names.pop()
+    if len(names) != classes:
+        raise IGInputError(f"--labels {path} has {len(names)} class names but the model has {classes} "
+                           f"classes; give one name per line, in the order of the model's outputs")
+    if not all(names):
+        raise IGInputError(f"--labels {path}: line {names.index('') + 1} is empty; every class needs a name")
+    return names
+
+
 def top_predictions(logits: torch.Tensor, categories: list[str], k: int = 5) -> list[Prediction]:
     """The ``k`` highest-scoring classes of one image's logits ``[classes]``."""
     probabilities = logits.double().softmax(0)

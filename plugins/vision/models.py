@@ -57,7 +57,7 @@ class VisionModel:
     categories: list[str]
     name: str = "custom"
     weights: str = "user-supplied"
-    random_weights: bool = False
+    random_weights: bool | None = False   # None: a weights file, trained or not unknown
     layers: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
@@ -104,7 +104,7 @@ class VisionModel:
 
 
 def load_model(name: str | None = DEFAULT_MODEL, weights: str | None = None, *, size: int | None = None,
-               device: str | torch.device | None = "cpu") -> VisionModel:
+               device: str | torch.device | None = "cpu", labels: str | None = None) -> VisionModel:
     """A torchvision classifier by name.
 
     ``weights``: None for the model's default ImageNet weights (torchvision cache or
@@ -112,7 +112,10 @@ def load_model(name: str | None = DEFAULT_MODEL, weights: str | None = None, *, 
     (``.pth``/``.pt`` or ``.safetensors``), or ``"random"`` for an untrained model.
     ``size`` crops to ``size``×``size`` instead of the weights' own crop; ``device`` None
     picks cuda when available. Random weights are drawn with a fixed seed, so the same
-    untrained model comes back every time (and a run with it can be resumed).
+    untrained model comes back every time (and a run with it can be resumed). ``labels``: a file
+    of class names, one per line; without it a weights file's classes are named by index
+    (``class 3``: igkit cannot know what a user's model was trained on), and its
+    ``random_weights`` is None (unknown: igkit cannot tell whether a file was trained).
     """
     name = name or DEFAULT_MODEL
     device = resolve_device(device)
@@ -145,11 +148,16 @@ def load_model(name: str | None = DEFAULT_MODEL, weights: str | None = None, *, 
                                f"(names: {', '.join(enum.__members__)}; or 'random')")
         module = get_model(name, weights=None, **ARCH_OPTIONS.get(name, {}))
         load_weights_file(module, path)
-        categories, label = _categories_for(module), str(path)
+        categories, label = [f"class {i}" for i in range(len(_categories_for(module)))], str(path)
+    if labels is not None:
+        from .labels import read_labels_file
+
+        categories = read_labels_file(labels, len(categories))
     for p in module.parameters():
         p.requires_grad_(False)  # IG needs gradients for the input only
+    trained_unknown = weights is not None and weights != RANDOM and weights not in enum.__members__
     return VisionModel(module.to(device), recipe, categories, name=name, weights=label,
-                       random_weights=weights == RANDOM)
+                       random_weights=None if trained_unknown else weights == RANDOM)
 
 
 def load_weights_file(module: nn.Module, path: Path) -> None:

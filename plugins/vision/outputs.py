@@ -8,14 +8,33 @@ from typing import Sequence
 
 import numpy as np
 
-from igkit import read_json, read_table, write_csv, write_json
+from igkit import colours, read_json, read_table, write_csv, write_json
+from igkit.explains import describe
 
 from .animation import interior_gif, trend_panel
 from .attribution import ImageExplanation
 from .compare import write_methods
 from .figures import Cell, Line, Panel, line_panels, picture_row
 from .records import Provenance, save_array, save_picture, write_matrix
-from .render import as_image, overlay, paper_rendering
+from .render import OVERLAY_SCALE, as_image, overlay, paper_rendering
+
+
+def other_scale(exp: ImageExplanation) -> dict | None:
+    """F on the scale not explained (the logit beside a probability, or the reverse), read off the
+    saturation curve at α = 1 and α = 0; the baseline's only for a single baseline image."""
+    alpha = exp.curve["alpha"]
+    if "probability" not in exp.curve or not (float(alpha[0]) == 0.0 and float(alpha[-1]) == 1.0):
+        return None
+    name, key = ("logit", "score") if exp.options.score == "probability" else ("probability", "probability")
+    values = exp.curve[key][0]
+    single = exp.options.baseline.kind != "noise"
+    return {"name": name, "input": float(values[-1]), "baseline": float(values[0]) if single else None}
+
+
+def caption(exp: ImageExplanation) -> list[str]:
+    """What the pictures explain (igkit.explains) and what their colours mean (igkit.colours)."""
+    lines = describe(exp.attribution, other_scale(exp))["lines"]
+    return [*lines, "overlay: " + colours.legend(f"the {exp.options.score} of {exp.target.label}"), OVERLAY_SCALE]
 
 
 def write_image(exp: ImageExplanation, d: Path, *, pictures: bool = True) -> list[str]:
@@ -60,8 +79,11 @@ def _attribution_maps(exp: ImageExplanation, d: Path, image: np.ndarray, made_by
             save_picture(overlay(image, attributions, render), d / f"{name}_overlay.png", made_by)
             files += [f"{name}_paper.png", f"{name}_overlay.png"]
     if pictures:
-        write_json(d / "overlay.json", {**render.describe(), "colours": {"positive": "green", "negative": "red",
+        write_json(d / "overlay.json", {**render.describe(), "colours": {"positive": colours.RAISES,
+                                                                          "negative": colours.LOWERS,
                                                                           "outline": "yellow"},
+                                        "legend": colours.legend(f"the {exp.options.score} of {exp.target.label}"),
+                                        "scale": OVERLAY_SCALE, "explains": caption(exp)[:-2],
                                         "maps": list(maps), **exp.model.describe()})
         files.append("overlay.json")
     return files
@@ -71,10 +93,12 @@ def _panels(exp: ImageExplanation, d: Path, image: np.ndarray, made_by: Provenan
     render = exp.options.render
     ig = paper_rendering(image, exp.importance(0).numpy(), render)
     grad = paper_rendering(image, exp.gradient_importance().numpy(), render)
-    score = f"{exp.target.label}\nsoftmax {exp.target.probability:.4f}"
+    score = f"{exp.target.label}\nsoftmax {exp.target.probability:.4f}\nlogit {exp.target.logit:.4g}"
     picture_row([Cell("original", image), Cell("label and score", text=score),
-                 Cell("integrated gradients", ig), Cell("gradients at the image", grad)],
-                d / "figure4.png", f"{exp.target.label}: integrated gradients vs gradients", made_by)
+                 Cell("integrated gradients (brightness = |attribution|)", ig),
+                 Cell("gradients at the image", grad),
+                 Cell("IG overlay: red raises, blue lowers", overlay(image, exp.attributions(0), render))],
+                d / "figure4.png", f"{exp.target.label}: integrated gradients vs gradients", made_by, caption(exp))
     write_json(d / "figure4.json", {"label": exp.target.as_dict(), "columns": [
         "original", "label and score", "integrated gradients", "gradients at the image"],
         "maps": {"integrated gradients": "importance_ig.csv", "gradients": "importance_gradients.csv"},

@@ -9,10 +9,17 @@ import torch
 
 from igkit import IGInputError
 
+from igkit import colours
+
 from .domain import POLARITIES, UNDERLAYS
-GREEN = np.array([0.0, 1.0, 0.0])
-RED = np.array([1.0, 0.0, 0.0])
+
+#: igkit's one convention (igkit.colours): red raises the target score, blue lowers it
+RAISES = np.array([int(colours.RAISES[i:i + 2], 16) / 255 for i in (1, 3, 5)])
+LOWERS = np.array([int(colours.LOWERS[i:i + 2], 16) / 255 for i in (1, 3, 5)])
 OUTLINE = np.array([1.0, 1.0, 0.0])
+#: how an overlay's colours and brightness read, for the legend beside it
+OVERLAY_SCALE = ("colour strength: this image's own scale, |attribution| (Σ over channels) between the "
+                 "--clip percentiles")
 
 
 @dataclass(frozen=True)
@@ -63,13 +70,13 @@ def paper_rendering(image: np.ndarray, importance: np.ndarray, settings: RenderS
 
 
 def overlay(image: np.ndarray, attributions: torch.Tensor, settings: RenderSettings) -> np.ndarray:
-    """Green for positive, red for negative attribution (Σ over channels) on a chosen underlay,
-    with the most important regions outlined."""
+    """Red where attribution (Σ over channels) raises the target score, blue where it lowers it
+    (igkit.colours), on a chosen underlay, with the most important regions outlined."""
     signed = attributions.detach().cpu().sum(0).numpy().astype(np.float64)
     shown = {"positive": np.clip(signed, 0, None), "negative": np.clip(-signed, 0, None),
              "both": np.abs(signed)}[settings.polarity]
     strength = scaled_importance(shown, settings.clip_low, settings.clip_high)
-    colour = np.where((signed >= 0)[..., None], GREEN, RED)
+    colour = np.where((signed >= 0)[..., None], RAISES, LOWERS)
     under = underlay(image, settings.underlay)
     picture = under * (1 - strength[..., None]) + colour * strength[..., None]
     if settings.outline_top > 0:
