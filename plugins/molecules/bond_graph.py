@@ -131,7 +131,8 @@ def prepare(model: Any, value: Any, *, task: str | int | None, score: str, max_a
     ``model`` is a bond-graph model (:class:`~.chemprop_model.ChempropModel`,
     :class:`~.pyg_model.PygModel`): ``featurize(mol)``, ``score_function(score)``, ``tasks``,
     ``task_index``, ``task_type``, ``check(graph)``, ``family``. ``value`` is a molecule
-    (:class:`~.readers.MoleculeInput`, a SMILES) or ``(molecule, BondGraph)`` featurized already.
+    (:class:`~.readers.MoleculeInput`, a SMILES) or one featurized already
+    (:class:`~.attribution.Featurized` holding a :class:`BondGraph`).
     """
     from igkit import Prepared
 
@@ -139,8 +140,8 @@ def prepare(model: Any, value: Any, *, task: str | int | None, score: str, max_a
     from .readers import MoleculeInput, parse_input
 
     t = model.task_index(task)
-    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], BondGraph):
-        molecule, graph = value
+    if isinstance(getattr(value, "graph", None), BondGraph):      # featurized already (evaluation)
+        molecule, graph = value.molecule, value.graph
     else:
         molecule = value if isinstance(value, MoleculeInput) else MoleculeInput("", str(value))
         mol = parse_input(molecule)
@@ -195,3 +196,16 @@ def describe(prepared: Any, model: Any) -> Any:
     prepared.target_meaning = (f"{score} that task '{task}' is 1" if model.task_type == "classification" else
                                f"{model.family}'s prediction of '{task}', in the units it was trained on")
     return prepared
+
+
+def predict(model: Any, graphs: Sequence[BondGraph], score: str = "logit", batch_size: int = 128):
+    """Scores ``[n, tasks]`` of featurized molecules, in input order (no gradients)."""
+    import torch
+
+    forward = model.score_function(score)
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(graphs), batch_size):
+            inputs, structure = pack(graphs[start:start + batch_size])
+            out.append(forward(*inputs, *structure).reshape(len(graphs[start:start + batch_size]), -1))
+    return torch.cat(out) if out else torch.zeros(0, len(model.tasks))

@@ -253,7 +253,9 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="do atom attributions find the atoms a rule is about? (IG vs grad×input)")
     p.add_argument("--task", required=True, help="the task the model was trained on: a name of make-task "
                    "--task (e.g. fluoride_carbonyl), a rule, or 'crippen'")
-    p.add_argument("--model", default=None, help="checkpoint NAME (default: the shipped model)")
+    p.add_argument("--model", default=None, help="checkpoint NAME (default: the shipped model), a chemprop "
+                   "v2 checkpoint (.pt/.ckpt), or module:factory of a PyTorch Geometric model with --weights")
+    _add_model_arguments(p)
     p.add_argument("--data", default=None, help="CSV/.smi/.sdf of molecules; default: the test split of "
                    "RDKit's first_5K.smi as made by make-task")
     _add_scored_data_arguments(p)
@@ -267,6 +269,26 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder")
     add_integration_arguments(p, MoleculesDomain.integration)
     p.set_defaults(func=_cmd_evaluate)
+
+
+def _add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """Which model evaluate and score-methods explain, beyond ``--model`` (read by :func:`_scored_model`)."""
+    from .model_kinds import MODEL_KINDS
+
+    p.add_argument("--model-kind", choices=MODEL_KINDS, default="auto", help="as for explain: auto detects "
+                   "chemprop checkpoints (.pt/.pth/.ckpt) and module:factory PyTorch Geometric models")
+    p.add_argument("--trust-checkpoint", action="store_true", help="unpickle a chemprop checkpoint in full "
+                   "(only for files you trust: unpickling can run any code)")
+    p.add_argument("--weights", default=None, help="state dict of a PyTorch Geometric --model module:factory")
+    p.add_argument("--target", default=None, help="the model's output explained: task name or index "
+                   "(default: its first task)")
+
+
+def _scored_model(args: argparse.Namespace):
+    """The model of ``--model`` with ``--model-kind``/``--trust-checkpoint``/``--weights``, as explain loads it."""
+    return MoleculesDomain().load_model(args.model, task=args.target, model_kind=args.model_kind,
+                                        trust_checkpoint=args.trust_checkpoint, weights=args.weights,
+                                        baseline="zero")
 
 
 def _add_scored_data_arguments(p: argparse.ArgumentParser) -> None:
@@ -298,19 +320,18 @@ def _scored_records(args: argparse.Namespace):
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .api import featurize_records
-    from .checkpoint import load_model
     from .evaluate import evaluate_task, write_evaluation
+    from .model_kinds import featurize_records
     from .tasks import make_task
 
     task = make_task(args.task)
-    model = load_model(args.model)
+    model = _scored_model(args)
     records, problems = _scored_records(args)
     records = records[:args.limit] if args.limit else records
-    records, graphs, more = featurize_records(records, model.featurization)
+    records, graphs, more = featurize_records(records, model)
     report_problems(problems + more)
     evaluation = evaluate_task(model, task, records, graphs, score=args.score, show_progress=True,
-                               baseline=args.baseline,
+                               baseline=args.baseline, task_name=args.target,
                                integration=integration_from_args(args, MoleculesDomain.integration))
     report_problems(evaluation.problems)
     write_evaluation(evaluation, Path(args.out))
@@ -335,7 +356,8 @@ def _add_score_methods(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--task", required=True, help="a named task (benzene, fluoride_carbonyl, ...), a rule "
                    "('F AND carbonyl'), or 'crippen'")
     p.add_argument("--model", default=None, help="checkpoint NAME trained on the task (default: the shipped "
-                   "benzene model)")
+                   "benzene model), a chemprop v2 checkpoint, or module:factory of a PyG model with --weights")
+    _add_model_arguments(p)
     p.add_argument("--methods", default=",".join(COMPARED_METHODS),
                    help="comma-separated methods scored beside integrated gradients (always scored); "
                    "see `igkit methods`")
@@ -362,7 +384,9 @@ def _score_command(args: argparse.Namespace) -> str:
     parts = ["igkit", "molecules", "score-methods", "--task", args.task, "--methods", args.methods,
              "--limit", str(args.limit)]
     for flag, value, default in (
-            ("--score", args.score, "probability"), ("--model", args.model, None), ("--data", args.data, None),
+            ("--score", args.score, "probability"), ("--model", args.model, None),
+            ("--model-kind", args.model_kind, "auto"), ("--weights", args.weights, None),
+            ("--target", args.target, None), ("--data", args.data, None),
             ("--smiles-col", args.smiles_col if args.data else None, "smiles"), ("--id-col", args.id_col, None),
             ("--split-col", args.split_col, None), ("--split", args.split if args.split_col else None, "test"),
             ("--steps", args.steps, defaults.steps), ("--tolerance", args.tolerance, defaults.tolerance),
@@ -377,22 +401,21 @@ def _score_command(args: argparse.Namespace) -> str:
 def _cmd_score_methods(args: argparse.Namespace) -> int:
     from igkit.methods import get_method
 
-    from .api import featurize_records
-    from .checkpoint import load_model
     from .compare import print_table, score_methods, write_scores
+    from .model_kinds import featurize_records
     from .tasks import make_task
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     for name in methods:
         get_method(name)                     # an unknown name is one error, before any work
     task = make_task(args.task)
-    model = load_model(args.model)
+    model = _scored_model(args)
     records, problems = _scored_records(args)
-    records, graphs, more = featurize_records(records, model.featurization)
+    records, graphs, more = featurize_records(records, model)
     report_problems(problems + more)
     scores = score_methods(model, task, records, graphs, methods, limit=args.limit, score=args.score,
                            integration=integration_from_args(args, MoleculesDomain.integration),
-                           show_progress=not args.quiet)
+                           show_progress=not args.quiet, task_name=args.target)
     report_problems(scores.problems)
     if not scores.explanations:
         raise IGInputError(f"no molecule of the data has a known answer for {task.name!r} (rule positives "

@@ -31,8 +31,9 @@ from igkit.evaluation import attribution_auc, kendall_tau
 from igkit.options import Integration
 from igkit.records import write_csv, write_json, write_text
 
-from .attribution import Featurized, MoleculeExplanation, explain_graphs, prepare_molecule
-from .checkpoint import MoleculeModel, predict
+from .attribution import Featurized, MoleculeExplanation, explain_graphs
+from .checkpoint import MoleculeModel
+from .model_kinds import predict_any
 from .domain import COMPARED_METHODS
 from .featurize import MolGraph
 from .readers import MoleculeInput, MoleculeRecord, Problem
@@ -68,13 +69,15 @@ def atom_values(expl: MoleculeExplanation, method: str) -> tuple[np.ndarray, np.
 def score_methods(model: MoleculeModel, task: Task, records: Sequence[MoleculeRecord],
                   graphs: Sequence[MolGraph], methods: Sequence[str] = DEFAULT_METHODS, *,
                   limit: int | None = None, score: str = "probability", integration: Integration | None = None,
-                  timed: int = TIMED_MOLECULES, show_progress: bool = False) -> MethodScores:
+                  timed: int = TIMED_MOLECULES, show_progress: bool = False,
+                  task_name: str | int | None = None) -> MethodScores:
     """Attribute the molecules with a defined answer (rule positives; every molecule for Crippen) with
     integrated gradients and ``methods``, and score each method against the known atoms."""
     methods = [m for m in dict.fromkeys(methods) if m != IG]
     regression = task.task_type == "regression"
     labels = np.array([task.label(r.mol) for r in records])
-    predictions = predict(model, list(graphs), score="logit")[:, 0].numpy() if records else np.zeros(0)
+    predictions = predict_any(model, list(graphs), score="logit")[:, model.task_index(task_name)].numpy() \
+        if records else np.zeros(0)
     if regression:
         quality = {"rmse": float(np.sqrt(np.mean((predictions - labels) ** 2)))} if records else {}
     else:
@@ -86,7 +89,7 @@ def score_methods(model: MoleculeModel, task: Task, records: Sequence[MoleculeRe
             chosen.append(k)
     chosen = chosen[:limit] if limit else chosen
     explanations, problems = explain_graphs(model, [records[k] for k in chosen], [graphs[k] for k in chosen],
-                                            score=score, baseline="zero", methods=methods,
+                                            task=task_name, score=score, baseline="zero", methods=methods,
                                             integration=integration,
                                             show_progress=show_progress)
     names = [IG, *methods]
@@ -106,7 +109,7 @@ def score_methods(model: MoleculeModel, task: Task, records: Sequence[MoleculeRe
                 row[f"{name}_fragments"] = _all_fragments_found(task, expl.graph.mol, total)
         per_molecule.append(row)
     seconds = time_methods(model, [graphs[k] for k in chosen[:timed]], names, score=score,
-                           integration=integration)
+                           integration=integration, task_name=task_name)
     table = []
     for name in names:
         entry: dict[str, Any] = {"method": name}
@@ -141,7 +144,8 @@ def _all_fragments_found(task: Task, mol: Any, scores: np.ndarray) -> float:
 
 
 def time_methods(model: MoleculeModel, graphs: Sequence[MolGraph], names: Sequence[str], *,
-                 score: str = "probability", integration: Integration | None = None) -> dict[str, float]:
+                 score: str = "probability", integration: Integration | None = None,
+                 task_name: str | int | None = None) -> dict[str, float]:
     """CPU seconds per molecule of each method, one molecule at a time, by the runner's own calls."""
     from .domain import MoleculesDomain
 
@@ -149,8 +153,8 @@ def time_methods(model: MoleculeModel, graphs: Sequence[MolGraph], names: Sequen
         return {}
     domain = MoleculesDomain()
     keywords = (integration or domain.integration).keywords()
-    prepared = [prepare_molecule(model, Featurized(MoleculeInput("", ""), g), score=score, baseline="zero")
-                for g in graphs]
+    prepared = [domain.prepare(model, Featurized(MoleculeInput("", ""), g), task=task_name, score=score,
+                               baseline="zero") for g in graphs]
     seconds = {}
     for name in names:
         start = time.process_time()

@@ -24,7 +24,8 @@ from igkit.records import write_csv, write_json
 
 from .attribution import explain_graphs, with_pairs
 from .render import new_figure
-from .checkpoint import MoleculeModel, predict
+from .checkpoint import MoleculeModel
+from .model_kinds import is_graph_model, predict_any
 from .featurize import MolGraph
 from .readers import MoleculeRecord, Problem
 from .tasks import Task
@@ -52,17 +53,20 @@ def _agreement(task: Task) -> tuple[str, Any]:
 
 def evaluate_task(model: MoleculeModel, task: Task, records: Sequence[MoleculeRecord],
                   graphs: Sequence[MolGraph], *, score: str = "probability", show_progress: bool = False,
-                  baseline: str | None = None, **ig_options: Any) -> Evaluation:
+                  baseline: str | None = None, task_name: str | int | None = None, **ig_options: Any) -> Evaluation:
     """Predict every molecule, attribute those with a defined truth, and compare IG with gradient × input.
 
     Rule tasks are also scored with igkit's default attribution for molecules
     (``integrated_gradients_default``: IG of the logit from the zero and carbon-skeleton
     baselines averaged, see :mod:`.weave`; ``baseline`` picks another) and, for AND
     rules, how often each fragment's atoms score above the atoms outside the rule
-    (``fragment_found_rate``, one value per fragment).
+    (``fragment_found_rate``, one value per fragment). That default is the weave network's: a
+    chemprop or PyTorch Geometric model is scored by IG (zero baseline) and gradient × input.
+    ``task_name`` picks the model's output (default: its first task).
     """
     labels = np.array([task.label(r.mol) for r in records])
-    predictions = predict(model, list(graphs), score="logit")[:, 0].numpy()
+    t = model.task_index(task_name)
+    predictions = predict_any(model, list(graphs), score="logit")[:, t].numpy()
     if task.task_type == "classification":
         model_quality = {"roc_auc": attribution_auc(predictions, labels > 0.5)}
         chosen = [k for k in range(len(records)) if labels[k] > 0.5]  # negatives have no true atoms
@@ -70,7 +74,7 @@ def evaluate_task(model: MoleculeModel, task: Task, records: Sequence[MoleculeRe
         model_quality = {"rmse": float(np.sqrt(np.mean((predictions - labels) ** 2)))}
         chosen = list(range(len(records)))
     explanations, problems = explain_graphs(model, [records[k] for k in chosen], [graphs[k] for k in chosen],
-                                            score=score, baseline="zero", methods=[COMPARED],
+                                            task=task_name, score=score, baseline="zero", methods=[COMPARED],
                                             show_progress=show_progress,
                                             **ig_options)
     metric_name, metric = _agreement(task)
@@ -87,7 +91,7 @@ def evaluate_task(model: MoleculeModel, task: Task, records: Sequence[MoleculeRe
                      f"{COMPARED}_own": metric(g_atoms, truth)})
     methods = list(METHODS)
     found_rates: list[float] = []
-    if task.task_type == "classification" and explanations:
+    if task.task_type == "classification" and explanations and not is_graph_model(model):
         from .study import default_attributions, fragments_found
         from .defaults import DEFAULT_BASELINE
 

@@ -68,3 +68,37 @@ def load_graph_model(kind: str, source: str, *, trust_checkpoint: bool = False, 
         model = load_pyg(source, weights)
     model.task_index(task)
     return model
+
+
+def is_graph_model(model: Any) -> bool:
+    """Whether ``model`` is a bond-graph model (chemprop, PyTorch Geometric) rather than a weave network."""
+    return getattr(model, "family", "weave") != "weave"
+
+
+def predict_any(model: Any, graphs: list, score: str = "logit"):
+    """Scores ``[n, tasks]`` of featurized molecules for any model kind."""
+    if is_graph_model(model):
+        from .bond_graph import predict
+
+        return predict(model, graphs, score=score)
+    from .checkpoint import predict
+
+    return predict(model, graphs, score=score)
+
+
+def featurize_records(records: list, model: Any) -> tuple[list, list, list]:
+    """Each record featurized as ``model`` reads molecules; the ones that cannot be become problems."""
+    from .api import featurize_records as featurize_weave
+
+    if not is_graph_model(model):
+        return featurize_weave(records, model.featurization)
+    from .readers import Problem
+
+    kept, graphs, problems = [], [], []
+    for rec in records:
+        try:
+            graphs.append(model.featurize(rec.mol))
+            kept.append(rec)
+        except IGInputError as exc:
+            problems.append(Problem(rec.row, rec.id, rec.smiles, str(exc), rec.source))
+    return kept, graphs, problems
