@@ -28,17 +28,18 @@ _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([KMGT]?)(i?B)?\s*$", re.IGNORECASE
 
 
 def log_prob_forward(lm: CausalLM) -> Callable[..., torch.Tensor]:
-    """``f(embeds [n, T, D], continuation [n, C], token_ids [n, K], signs [n, K])`` → ``[n, K + 1]``:
-    each readout's signed log-probability, then their sum (the score explained)."""
+    """``f(embeds [n, T, D], continuation [n, C], token_ids [n, K], signs [n, K], back [n, K])`` →
+    ``[n, K + 1]``: each readout's signed log-probability, then their sum (the score explained)."""
     model, embedding = lm.model, lm.embedding
 
     def forward(embeds: torch.Tensor, continuation: torch.Tensor, token_ids: torch.Tensor,
-                signs: torch.Tensor) -> torch.Tensor:
+                signs: torch.Tensor, back: torch.Tensor) -> torch.Tensor:
         if continuation.shape[1]:
             embeds = torch.cat([embeds, embedding(continuation).to(embeds.dtype)], dim=1)
-        keep = token_ids.shape[1]
+        keep = int(back.max())
         logits = _logits(model, embeds, keep)[:, -keep:].float()
-        log_probs = torch.log_softmax(logits, dim=-1).gather(-1, token_ids.unsqueeze(-1)).squeeze(-1)
+        rows = logits.gather(1, (keep - back).unsqueeze(-1).expand(-1, -1, logits.shape[-1]))
+        log_probs = torch.log_softmax(rows, dim=-1).gather(-1, token_ids.unsqueeze(-1)).squeeze(-1)
         signed = log_probs * signs
         return torch.cat([signed, signed.sum(-1, keepdim=True)], dim=-1)
 
@@ -109,7 +110,8 @@ def bytes_per_point(lm: CausalLM, length: int, continuation: int, readouts: int)
         with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             out = forward(embeds, torch.zeros(1, continuation, dtype=torch.long, device=lm.device),
                           torch.zeros(1, readouts, dtype=torch.long, device=lm.device),
-                          torch.ones(1, readouts, device=lm.device))
+                          torch.ones(1, readouts, device=lm.device),
+                          torch.arange(readouts, 0, -1, device=lm.device).unsqueeze(0))
         del out
         lm.bytes_per_point[key] = max(total, 1)
     return lm.bytes_per_point[key]
@@ -143,13 +145,14 @@ def prepare_causal(lm: CausalLM, context: TokenContext, readouts: Readouts, *, b
             baselines = lm.embedding(torch.full_like(ids, base_id)).detach().float()
     forward_args = (torch.tensor([readouts.continuation], dtype=torch.long, device=device).reshape(1, -1),
                     torch.tensor([readouts.token_ids], dtype=torch.long, device=device),
-                    torch.tensor([readouts.signs], dtype=torch.float32, device=device))
+                    torch.tensor([readouts.signs], dtype=torch.float32, device=device),
+                    torch.tensor([readouts.back], dtype=torch.long, device=device))
     label = " − ".join(readouts.labels) if readouts.kind == "contrast" else "".join(readouts.labels)
     return Prepared(name=name, inputs=embeds, forward=log_prob_forward(lm), target=len(readouts.token_ids),
                     baselines=baselines, forward_args=forward_args, label=label,
                     context={"lm": lm, "tokens": context, "readouts": readouts, "baseline": baseline},
                     group=("transformers", len(context.ids), len(readouts.continuation),
-                           tuple(readouts.signs), baseline),
+                           tuple(readouts.signs), tuple(readouts.back), baseline),
                     batch_size=points_per_pass(lm, context, readouts, max_memory))
 
 

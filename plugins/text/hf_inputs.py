@@ -7,7 +7,7 @@ of a target string, the contrast token (with sign −1), or each greedily genera
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from igkit.errors import IGInputError
@@ -31,14 +31,20 @@ class TokenContext:
 
 @dataclass
 class Readouts:
-    """What the score reads: ``token_ids[k]`` at the k-th of the last K positions, times ``signs[k]``;
-    ``continuation`` are tokens fed after the attributed ones and not attributed (a target string)."""
+    """What the score reads: ``signs[k]`` × log p(``token_ids[k]``) at the ``back[k]``-th position from
+    the end (1: the last); ``continuation`` are tokens fed after the attributed ones and not
+    attributed (the first tokens of a target string)."""
 
     token_ids: list[int]
     signs: list[float]
     continuation: list[int]
     labels: list[str]
     kind: str  # "next", "target", "contrast", "generate"
+    back: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.back:  # one token per position, the last K positions in order
+            self.back = list(range(len(self.token_ids), 0, -1))
 
 
 def tokenize_context(lm: CausalLM, text: str, last_tokens: int | None = None, room: int = 0) -> TokenContext:
@@ -143,8 +149,8 @@ def readouts_for(lm: CausalLM, context: TokenContext, *, target: str | None, con
                                f"give single-token words (most common words with a leading space are one)")
         if foil == chosen:
             raise IGInputError(f"the contrast {contrast!r} is the same token as the target; give another word")
-        return context, Readouts([chosen[0], foil[0]], [1.0, -1.0], [], [lm.token_text(chosen[0]),
-                                                                        lm.token_text(foil[0])], "contrast")
+        return context, Readouts([chosen[0], foil[0]], [1.0, -1.0], [],
+                                 [lm.token_text(chosen[0]), lm.token_text(foil[0])], "contrast", back=[1, 1])
     if lm.max_positions is not None and len(context.ids) + len(chosen) - 1 > lm.max_positions:
         raise IGInputError(f"the context ({len(context.ids)} tokens) and the target ({len(chosen)} tokens) "
                            f"do not fit in {lm.max_positions} positions; pass --last-tokens "
