@@ -158,6 +158,12 @@ def new_model(featurization: Featurization | str, arch: str = DEFAULT_ARCH, task
                          pair_features=len(featurization.pair_feature_names), n_weave=n_weave,
                          n_dense=dense_layers, tasks=list(tasks or ["label"]), task_type=task_type,
                          pair_distance=distance, **sizes)
+    for name, value in config.to_dict().items():  # the limits a checkpoint must keep, before allocating
+        problem = NETWORK_SCHEMA[name].problem(value) if name in NETWORK_SCHEMA else None
+        if problem:
+            option = {"n_weave": "the x of --arch WxNy", "n_dense": "--dense-layers"}.get(
+                name, f"--{name.replace('_', '-')}")
+            raise IGInputError(f"{option} {value!r} is out of range: it {problem}")
     return MoleculeModel(WeaveNet(config), featurization)
 
 

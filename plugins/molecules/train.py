@@ -55,6 +55,8 @@ def load_labelled_csv(path: str | Path, featurization: Featurization, *, smiles_
                       id_col: str | None = None, valid_fraction: float = 0.1, task_type: str = "auto",
                       seed: int = 0) -> LabelledData:
     """Read, featurize and split a labelled CSV; bad rows are reported in ``problems``."""
+    if not 0 <= valid_fraction < 1:  # also refuses NaN
+        raise IGInputError(f"--valid-fraction {valid_fraction} must be a share from 0 to below 1 (e.g. 0.1)")
     records, problems = read_molecules(path, smiles_col=smiles_col, id_col=id_col)
     if not records:
         raise IGInputError(f"no usable molecules in {path} ({len(problems)} rows failed)")
