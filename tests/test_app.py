@@ -68,7 +68,7 @@ def test_a_result_is_the_item_folder_the_cli_writes(service, toy, tmp_path):
 def test_summary_numbers_are_shown(service):
     result = service.run("1,2,3")
     text = result.summary_text
-    assert "Σ attributions = 1.5" in text and "Completeness error:** 0.000%" in text
+    assert "Σ attributions = 1.5" in text and "completeness error 0.00%" in text
     assert result.summary["attribution_sum"] == pytest.approx(2 - 2 + 1.5)
 
 
@@ -95,7 +95,9 @@ def test_extra_methods_and_integration_options(service):
     result = service.run("1,2,3", methods=["saliency", "grad_x_input"], steps=4)
     assert result.ok, result.error
     assert result.summary["methods"] == ["saliency", "grad_x_input"] and result.summary["steps"] == 4
-    assert [caption for _, caption in result.panels.pictures] == ["saliency", "grad_x_input"]
+    # every method drawn the same way as integrated gradients, IG first
+    assert [caption for _, caption in result.panels.methods] == ["integrated gradients", "saliency", "grad_x_input"]
+    assert all(p.ndim == 3 and p.shape[2] == 3 for p, _ in result.panels.methods)
     assert not service.run("1,2,3", methods=["no_such_method"]).ok
     assert "between 2 and 2048" in service.run("1,2,3", steps=1).error
     assert "tolerance" in service.run("1,2,3", tolerance=3).error
@@ -294,7 +296,7 @@ def test_text_view_offers_next_words_and_explains_the_chosen_one(tmp_path, monke
     words = [text for text, score in panels.highlight if score is not None]
     assert words == ["the", "shareholders", "claimed", "more"]
     assert max(abs(score) for _, score in panels.highlight if score is not None) == pytest.approx(1.0)
-    assert any("Integrated gradients" in note for note in panels.notes)  # the paper's table
+    assert any(note.startswith("**The paper's table**") and "| more |" in note for note in panels.notes)
     other = service.run("the shareholders claimed more", target="of")
     assert other.summary["target"] == "of"
     assert other.summary["score_input"] == pytest.approx(panels.label["of"], rel=1e-4)
@@ -323,9 +325,11 @@ def test_vision_view_never_presents_random_weights_as_a_classifier(tmp_path, mon
     view = app_view.app_view(igkit.get_domain("vision"))
     monkeypatch.setattr(app_view, "imagenet_weights_file", lambda arch: tmp_path / "missing.pth")
     choices = view.models([])
-    assert [c.label for c in choices] == ["googlenet · random weights (untrained: not a classifier)"]
-    assert dict(choices[0].settings) == {"weights": "random"}
-    assert "not available on this machine" in choices[0].note and "not available" in view.intro
+    assert [c.label for c in choices] == ["digits · trained (scikit-learn digits, test accuracy 1.0000)",
+                                          "googlenet · random weights (untrained: not a classifier)"]
+    assert choices[0].source == "digits" and "**Trained**" in choices[0].note
+    assert dict(choices[1].settings) == {"weights": "random"}
+    assert "not available on this machine" in choices[1].note and "not available" in view.intro
     (tmp_path / "cached.pth").write_bytes(b"")
     monkeypatch.setattr(app_view, "imagenet_weights_file", lambda arch: tmp_path / "cached.pth")
     labels = [c.label for c in app_view.app_view(igkit.get_domain("vision")).models(["resnet18"])]
@@ -403,8 +407,9 @@ def test_the_page_builds_with_a_tab_per_domain(toy, tmp_path):
     assert isinstance(demo, gr.Blocks)
     ok = result_updates(gr, services[0], services[0].run("1,2,3"))
     bad = result_updates(gr, services[0], services[0].run("x"))
-    assert len(ok) == len(bad) == 13
-    assert "Error" in bad[0] and ok[0].startswith("Done in")
+    assert len(ok) == len(bad) == 14
+    assert bad[0] == "<div class='igkit-error' role='alert'>⚠️ &#x27;x&#x27; is not a list of comma-separated numbers.</div>"
+    assert ok[0].startswith("Done in")
 
 
 def test_method_choices_leave_out_what_a_domain_declares_unavailable(toy):
@@ -429,3 +434,210 @@ def test_the_integrand_at_alpha_averages_to_the_attribution_with_several_baselin
     torch.testing.assert_close(mean, expected, atol=1e-4, rtol=1e-4)
     gradient = path_values(prepared, 1.0)[0]
     torch.testing.assert_close(gradient, 3 * x ** 2)
+
+
+# --- issue 18: the app as a real tool ------------------------------------------------------------------
+def test_user_strings_are_escaped_in_every_markdown_the_page_shows():
+    from igkit.app.html import error_html, escape_markdown
+
+    assert escape_markdown("the <unk> said") == "the &lt;unk&gt; said"
+    assert escape_markdown("a*b_c [x](y) $5 | ~") == r"a\*b\_c \[x\](y) \$5 \| \~"
+    assert escape_markdown("# not a heading") == r"\# not a heading"
+    assert escape_markdown("12. not a list\nsecond line") == r"12\. not a list second line"
+    text = summary_markdown({"target": "<unk>", "score_input": 0.5, "score_baseline": 0.1, "attribution_sum": 0.4,
+                             "completeness_error": 0.0, "steps": 8, "method": "gausslegendre", "seconds": 0.1})
+    assert "**Explained:** &lt;unk&gt;" in text and "<unk>" not in text
+    explained = summary_markdown({"explains": {"lines": ["target: <b>x</b> — the word <unk>"]}, "steps": 3,
+                                  "method": "m", "seconds": 0.0}, {"baseline": "zero"})
+    assert "Target: &lt;b&gt;x&lt;/b&gt; — the word &lt;unk&gt;" in explained and "baseline zero" in explained
+    assert error_html("bad <input>") == "<div class='igkit-error' role='alert'>⚠️ Bad &lt;input&gt;.</div>"
+
+
+def test_a_warning_with_markup_reaches_the_page_whole_and_escaped(toy, tmp_path, monkeypatch):
+    prepare = type(toy).prepare
+
+    def warning_prepare(self, model, item, **settings):
+        import warnings
+
+        warnings.warn("the context word <unk> is read as <unk>: it is not in the vocabulary", igkit.IgkitWarning)
+        return prepare(self, model, item, **settings)
+
+    monkeypatch.setattr(type(toy), "prepare", warning_prepare)
+    result = DomainService(toy, workdir=tmp_path).run("1,2,3")
+    assert result.panels.notes[0] == ("⚠️ the context word &lt;unk&gt; is read as &lt;unk&gt;: it is not in the "
+                                      "vocabulary")
+
+
+def test_the_text_tab_shows_a_context_with_unk_as_text(tmp_path):
+    service = DomainService(igkit.get_domain("text"), workdir=tmp_path)
+    result = service.run("the <unk> said more", methods=["occlusion"])
+    assert result.ok, result.error
+    table = next(note for note in result.panels.notes if note.startswith("**The paper's table**"))
+    assert "| &lt;unk&gt; |" in table and "<unk>" not in table
+    assert [text for text, score in result.panels.highlight if score is not None][1] == "<unk>*"  # a component, not HTML
+    assert [c for _, c in result.panels.methods] == ["integrated gradients", "occlusion"]  # drawn over the words
+
+
+def test_a_file_that_is_not_a_picture_gets_a_sentence(tmp_path):
+    from igkit.app.service import check_upload
+
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(igkit.IGInputError) as caught:
+        check_upload(tmp_path / "notes.txt", [tmp_path], tmp_path)
+    assert str(caught.value) == ("the file you uploaded (notes.txt) is not a picture this app can read: upload a "
+                                 "PNG, JPEG, GIF, BMP, TIFF or WebP image")
+
+
+def test_methods_are_drawn_on_the_molecule_side_by_side(tmp_path):
+    from igkit.app.html import picture_grid
+
+    service = DomainService(igkit.get_domain("molecules"), workdir=tmp_path)
+    result = service.run("c1ccccc1O", methods=["occlusion"], steps=16)
+    assert result.ok, result.error
+    assert [c for _, c in result.panels.methods] == ["integrated gradients", "occlusion"]
+    grid = picture_grid(result.panels.methods, wide=True)
+    assert grid.count("<figure>") == 2 and grid.count("src='data:image/png;base64,") == 2
+    assert "<figcaption>occlusion</figcaption>" in grid
+
+
+def test_baseline_and_score_choices_come_from_the_domain_and_change_the_result(tmp_path):
+    from igkit.app.choices import path_choices
+
+    molecules = igkit.get_domain("molecules")
+    offered = {c.setting: c.options for c in path_choices(molecules)}
+    assert offered == {"baseline": ("zero", "carbon", "zero+carbon"), "score": ("probability", "logit")}
+    assert {c.setting for c in path_choices(igkit.get_domain("vision"))} == {"baseline", "score"}
+    service = DomainService(molecules, workdir=tmp_path)
+    zero = service.run("c1ccccc1O", steps=16, choices={"baseline": "zero", "score": "logit"})
+    carbon = service.run("c1ccccc1O", steps=16, choices={"baseline": "carbon", "score": "logit"})
+    probability = service.run("c1ccccc1O", steps=16, choices={"baseline": "zero", "score": "probability"})
+    assert zero.summary["score_input"] == pytest.approx(carbon.summary["score_input"])
+    assert zero.summary["score_baseline"] != pytest.approx(carbon.summary["score_baseline"])
+    assert 0 < probability.summary["score_input"] < 1 < zero.summary["score_input"]  # logit of a confident "yes"
+    assert "baseline carbon, score logit" in carbon.summary_text
+    assert "is not a baseline this domain offers" in service.run("CCO", choices={"baseline": "noise"}).error
+    text = DomainService(igkit.get_domain("text"), workdir=tmp_path / "t")
+    assert text.path_choices == [] and "zero" in text.view.path_note  # no choice: the tab says what is used
+
+
+def test_a_request_over_its_time_budget_stops_with_a_sentence_and_frees_the_model(toy, tmp_path, monkeypatch):
+    prepare = type(toy).prepare
+
+    def slow_prepare(self, model, item, **settings):
+        prepared = prepare(self, model, item, **settings)
+        forward = prepared.forward
+
+        def slow(v):
+            time.sleep(0.02)
+            return forward(v)
+
+        prepared.forward, prepared.batch_size = slow, 4  # 128 passes of 20 ms for 512 steps
+        return prepared
+
+    service = DomainService(toy, workdir=tmp_path, budget_s=60)
+    monkeypatch.setattr(type(toy), "prepare", slow_prepare)
+    reports = []
+    result = service.run("1,2,3", steps=512, budget_s=0.2, report=lambda f, t: reports.append((f, t)),
+                         methods=[])
+    assert not result.ok
+    assert "went over the app's time budget of 0.2 s per request" in result.error
+    assert "igkit app --time-budget SECONDS" in result.error
+    assert reports[-1][1].startswith("integrating: 0.")  # the stage it was stopped in
+    assert list(tmp_path.glob("run-*")) == []  # nothing half-written is kept
+    reports.clear()
+    assert service.run("1,2,3", steps=16, report=lambda f, t: reports.append((f, t))).ok
+    assert any(t.startswith("integrating:") and "path points" in t for _, t in reports)  # progress per pass
+    assert all(0 <= f <= 1 for f, _ in reports)
+    monkeypatch.undo()
+    assert service.run("1,2,3", budget_s=1000).ok  # the model lock was released; 1000 s is capped at 60
+
+
+def test_a_text_model_folder_is_passed_to_the_domain_as_the_model_source(tmp_path, monkeypatch):
+    domain = igkit.get_domain("text")
+    sources = []
+    load = domain.load_model
+    monkeypatch.setattr(domain, "load_model", lambda source, **settings: sources.append(source) or load(None))
+    service = DomainService(domain, workdir=tmp_path / "app")
+    assert service.choices[0].label.startswith("shipped LSTM")
+    assert "no folder" in service.run("the cat", custom={"folder": str(tmp_path / "missing")}).error
+    folder = tmp_path / "my-model"
+    folder.mkdir()
+    assert "has no config.json" in service.run("the cat", custom={"folder": str(folder)}).error
+    (folder / "config.json").write_text("{}")
+    result = service.run("the shareholders claimed more", custom={"folder": str(folder)})
+    assert result.ok, result.error
+    assert sources == [str(folder)] and result.choice.label == "transformers folder my-model"
+
+
+def test_the_image_tab_takes_uploaded_weights_and_refuses_server_paths(tmp_path):
+    import shutil
+
+    from igkit.plugins.vision import digits
+
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    shutil.copy(digits.weights_file(), uploads / "mine.safetensors")
+    shutil.copy(digits.models_dir() / "digit_test_7.png", uploads / "seven.png")
+    service = DomainService(igkit.get_domain("vision"), workdir=tmp_path / "app", upload_roots=[uploads])
+    service.view.settings = lambda target: {"frames": 2, "curve_points": 2, "layers": []}
+    refused = service.run(upload=str(uploads / "seven.png"), custom={"architecture": "digits",
+                                                                      "weights": str(digits.weights_file())})
+    assert refused.error == "the app reads uploaded files only, not paths on the server"
+    assert "needs its weights file" in service.run(upload=str(uploads / "seven.png"),
+                                                   custom={"architecture": "digits"}).error
+    result = service.run(upload=str(uploads / "seven.png"), steps=8,
+                         custom={"architecture": "digits", "weights": str(uploads / "mine.safetensors")})
+    assert result.ok, result.error
+    assert result.choice.label == "your digits weights (mine.safetensors)"
+    assert list(result.panels.label)[0] == "7" and "cannot tell whether" in result.choice.note
+
+
+@pytest.mark.slow
+def test_the_default_image_model_is_trained_and_reads_a_test_digit(tmp_path):
+    from igkit.plugins.vision import digits
+
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    (uploads / "three.png").write_bytes((digits.models_dir() / "digit_test_3.png").read_bytes())
+    service = DomainService(igkit.get_domain("vision"), workdir=tmp_path / "app", upload_roots=[uploads])
+    result = service.run(upload=str(uploads / "three.png"), methods=["saliency"])
+    assert result.ok, result.error
+    assert result.choice.source == "digits" and result.panels.label_title == "top-5 predictions"
+    assert list(result.panels.label)[0] == "3" and result.panels.label["3"] > 0.9
+    assert not any("not a classifier" in note for note in result.panels.notes)
+    assert [c for _, c in result.panels.methods] == ["integrated gradients", "saliency"]  # on the image
+    assert all(p.shape[0] >= 256 for p, _ in result.panels.methods)  # 32×32 digits enlarged for the page
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGINT"])
+def test_the_app_removes_its_temporary_files_when_stopped(signal_name, tmp_path):
+    import os
+    import re
+    import signal
+    import socket
+
+    pytest.importorskip("gradio", reason="the web app needs Gradio (pip install 'igkit[app]')")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": str(THIRD_PARTY)}
+    process = subprocess.Popen([sys.executable, "-m", "igkit.cli", "app", "--port", str(port), "--domains", "numbers",
+                                "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env=env)
+    try:
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if line.startswith("igkit app:") and "temporary files in" in line:
+                break
+        root = Path(re.search(r"temporary files in (\S+), removed", "".join(lines)).group(1))
+        assert root.is_dir() and (root / "uploads").is_dir()
+        process.send_signal(getattr(signal, signal_name))
+        rest = process.communicate(timeout=60)[0]
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, "".join(lines) + rest
+    assert not root.exists()
+    assert "temporary files removed" in rest

@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import shutil
+import signal
 import sys
 import time
+from pathlib import Path
 
 from ..errors import IGInputError, IgkitError
 
@@ -23,6 +26,9 @@ def add_app_command(subparsers: argparse._SubParsersAction) -> argparse.Argument
                    help="a model a tab offers, as the domain's --model takes it (repeat for more; "
                         "none: each domain's own)")
     p.add_argument("--domains", default="", help="comma-separated domains to show (empty: every installed domain)")
+    p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                   help="longest a request may work before it is stopped with a message (None: 120 s); "
+                        "people may lower it per request in the page, never raise it")
     p.set_defaults(func=run_app)
     return p
 
@@ -41,27 +47,58 @@ class AppMissing(IgkitError):
     """Gradio (the optional extra) is not installed."""
 
 
+def stop_on_signals() -> None:
+    """SIGTERM (``kill``, a service manager) stops the app like Ctrl-C, so the cleanup below runs
+    instead of the process dying with its temporary files left behind."""
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
+
+
 def run_app(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("gradio") is None:
         raise AppMissing("the web app needs Gradio: pip install 'igkit[app]' (or pip install 'gradio>=6,<7')")
+    from .budget import DEFAULT_BUDGET_S
+
+    budget = DEFAULT_BUDGET_S if args.time_budget is None else args.time_budget
+    if not budget > 0:
+        raise IGInputError(f"--time-budget must be a positive number of seconds, got {args.time_budget}")
     start = time.perf_counter()
     from .server import build_app, launch, make_services, prepare_environment, work_root
 
     root = work_root()
-    prepare_environment(root)
-    names = [n.strip() for n in args.domains.split(",") if n.strip()]
-    services = make_services(root, names or None, parse_models(args.model))
-    demo = build_app(services)
-    _, url, _ = launch(demo, args.host, args.port or None, block=False, quiet=True)
-    print(f"igkit app: {len(services)} tab(s) ({', '.join(s.domain.name for s in services)}) at {url} "
-          f"(started in {time.perf_counter() - start:.1f} s; Ctrl-C stops)", flush=True)
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"igkit app: listening on {args.host}: anyone who can reach this machine can use the app",
-              file=sys.stderr)
+    stop_on_signals()
+    demo = None
     try:
+        prepare_environment(root)
+        names = [n.strip() for n in args.domains.split(",") if n.strip()]
+        services = make_services(root, names or None, parse_models(args.model), budget)
+        demo = build_app(services)
+        _, url, _ = launch(demo, args.host, args.port or None, block=False, quiet=True)
+        print(f"igkit app: {len(services)} tab(s) ({', '.join(s.domain.name for s in services)}) at {url} "
+              f"(started in {time.perf_counter() - start:.1f} s; Ctrl-C stops; temporary files in {root}, "
+              f"removed when it stops)", flush=True)
+        if args.host not in ("127.0.0.1", "localhost", "::1"):
+            print(f"igkit app: listening on {args.host}: anyone who can reach this machine can use the app",
+                  file=sys.stderr)
         demo.block_thread()
     except KeyboardInterrupt:
         pass
     finally:
-        demo.close()
+        if demo is not None:
+            demo.close()
+        remove_work_root(root)
+    print("igkit app: stopped; temporary files removed", flush=True)
     return 0
+
+
+def remove_work_root(root: Path) -> None:
+    """Delete the app's temporary folder (uploads, results); a second signal cannot cut it short."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN), signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        shutil.rmtree(root, ignore_errors=True)
+    finally:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])

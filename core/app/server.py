@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import IGInputError
-from .service import MAX_UPLOAD_BYTES, DomainService
+from .budget import DEFAULT_BUDGET_S
+from .html import PICTURE_GRID_CSS
+from .service import MAX_MODEL_BYTES, DomainService
 
 #: requests waiting in the queue at most (more get "the queue is full")
 MAX_QUEUE = 32
@@ -23,7 +25,8 @@ MAX_QUEUE = 32
 CSS = """
 .igkit-error { color: #b00020; background: #fdecee; border: 1px solid #f5c2c7; padding: 8px 12px;
                border-radius: 6px; }
-"""
+.igkit-legend-line { font-size: 90%; color: #333; }
+""" + PICTURE_GRID_CSS
 
 
 def work_root() -> Path:
@@ -34,7 +37,8 @@ def work_root() -> Path:
 
 
 def make_services(root: Path, names: Sequence[str] | None = None,
-                  models: dict[str, list[str]] | None = None) -> list[DomainService]:
+                  models: dict[str, list[str]] | None = None,
+                  budget_s: float = DEFAULT_BUDGET_S) -> list[DomainService]:
     """A :class:`DomainService` per installed domain (or the ``names`` given), in name order."""
     from ..plugin_manager import domains
 
@@ -48,8 +52,8 @@ def make_services(root: Path, names: Sequence[str] | None = None,
     if stray:
         raise IGInputError(f"--model names domain {stray[0]!r}, which has no tab; tabs: {', '.join(wanted)}")
     uploads = upload_dir(root)
-    return [DomainService(installed[n], models.get(n, []), workdir=root / n, upload_roots=[uploads])
-            for n in wanted]
+    return [DomainService(installed[n], models.get(n, []), workdir=root / n, upload_roots=[uploads],
+                          budget_s=budget_s) for n in wanted]
 
 
 def upload_dir(root: Path) -> Path:
@@ -81,7 +85,7 @@ def launch(demo: Any, host: str = "127.0.0.1", port: int | None = None, *,
     """Serve ``demo``; returns Gradio's (app, local url, share url) when ``block`` is False."""
     return demo.launch(server_name=host, server_port=port, share=False, inbrowser=False,
                        prevent_thread_lock=not block, quiet=quiet, show_error=False,
-                       max_file_size=MAX_UPLOAD_BYTES,
+                       max_file_size=MAX_MODEL_BYTES,
                        footer_links=[], css=CSS, ssr_mode=False, mcp_server=False)
 
 

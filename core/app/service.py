@@ -3,10 +3,11 @@ write the item folder exactly as the CLI does, zip it, and keep the result for t
 
 Every request goes through :meth:`DomainService.run`: the domain reads the item
 (``read_items``), the runner explains it (``explain_stream``: ``prepare``, one
-integration call, ``Domain.explanation``), and ``run_folder.write_item_folder`` writes
+integration call, ``Domain.explanation``), and ``run_layout.write_item_folder`` writes
 ``<name>-<hash>/`` with its ``summary.json`` — the same code as ``igkit <domain> explain``.
 A lock per model makes sure one model call runs at a time; user mistakes come back as
-a message, never as an exception, so the app keeps serving.
+a message, never as an exception, so the app keeps serving; a time budget per request
+(:mod:`igkit.app.budget`) stops work that would hold a model for minutes.
 """
 from __future__ import annotations
 
@@ -37,12 +38,17 @@ from ..errors import IGInputError, IgkitError, IgkitWarning
 from ..baselines import as_input_tuple, resolve_baselines
 from ..methods import gradients_at
 from ..records import read_json
-from ..run_folder import run_fingerprint, write_item_folder
+from ..run_layout import run_fingerprint, write_item_folder
 from ..runner import Explained, Skipped, explain_stream
+from .budget import DEFAULT_BUDGET_S, Budget, BudgetExceeded, ProgressCallback
+from .choices import chosen_settings, path_choices
+from .html import escape_markdown
 from .views import AppView, ModelChoice, Panels, find_view, score_curve_picture, summary_markdown
 
-#: largest upload accepted (bytes); Gradio also refuses larger bodies (``max_file_size``)
+#: largest picture accepted (bytes)
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+#: largest model file (weights, class names) accepted (bytes); Gradio refuses larger bodies (``max_file_size``)
+MAX_MODEL_BYTES = 300 * 1024 * 1024
 #: largest picture accepted (pixels): a small PNG can decode to gigabytes
 MAX_PIXELS = 4096 * 4096
 #: results kept for the α slider and the download, per domain (older folders are deleted)
@@ -66,6 +72,8 @@ class Result:
     seconds: float = 0.0
     explanation: Any = None
     choice: ModelChoice | None = None
+    #: the tab's choices this result was computed with (baseline, score)
+    chosen: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -73,7 +81,7 @@ class Result:
 
     @property
     def summary_text(self) -> str:
-        return summary_markdown(self.summary) if self.summary else ""
+        return summary_markdown(self.summary, self.chosen) if self.summary else ""
 
 
 def names_server_path(text: str) -> bool:
@@ -121,11 +129,7 @@ def check_upload(path: str | os.PathLike | None, roots: Sequence[Path], out_dir:
     """
     if not path:
         raise IGInputError("no picture: upload one (or pick an example) first")
-    resolved = Path(path).resolve()
-    if not any(resolved.is_relative_to(root.resolve()) for root in roots):
-        raise IGInputError("the app reads uploaded files only, not paths on the server")
-    if not resolved.is_file():
-        raise IGInputError("the upload is gone; upload the picture again")
+    resolved = uploaded_file(path, roots, "picture")
     if resolved.stat().st_size > MAX_UPLOAD_BYTES:
         raise IGInputError(f"the upload has {resolved.stat().st_size / 1e6:.1f} MB; the app takes at most "
                            f"{MAX_UPLOAD_BYTES / 1e6:.0f} MB")
@@ -138,11 +142,22 @@ def check_upload(path: str | os.PathLike | None, roots: Sequence[Path], out_dir:
                 raise IGInputError(f"the picture has {width}×{height} pixels; the app takes at most "
                                    f"{MAX_PIXELS:,} pixels")
             picture = probe.convert("RGB")
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
-        raise IGInputError(f"the upload is not a picture this app can read ({type(exc).__name__})") from None
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+        raise IGInputError(f"the file you uploaded ({resolved.name}) is not a picture this app can read: upload "
+                           f"a PNG, JPEG, GIF, BMP, TIFF or WebP image") from None
     target = out_dir / f"{safe_stem(resolved.name)}.png"
     picture.save(target)
     return str(target)
+
+
+def uploaded_file(path: str | os.PathLike, roots: Sequence[Path], what: str) -> Path:
+    """``path`` resolved, if it is a file the browser uploaded (inside ``roots``); else a clear error."""
+    resolved = Path(path).resolve()
+    if not any(resolved.is_relative_to(Path(root).resolve()) for root in roots):
+        raise IGInputError("the app reads uploaded files only, not paths on the server")
+    if not resolved.is_file():
+        raise IGInputError(f"the uploaded {what} is gone; upload it again")
+    return resolved
 
 
 def path_values(prepared: Any, alpha: float, *, integrand: bool = False) -> tuple[torch.Tensor, ...]:
@@ -166,12 +181,14 @@ class DomainService:
 
     def __init__(self, domain: Domain, model_sources: Sequence[str | None] = (), *,
                  view: AppView | None = None, workdir: str | Path | None = None,
-                 upload_roots: Sequence[str | Path] = ()) -> None:
+                 upload_roots: Sequence[str | Path] = (), budget_s: float = DEFAULT_BUDGET_S) -> None:
         self.domain = domain
         self.view = view if view is not None else find_view(domain)
         self.choices = self.view.models(list(model_sources))
         if not self.choices:
             raise IGInputError(f"the {domain.name} tab offers no model")
+        self.path_choices = path_choices(domain)
+        self.budget_s = float(budget_s)
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix=f"igkit-app-{domain.name}-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.upload_roots = [Path(r) for r in upload_roots] + [self.workdir]
@@ -188,6 +205,28 @@ class DomainService:
         if label in (None, ""):
             return self.choices[0]
         raise IGInputError(f"unknown model {label!r}; choose one of: {', '.join(c.label for c in self.choices)}")
+
+    def custom_choice(self, values: dict[str, str | None]) -> ModelChoice | None:
+        """The user's own model described by the tab's custom fields, or None when they are empty.
+        File fields must be uploads (never a server path); text fields go to the view as typed."""
+        given = {k: str(v).strip() for k, v in (values or {}).items() if v not in (None, "") and str(v).strip()}
+        if not given:
+            return None
+        kinds = {c.key: c.kind for c in self.view.custom_inputs}
+        unknown = sorted(set(given) - set(kinds))
+        if unknown:
+            raise IGInputError(f"the {self.domain.name} tab has no field {unknown[0]!r} for your own model")
+        for key, kind in kinds.items():
+            if kind == "file" and key in given:
+                found = uploaded_file(given[key], self.upload_roots, key)
+                if found.stat().st_size > MAX_MODEL_BYTES:
+                    raise IGInputError(f"the {key} file has {found.stat().st_size / 1e6:.0f} MB; the app takes at "
+                                       f"most {MAX_MODEL_BYTES / 1e6:.0f} MB")
+                given[key] = str(found)
+        choice = self.view.custom_choice(given)
+        with self._guard:
+            self._locks.setdefault(choice, threading.Lock())
+        return choice
 
     def model(self, choice: ModelChoice, settings: dict[str, Any]) -> Any:
         """The loaded model (call while holding the choice's lock)."""
@@ -208,12 +247,24 @@ class DomainService:
     # --- a request -------------------------------------------------------------------------
     def run(self, text: str | None = None, upload: str | None = None, *, model: str | None = None,
             target: str | None = None, methods: Sequence[str] = (), steps: int | float | None = None,
-            tolerance: float | None = None) -> Result:
-        """Explain one item; returns a :class:`Result` whose ``error`` says what to fix."""
+            tolerance: float | None = None, choices: dict[str, str | None] | None = None,
+            custom: dict[str, str | None] | None = None, budget_s: float | None = None,
+            report: ProgressCallback | None = None) -> Result:
+        """Explain one item; returns a :class:`Result` whose ``error`` says what to fix.
+
+        ``choices``: the tab's baseline/score picks; ``custom``: the fields of a model of the user's
+        own (it replaces ``model``); ``budget_s``: this request's time budget (at most the app's);
+        ``report``: progress callback (fraction of the budget spent, text).
+        """
         start = time.perf_counter()
         request_dir = Path(tempfile.mkdtemp(prefix="run-", dir=self.workdir))
+        seconds = self.budget_s if not budget_s or budget_s <= 0 else min(float(budget_s), self.budget_s)
+        budget = Budget(seconds, report)
         try:
-            result = self._run(text, upload, request_dir, model, target, methods, steps, tolerance)
+            result = self._run(text, upload, request_dir, model, target, methods, steps, tolerance,
+                               choices or {}, custom or {}, budget)
+        except BudgetExceeded as exc:
+            result = Result(error=str(exc))
         except IgkitError as exc:
             result = Result(error=str(exc))
         except Exception as exc:  # noqa: BLE001 - the app keeps serving; the log has the details
@@ -229,11 +280,13 @@ class DomainService:
 
     def _run(self, text: str | None, upload: str | None, request_dir: Path, label: str | None,
              target: str | None, methods: Sequence[str], steps: int | float | None,
-             tolerance: float | None) -> Result:
-        choice = self.choice(label)
+             tolerance: float | None, picked: dict[str, str | None], custom: dict[str, str | None],
+             budget: Budget) -> Result:
+        choice = self.custom_choice(custom) or self.choice(label)
         if target and len(target) > MAX_TARGET_CHARS:
             raise IGInputError(f"the target has {len(target)} characters; at most {MAX_TARGET_CHARS}")
-        overrides = {**dict(choice.settings), **self.view.settings(target or None)}
+        chosen = chosen_settings(self.path_choices, picked)
+        overrides = {**dict(choice.settings), **self.view.settings(target or None), **chosen}
         settings = default_settings(self.domain, **overrides)
         steps = int(steps) if steps else None
         if steps is not None and not 2 <= steps <= 2048:
@@ -248,13 +301,17 @@ class DomainService:
             source = check_text(text, self.view.max_chars)
         with self._locks[choice], warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", IgkitWarning)
+            budget.check("loading the model")
             model = self.model(choice, settings)
+            budget.check("reading the item")
             entries = list(itertools.islice(self.domain.read_items([source], **settings), 1))
             if not entries:
                 raise IGInputError(f"no {self.domain.name} item in the input; {self.domain.items_help}")
             if isinstance(entries[0], BadItem):
                 raise IGInputError(entries[0].reason)
-            outcomes = list(explain_stream(self.domain, model, entries, settings, options))
+            budget.check("integrating")
+            with budget.watching_passes():
+                outcomes = list(explain_stream(self.domain, model, entries, settings, options))
             explained = next((o for o in outcomes if isinstance(o, Explained)), None)
             if explained is None:
                 skipped = next((o for o in outcomes if isinstance(o, Skipped)), None)
@@ -263,6 +320,7 @@ class DomainService:
                 if skipped.traceback:
                     print(skipped.traceback, file=sys.stderr)
                 raise IGInputError(skipped.reason)
+            budget.check("writing the item's files")
             run = run_fingerprint(self.domain, model, choice.source, settings, options, True)
             folder = write_item_folder(self.domain, explained, request_dir, run, True)
             top = self.view.predictions(model, explained.explanation)
@@ -270,12 +328,13 @@ class DomainService:
         zip_path = Path(shutil.make_archive(str(request_dir / folder.name), "zip", root_dir=folder.parent,
                                             base_dir=folder.name))
         result = Result(summary=summary, folder=folder, zip_path=zip_path,
-                        explanation=explained.explanation, choice=choice)
+                        explanation=explained.explanation, choice=choice, chosen=chosen)
+        budget.check("drawing the results")
         result.panels = self._panels(result)
         said = dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, IgkitWarning))
         for other in (w for w in caught if not issubclass(w.category, IgkitWarning)):
             warnings.showwarning(other.message, other.category, other.filename, other.lineno)  # to the log
-        result.panels.notes[:0] = [f"⚠️ {message}" for message in said]
+        result.panels.notes[:0] = [f"⚠️ {escape_markdown(message)}" for message in said]
         if top:
             result.panels.label = result.panels.label or top
             if self.view.target_label and result.panels.targets is None:
@@ -291,13 +350,17 @@ class DomainService:
             panels.notes.append(f"(the {self.domain.name} view failed: {type(exc).__name__}: {exc}; "
                                 f"showing the files)")
         attribution = getattr(result.explanation, "attribution", result.explanation)
-        methods = getattr(attribution, "methods", {}) if self.view.method_pictures else {}
-        for name, maps in methods.items():
-            try:
-                panels.pictures.append((self.view.map_picture(result.explanation, maps, name, gradient=False),
-                                        name))
-            except Exception as exc:  # noqa: BLE001
-                panels.notes.append(f"{name}: could not draw its map ({type(exc).__name__}: {exc})")
+        methods = getattr(attribution, "methods", {}) or {}
+        if methods:  # integrated gradients first, then every other method, drawn the same way
+            maps = {"integrated gradients": attribution.result.attribution_tuple, **methods}
+            for name, values in maps.items():
+                try:
+                    panels.methods.append((self.view.map_picture(result.explanation, values, name,
+                                                                 gradient=False), name))
+                except Exception as exc:  # noqa: BLE001 - one method's picture must not lose the others
+                    traceback.print_exc(file=sys.stderr)
+                    panels.notes.append(escape_markdown(f"{name}: could not draw its map ({type(exc).__name__}: "
+                                                        f"{exc})"))
         return panels
 
     def _keep(self, result: Result, request_dir: Path) -> None:

@@ -25,6 +25,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from .choices import CustomInput
+from .html import escape_markdown
+
 #: picture files shown in the tab, in this order of preference
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
 #: files shown as tables or text
@@ -61,6 +64,8 @@ class Panels:
     tables: list[Table] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     targets: list[str] | None = None
+    #: integrated gradients and every other method drawn the same way, side by side
+    methods: list[tuple[Any, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -97,12 +102,13 @@ class AppView:
     #: what the α slider draws: "gradient" (the paper's interior gradient) or "integrand"
     #: (gradient × (input − baseline), whose average over α is the attribution)
     alpha_shows: str = "gradient"
-    #: draw each extra method's map with :meth:`map_picture` (False when the domain's own files
-    #: already show them)
-    method_pictures: bool = True
     #: the settings that change what ``load_model`` returns (None: all of them); a loaded model is
     #: reused while these stay the same, e.g. when only the target changes
     model_settings: tuple[str, ...] | None = None
+    #: fields for a model of the user's own (uploads or a folder); see :meth:`custom_choice`
+    custom_inputs: tuple[CustomInput, ...] = ()
+    #: what the tab says about the path when the domain offers no baseline or score choice
+    path_note: str = ""
 
     def __init__(self, domain: Any) -> None:
         self.domain = domain
@@ -121,6 +127,13 @@ class AppView:
     def settings(self, target: str | None) -> dict[str, Any]:
         """Domain settings (keywords of ``settings()``) for the chosen target; {} for defaults."""
         return {}
+
+    def custom_choice(self, values: dict[str, str]) -> ModelChoice:
+        """The model of the user's own described by ``values`` (keys of :attr:`custom_inputs`; file
+        fields hold the uploaded file's path, already checked to be an upload)."""
+        from ..errors import IGInputError
+
+        raise IGInputError(f"the {self.domain.name} tab takes no model of your own")
 
     # --- after the run ---------------------------------------------------------------------
     def predictions(self, model: Any, explanation: Any) -> dict[str, float] | None:
@@ -218,8 +231,24 @@ def read_json_file(path: Path) -> Any:
         return None
 
 
-def summary_markdown(summary: dict[str, Any]) -> str:
-    """The numbers every domain has: target, scores, completeness, steps, time."""
+def summary_markdown(summary: dict[str, Any], chosen: dict[str, Any] | None = None) -> str:
+    """What was explained, in the words every output of the run uses (``summary["explains"]``: model,
+    target, F(input) and F(baseline), baseline, completeness), then steps and time; every string
+    escaped. ``chosen``: the tab's choices (baseline, score) to state beside them."""
+    explains = summary.get("explains") or {}
+    if explains.get("lines"):
+        lines = [escape_markdown(line[:1].upper() + line[1:]) for line in explains["lines"]]
+        if chosen:
+            lines.append("Chosen in this tab: " + escape_markdown(", ".join(f"{k} {v}" for k, v in chosen.items())))
+        lines.append(f"**Steps:** {summary.get('steps', '–')} ({escape_markdown(summary.get('method', ''))}), "
+                     f"**time:** {summary.get('seconds', 0):.2f} s")
+        if summary.get("methods"):
+            lines.append(f"**Other methods:** {escape_markdown(', '.join(summary['methods']))}")
+        return "\n\n".join(lines)
+    return _plain_summary(summary, chosen)
+
+
+def _plain_summary(summary: dict[str, Any], chosen: dict[str, Any] | None) -> str:
     def num(key: str, fmt: str = ".4g") -> str:
         value = summary.get(key)
         return "–" if value is None else format(value, fmt)
@@ -230,17 +259,19 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         error_text += f" (Σ attributions − ΔF = {summary['completeness_delta']:.3g})"
     converged = summary.get("converged")
     lines = [
-        f"**Explained:** {summary.get('target', '–')}",
+        f"**Explained:** {escape_markdown(summary.get('target', '–'))}",
         f"**Score** F(input) = {num('score_input')}, F(baseline) = {num('score_baseline')}, "
         f"Σ attributions = {num('attribution_sum')}",
         f"**Completeness error:** {error_text}"
         + ("" if converged is None else (" (converged)" if converged else " (not converged: raise the "
                                                                           "step limit)")),
-        f"**Steps:** {summary.get('steps', '–')} ({summary.get('method', '')}), "
+        f"**Steps:** {summary.get('steps', '–')} ({escape_markdown(summary.get('method', ''))}), "
         f"**time:** {num('seconds', '.2f')} s",
     ]
+    if chosen:
+        lines.insert(1, "**Chosen:** " + escape_markdown(", ".join(f"{k} {v}" for k, v in chosen.items())))
     if summary.get("methods"):
-        lines.append(f"**Other methods:** {', '.join(summary['methods'])}")
+        lines.append(f"**Other methods:** {escape_markdown(', '.join(summary['methods']))}")
     return "\n\n".join(lines)
 
 
@@ -281,24 +312,30 @@ def score_curve_picture(alphas: Sequence[float], scores: Sequence[float], alpha:
 
 def generic_map_picture(values: tuple[torch.Tensor, ...], title: str,
                         labels: Sequence[str] | None = None) -> np.ndarray:
-    """Per-feature values as a picture: an image-shaped input (1×C×H×W, C ≤ 4) as a heat map of
-    Σ_c |value|; anything else as bars of the first input's features (at most 60)."""
+    """Per-feature values as a picture in igkit's one colour convention (red raises, blue lowers the
+    target score relative to the baseline): an image-shaped input (1×C×H×W, C ≤ 4) as a heat map
+    of Σ_c value; anything else as bars of the first input's features (at most 60)."""
+    from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
+
+    from .. import colours
 
     first = values[0].detach().cpu().double()
     first = first[0] if first.dim() >= 1 and first.shape[0] == 1 else first
-    fig = Figure(figsize=(4.6, 3.2), dpi=100)
+    fig = Figure(figsize=(4.6, 3.4), dpi=100)
     ax = fig.add_subplot()
     if first.dim() == 3 and first.shape[0] <= 4 and min(first.shape[1:]) >= 8:
-        heat = first.abs().sum(0).numpy()
-        image = ax.imshow(heat, cmap="magma")
+        heat = first.sum(0).numpy()
+        peak = colours.shared_peak([heat])
+        image = ax.imshow(heat, cmap=colours.diverging_cmap(), norm=Normalize(-peak, peak))
         ax.axis("off")
-        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="Σ|value| over channels")
+        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="Σ over channels")
     else:
         flat = first.reshape(-1).numpy()
         shown = flat[:60]
-        colours = ["#2ca02c" if v >= 0 else "#d62728" for v in shown]
-        ax.bar(np.arange(len(shown)), shown, color=colours)
+        peak = colours.shared_peak([shown])
+        ax.bar(np.arange(len(shown)), shown, color=[colours.signed_colour(float(v), peak) for v in shown],
+               edgecolor="#555555", linewidth=0.4)
         ax.axhline(0, color="black", lw=0.6)
         if labels is not None and len(labels) >= len(shown) and len(shown) <= 30:
             ax.set_xticks(np.arange(len(shown)), [str(t) for t in labels[:len(shown)]], rotation=60,
@@ -306,5 +343,6 @@ def generic_map_picture(values: tuple[torch.Tensor, ...], title: str,
         else:
             ax.set_xlabel("feature" + (f" (first 60 of {flat.size})" if flat.size > 60 else ""))
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
+    fig.text(0.5, 0.01, colours.legend(), ha="center", va="bottom", fontsize=6.5, color="#333333")
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     return figure_array(fig)

@@ -12,7 +12,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from igkit.app.views import AppView, Panels, Table, generic_map_picture, read_csv_table, read_json_file
+from igkit import colours
+from igkit.app.html import escape_markdown
+from igkit.app.views import AppView, Panels, Table, figure_array, read_csv_table, read_json_file
 
 EXAMPLES = ("CCO", "c1ccccc1O", "CC(=O)Oc1ccccc1C(=O)O", "CN1C=NC2=C1C(=O)N(C(=O)N2C)C",
             "O=[N+]([O-])c1ccc(Cl)cc1")
@@ -55,9 +57,10 @@ class MoleculesView(AppView):
             panels.tables.append(atoms)
         dead = read_json_file(folder / "dead_features.json")
         if dead:
-            lines = [f"- atoms {', '.join(str(a) for a in group['atoms'])} share attribution "
-                     f"{group['attribution']:.4g} although their neighbourhoods differ "
-                     f"({'; '.join(group.get('neighbourhoods', {}))})" for group in dead]
+            lines = [escape_markdown(f"atoms {', '.join(str(a) for a in group['atoms'])} share attribution "
+                                     f"{group['attribution']:.4g} although their neighbourhoods differ "
+                                     f"({'; '.join(group.get('neighbourhoods', {}))})") for group in dead]
+            lines = [f"- {line}" for line in lines]
             panels.notes.append("**Dead features:** atoms the model cannot tell apart\n\n" + "\n".join(lines))
         elif dead is not None:
             panels.notes.append("**Dead features:** none found (no group of differently bonded atoms with "
@@ -66,8 +69,8 @@ class MoleculesView(AppView):
 
     def map_picture(self, explanation: Any, values: tuple[torch.Tensor, ...], title: str, *,
                     gradient: bool = False) -> np.ndarray:
-        """Per atom (+ ½ of its pairs), summed over features: a method's map, or the integrand at α
-        (whose average over α is the atom heat map's value)."""
+        """On the molecule, as the atom heat map: per atom (+ ½ of its pairs), summed over features —
+        a method's map, or the integrand at α (whose average over α is the heat map's value)."""
         from .attribution import with_pairs
 
         graph = explanation.graph
@@ -75,8 +78,41 @@ class MoleculesView(AppView):
         atoms = sums[0][:graph.n_atoms].numpy()
         if len(sums) > 1:
             atoms = with_pairs(graph, atoms, sums[1][:graph.n_pairs].numpy())
-        labels = [f"{a.GetSymbol()}{a.GetIdx()}" for a in graph.mol.GetAtoms()]
-        return generic_map_picture((torch.from_numpy(np.asarray(atoms)),), f"{title}, per atom", labels=labels)
+        return molecule_picture(graph.mol, np.asarray(atoms, dtype=np.float64), f"{title}, per atom (+ ½ of its pairs)")
+
+
+def molecule_picture(mol: Any, atoms: np.ndarray, title: str) -> np.ndarray:
+    """The molecule drawn by RDKit with each atom coloured in igkit's diverging convention (this
+    picture's own scale, stated under it), atom indices as in atoms.csv."""
+    import io
+
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.figure import Figure
+    from PIL import Image
+    from rdkit.Chem.Draw import rdMolDraw2D
+
+    peak = colours.shared_peak([atoms])
+    rgb = colours.signed_rgb(atoms, peak)
+    tints = {i: tuple(float(c) for c in rgb[i]) for i in range(len(atoms)) if np.isfinite(atoms[i])}
+    drawer = rdMolDraw2D.MolDraw2DCairo(420, 320)
+    options = drawer.drawOptions()
+    options.useBWAtomPalette()
+    options.addAtomIndices = True
+    rdMolDraw2D.PrepareAndDrawMolecule(drawer, mol, highlightAtoms=list(tints), highlightAtomColors=tints,
+                                       highlightAtomRadii={i: 0.45 for i in tints}, highlightBonds=[])
+    drawer.FinishDrawing()
+    drawing = np.asarray(Image.open(io.BytesIO(drawer.GetDrawingText())).convert("RGB"))
+    fig = Figure(figsize=(5.0, 4.3), dpi=100)
+    ax = fig.add_subplot()
+    ax.imshow(drawing)
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=9)
+    mappable = ScalarMappable(norm=Normalize(-peak, peak), cmap=colours.diverging_cmap())
+    fig.colorbar(mappable, ax=ax, fraction=0.04, pad=0.02)
+    fig.text(0.5, 0.01, colours.legend(), ha="center", va="bottom", fontsize=6.5, color="#333333")
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return figure_array(fig)
 
 
 def _number(value: Any) -> str:
