@@ -104,10 +104,10 @@ def read_table(path: str | Path, required: Sequence[str] = (), delimiter: str | 
         lines.pop()
     delimiter = delimiter or ("\t" if path.suffix.lower() == ".tsv" else ",")
     parsed = _parse_row(lines, 0, delimiter) if lines else None
+    if parsed is not None and isinstance(parsed[0], BadRow):
+        raise InputFileError(f"{path}, line 1 (the header): {parsed[0].reason}")
     if parsed is None or not any(c.strip() for c in parsed[0]):
         raise InputFileError(f"{path} is empty; it needs a header line naming its columns")
-    if isinstance(parsed[0], BadRow):
-        raise InputFileError(f"{path}, line 1 (the header): {parsed[0].reason}")
     columns = [c.strip() for c in parsed[0]]
     _check_header(path, columns)
     missing = [c for c in required if c not in columns]
