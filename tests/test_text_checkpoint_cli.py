@@ -117,7 +117,7 @@ def test_explain_writes_every_output(model_path, tmp_path, capsys):
     assert "stock-market*" in printed.out and "stock-market" in printed.err  # marked and warned
     for name in ("table.txt", "table.md", "words.csv", "attribution.html", "explanation.json"):
         assert (folder / name).stat().st_size > 0
-    assert "rgba(" in (folder / "attribution.html").read_text()
+    assert "red: raises the probability of the next word relative to the baseline" in (folder / "attribution.html").read_text()
     for name in ("words.csv", "tables.md", "attribution.html", "report.json", "run.json"):
         assert (out / name).is_file()
     assert printed.out.count("Prediction for") == 1
@@ -220,5 +220,5 @@ def test_other_methods_add_a_column_per_word(model_path, tmp_path):
     for table in (item_folder(out) / "words.csv", out / "words.csv"):
         with table.open() as fh:
             rows = list(csv.DictReader(fh))
-        assert rows and all(abs(float(r["grad_x_input"]) - float(r["gradient"])) < 1e-5 for r in rows)
+        assert rows and all(abs(float(r["grad_x_input"]) - float(r["gradient_x_embedding"])) < 1e-5 for r in rows)
     assert len(rows) == 5

@@ -163,7 +163,7 @@ def test_explain_with_methods_writes_a_column_per_method_in_every_view(model_pat
     for m in methods:   # the page's scale for a method is the largest |value| over all its contexts
         assert float(scales[m]) == pytest.approx(max(abs(float(r[m])) for r in run_rows), rel=1e-2)
     tables = (out / "tables.md").read_text()
-    assert tables.count("| Sentence | Integrated gradients | Gradients | " + " | ".join(methods) + " |") == 2
+    assert tables.count("| Sentence | Integrated gradients | Gradient x embedding | " + " | ".join(methods) + " |") == 2
 
 
 def test_explain_without_methods_writes_no_method_picture(model_path, tmp_path):

@@ -179,6 +179,9 @@ class TextDomain(Domain):
                             "(the shipped model was trained on 20-word windows)")
         g.add_argument("--scale", action="store_true",
                        help="print attributions x1e-3 (for tiny predictions, as in the paper's Figure 10)")
+        g.add_argument("--shared-scale", action="store_true",
+                       help="colour the words of every context in the run's attribution.html on one scale "
+                            "(the run's largest |IG|); without it each context has its own (the legend says which)")
         from .hf_domain import add_causal_arguments
 
         add_causal_arguments(parser)
@@ -190,6 +193,7 @@ class TextDomain(Domain):
     def settings(self, args: argparse.Namespace) -> dict[str, Any]:
         return {"target": args.target, "every_position": args.every_position, "window": args.window,
                 "start": args.start, "limit": args.limit, "max_words": args.max_words, "scale": args.scale,
+                **({"shared_scale": True} if getattr(args, "shared_scale", False) else {}),
                 **{key: getattr(args, key) for key in TRANSFORMERS_SETTINGS}}
 
     # --- model -------------------------------------------------------------------------------
@@ -262,8 +266,12 @@ class TextDomain(Domain):
             (grad,) = torch.autograd.grad(probabilities[0, target], point)
         gradient = (grad * embeddings)[0].sum(-1).detach().cpu().numpy()
         words = model.vocab.words
+        chosen = ("the model's own prediction" if target == predicted
+                  else f"given by --target; the model predicts '{words[predicted]}'")
         return Prepared(name=spec.text, inputs=embeddings, forward=forward, target=target,
-                        forward_args=(ids,), label=words[target],
+                        forward_args=(ids,), label=words[target], scale="probability",
+                        target_meaning=f"probability that the next word is '{words[target]}' ({chosen})",
+                        baseline_name="all-zero word embeddings (the paper's)",
                         context={"context": context, "predicted": words[predicted], "gradient": gradient,
                                  "scale": bool(scale), "net": net},
                         group=("words", len(context.ids)),
@@ -354,9 +362,26 @@ class TextDomain(Domain):
             from .hf_render import write_item_files as write_causal
 
             return write_causal(explanation.to_dict(), folder, pictures=pictures)
+        from igkit.explains import describe
+
         from .render import write_item_files
 
-        return write_item_files(explanation.to_dict(), folder, pictures=pictures)
+        record = {**explanation.to_dict(), "explains": describe(explanation.attribution,
+                                                               self.other_scale(explanation))["lines"]}
+        return write_item_files(record, folder, pictures=pictures)
+
+    def model_name(self, model: Any, source: str | None) -> str:
+        return source if source else "shipped PTB small LSTM (Zaremba et al. 2014, Penn Treebank)"
+
+    def other_scale(self, explanation: Any) -> dict[str, Any] | None:
+        """The log-probability beside the probability explained (LSTM contexts)."""
+        import math
+
+        if not isinstance(explanation, TextExplanation):
+            return None
+        log = (lambda p: math.log(p) if p > 0 else float("-inf"))
+        return {"name": "log-probability", "input": log(explanation.probability),
+                "baseline": log(explanation.baseline_probability)}
 
     def write_run(self, out_dir: Path, folders: Sequence[Path], *, pictures: bool = True) -> list[str]:
         from .hf_render import read_records, write_run_files as write_causal_run
@@ -364,9 +389,13 @@ class TextDomain(Domain):
         records = read_records(folders)
         if records and records[0][1].get("kind") == "transformers":
             return write_causal_run(out_dir, records, pictures=pictures)
+        from igkit.records import read_json
+
         from .render import write_run_files
 
-        return write_run_files(out_dir, folders, pictures=pictures)
+        run = read_json(out_dir / "run.json") if (out_dir / "run.json").is_file() else {}
+        return write_run_files(out_dir, folders, pictures=pictures,
+                               shared_scale=bool(run.get("settings", {}).get("shared_scale")))
 
 
 def reference_embeddings(net: Any, words: int, contexts: int = REFERENCE_CONTEXTS,

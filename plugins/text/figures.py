@@ -11,12 +11,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from igkit import colours
+
 from .render import OOV_MARK, method_columns
 
-GREEN = np.array([0.0, 150 / 255, 0.0])
-RED = np.array([210 / 255, 0.0, 0.0])
-BLUE = np.array([30 / 255, 100 / 255, 220 / 255])
-WHITE = np.ones(3)
 #: cells are annotated with their values up to this many words (longer contexts: colours only)
 ANNOTATE_WORDS = 40
 #: line styles for the curves: colour × dash cycle, so more than ten methods stay distinct
@@ -25,9 +23,9 @@ MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*")
 
 
 def _cell(value: float, peak: float, magnitude: bool) -> np.ndarray:
-    strength = min(abs(value) / peak, 1.0) if peak > 0 else 0.0
-    end = BLUE if magnitude else (GREEN if value >= 0 else RED)
-    return WHITE + 0.85 * strength * (end - WHITE)
+    """igkit's one convention (igkit.colours): red raises, blue lowers; purple for unsigned sizes."""
+    hex_colour = colours.magnitude_colour(value, peak) if magnitude else colours.signed_colour(value, peak)
+    return np.array([int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5)])
 
 
 def _ink(rgb: np.ndarray) -> str:
@@ -50,7 +48,7 @@ def methods_figure(record: dict[str, Any], path: Path, dpi: int = 110) -> Path:
 
     columns = method_columns(record)
     if "grad_x_input" in record.get("methods", ()):   # the paper's Gradients column is the same numbers
-        columns = [c for c in columns if c[0] != "gradient"]
+        columns = [c for c in columns if c[0] != "gradient"]   # (gradient x embedding)
     words = record["words"]
     n_words, n_cols = len(words), len(columns)
     values = np.array([[w[key] for key, _ in columns] for w in words], dtype=float).reshape(n_words, n_cols)
@@ -77,13 +75,16 @@ def methods_figure(record: dict[str, Any], path: Path, dpi: int = 110) -> Path:
                         color=_ink(rgb[i, j]))
     title = (f"Next word \u201c{record['target']}\u201d (p = {record['score_input']:.3g}) after "
              f"\u201c{record.get('context', '')}\u201d")
-    fig.suptitle(textwrap.fill(title, 60 + 8 * n_cols), fontsize=10)
+    lines = [line for line in record.get("explains", ()) if not line.startswith("target:")]
+    fig.suptitle("\n".join([textwrap.fill(title, 60 + 8 * n_cols)]
+                           + [textwrap.fill(line, 90 + 8 * n_cols) for line in lines]), fontsize=8)
     ax.set_title("each column scaled to its own largest |value| in this context: compare colours "
                  "within a column, numbers across columns", fontsize=8, wrap=True)
-    handles = [Patch(color=GREEN, label="raised the probability"), Patch(color=RED, label="lowered it"),
+    handles = [Patch(color=colours.RAISES, label=f"raises p({record['target']}) relative to the baseline"),
+               Patch(color=colours.LOWERS, label="lowers it"),
                Patch(facecolor="white", edgecolor="black", linewidth=2, label="the column's top word")]
     if any(magnitude):
-        handles.insert(2, Patch(color=BLUE, label="unsigned gradient norm"))
+        handles.insert(2, Patch(color=colours.MAGNITUDE_STOPS[-2], label="unsigned gradient norm (size only)"))
     if any(w["oov"] for w in words):
         handles.append(Patch(color="none", label=f"{OOV_MARK} read as <unk>"))
     fig.legend(handles=handles, loc="outside lower center", ncol=min(3, len(handles)), fontsize=8,

@@ -12,12 +12,16 @@ import html
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from igkit import colours
 from igkit.records import read_json, write_csv, write_json, write_text
 
 OOV_MARK = "*"
 #: the baseline's probability is shown when it is at least this share of the prediction's
 BASELINE_SHOWN_ABOVE = 0.01
-WORD_COLUMNS = ("position", "word", "oov", "integrated_gradient", "gradient")
+#: words.csv columns; "gradient_x_embedding" is the record's "gradient": gradient · embedding at the input
+WORD_COLUMNS = ("position", "word", "oov", "integrated_gradient", "gradient_x_embedding")
+#: values below this print as 0.0000 in the tables (4 decimals)
+PRINTS_AS_ZERO = 5e-5
 
 Record = dict[str, Any]
 
@@ -33,6 +37,12 @@ def headline(record: Record) -> str:
     return line
 
 
+def explained(record: Record) -> list[str]:
+    """What the table explains (igkit.explains: model, target, F(input) and F(baseline), baseline,
+    warnings), less the completeness line, which :func:`completeness_line` gives in this domain's words."""
+    return [line for line in record.get("explains", ()) if not line.startswith("Σ attributions")]
+
+
 def completeness_line(record: Record) -> str:
     """The check that the attributions add up to p(input) − p(baseline)."""
     gap = record["score_input"] - record["score_baseline"]
@@ -42,8 +52,15 @@ def completeness_line(record: Record) -> str:
 
 
 def notes(record: Record) -> list[str]:
-    """Lines under a table: unknown words, a context cut to its last words."""
+    """Lines under a table: unknown words, a context cut to its last words, and a hint when the
+    attributions are too small to show at four decimals (a target the model finds unlikely)."""
     lines = []
+    hidden = [w[key] for w in record["words"] for key, _ in method_columns(record)
+              if 0 < abs(w[key]) < PRINTS_AS_ZERO]
+    if not record.get("scale") and hidden:
+        lines.append(f"{len(hidden)} value(s) in this table are below {PRINTS_AS_ZERO:g} "
+                     f"(p({record['target']}) = {record['score_input']:.2e}) and print as 0.0000: rerun with "
+                     f"--scale to print them x1e3, or read words.csv (full precision)")
     if any(w["oov"] for w in record["words"]):
         lines.append(f"{OOV_MARK} not in the vocabulary: read as <unk>")
     if record.get("truncated_from"):
@@ -54,7 +71,7 @@ def notes(record: Record) -> list[str]:
 
 def _columns(record: Record) -> tuple[str, str, float]:
     suffix, factor = (" (*1e-3)", 1e3) if record.get("scale") else ("", 1.0)
-    return f"Integrated gradients{suffix}", f"Gradients{suffix}", factor
+    return f"Integrated gradients{suffix}", f"Gradient x embedding{suffix}", factor
 
 
 def method_columns(record: Record) -> list[tuple[str, str]]:
@@ -102,7 +119,7 @@ def terminal_table(record: Record) -> str:
     lines += [f"{_word(w):<{width}}" + "".join(f"  {factor * w[key]:>{n}.4f}" for (key, _), n in zip(columns, widths))
               for w in words]
     lines.append(completeness_line(record))
-    return "\n".join(lines + methods_note(record) + notes(record))
+    return "\n".join(lines + explained(record) + methods_note(record) + notes(record))
 
 
 def markdown_table(record: Record) -> str:
@@ -113,7 +130,7 @@ def markdown_table(record: Record) -> str:
              "|---|" + "---:|" * len(columns)]
     lines += ["| " + " | ".join([_word(w), *(f"{factor * w[key]:.4f}" for key, _ in columns)]) + " |"
               for w in record["words"]]
-    lines += ["", completeness_line(record)]
+    lines += ["", completeness_line(record)] + (["", " · ".join(explained(record))] if explained(record) else [])
     extra = methods_note(record) + notes(record)
     lines += ["", *extra] if extra else []
     return "\n".join(lines).replace("<unk>", "`<unk>`") + "\n"
@@ -133,10 +150,8 @@ def word_rows(record: Record) -> Iterable[list[Any]]:
 
 
 def _colour(value: float, peak: float, magnitude: bool = False) -> str:
-    """Green for positive, red for negative (blue for an unsigned magnitude); opacity ∝ |value| / peak."""
-    strength = min(abs(value) / peak, 1.0) if peak > 0 else 0.0
-    rgb = "30,100,220" if magnitude else ("0,150,0" if value >= 0 else "210,0,0")
-    return f"rgba({rgb},{0.85 * strength:.3f})"
+    """igkit's one convention: red raises, blue lowers (purple: an unsigned magnitude), full colour at ``peak``."""
+    return colours.magnitude_colour(value, peak) if magnitude else colours.signed_colour(value, peak)
 
 
 def column_scales(records: Sequence[Record]) -> dict[str, float]:
@@ -149,9 +164,11 @@ def column_scales(records: Sequence[Record]) -> dict[str, float]:
     return scales
 
 
-def html_page(records: Sequence[Record], title: str = "Next-word attribution") -> str:
+def html_page(records: Sequence[Record], title: str = "Next-word attribution", shared: bool = False) -> str:
     """A self-contained page: each context with words coloured by IG, and its table with a column
-    per method; each column's cells share one colour scale over the whole page."""
+    per method; each column's cells share one colour scale over the whole page. The words above
+    each table are on their context's own scale, or with ``shared`` (``--shared-scale``) on the
+    page's; the legend says which."""
     scales = column_scales(records)
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>"
              "body{font-family:sans-serif;max-width:72em;margin:2em auto}"
@@ -161,13 +178,18 @@ def html_page(records: Sequence[Record], title: str = "Next-word attribution") -
              "td.top{outline:2px solid #000;font-weight:bold}.key span{padding:1px 6px;margin:0 4px}"
              "</style></head><body>",
              f"<h1>{html.escape(title)}</h1><p class='key'>"
-             "<span style='background:rgba(0,150,0,.6)'>green</span> the word raised the probability of "
-             "the next word; <span style='background:rgba(210,0,0,.6)'>red</span> it lowered it; "
-             "<span style='background:rgba(30,100,220,.6)'>blue</span> an unsigned gradient norm (how "
-             "sensitive, not which way); <span style='outline:2px solid #000'>framed</span> each "
-             "column's top-ranked word. The words of each context above its table are coloured by "
-             "integrated gradients (embeddings scaled toward zero), scaled to that context's largest "
-             f"|IG|. Words marked {OOV_MARK} are out of vocabulary and were read as &lt;unk&gt;.</p>",
+             f"<span style='background:{colours.RAISES}'>&nbsp;&nbsp;</span>"
+             f"<span style='background:{colours.LOWERS}'>&nbsp;&nbsp;</span> "
+             f"{html.escape(colours.legend('the probability of the next word'))}; "
+             f"<span style='background:{colours.MAGNITUDE_STOPS[-2]}'>&nbsp;&nbsp;</span> "
+             f"{html.escape(colours.MAGNITUDE_LEGEND)} (gradient norms: how sensitive, not which way); "
+             "<span style='outline:2px solid #000'>framed</span> each column's top-ranked word. The words "
+             "of each context above its table are coloured by integrated gradients (embeddings scaled "
+             "toward zero from the baseline, all-zero embeddings): "
+             + html.escape(colours.scale_note(max(scales.get("integrated_gradient", 0.0), 1e-12), True)
+                           if shared else "each context on its own scale, its largest |IG| "
+                           "(--shared-scale puts the whole run on one scale)")
+             + f". Words marked {OOV_MARK} are out of vocabulary and were read as &lt;unk&gt;.</p>",
              "<p><b>One colour scale per column over this whole page</b> (full colour = the column's "
              "largest |value| on the page: "
              + html.escape(", ".join(f"{k} {v:.3g}" for k, v in scales.items()))
@@ -177,7 +199,8 @@ def html_page(records: Sequence[Record], title: str = "Next-word attribution") -
         _, _, factor = _columns(record)
         columns = method_columns(record)
         words = record["words"]
-        peak = max((abs(w["integrated_gradient"]) for w in words), default=0.0)
+        peak = (scales.get("integrated_gradient", 0.0) if shared
+                else max((abs(w["integrated_gradient"]) for w in words), default=0.0))
         spans = "".join(f"<span style='background:{_colour(w['integrated_gradient'], peak)}' "
                         f"title='IG {w['integrated_gradient']:.4g}'>{html.escape(_word(w))}</span>"
                         for w in words)
@@ -191,8 +214,9 @@ def html_page(records: Sequence[Record], title: str = "Next-word attribution") -
             + "</tr>" for i, w in enumerate(words))
         heads = "".join(f"<th>{html.escape(head)}</th>" for _, head in columns)
         extra = "".join(f"<br>{html.escape(line)}" for line in methods_note(record) + notes(record))
+        explains = "".join(f"{html.escape(line)}<br>" for line in record.get("explains", ()))
         parts.append(f"<h3>{html.escape(record.get('source', ''))}: {html.escape(headline(record))}</h3>"
-                     f"<p class='ctx'>{spans}<span class='next'>{html.escape(record['target'])}</span></p>"
+                     f"<p><small>{explains}</small></p><p class='ctx'>{spans}<span class='next'>{html.escape(record['target'])}</span></p>"
                      f"<table><tr><th>Sentence</th>{heads}</tr>{rows}</table>"
                      f"<p><small>{html.escape(completeness_line(record))}{extra}</small></p>")
     parts.append("</body></html>\n")
@@ -219,7 +243,8 @@ def write_item_files(record: Record, folder: Path, *, pictures: bool = True) -> 
     return files
 
 
-def write_run_files(out_dir: Path, folders: Sequence[Path], *, pictures: bool = True) -> list[str]:
+def write_run_files(out_dir: Path, folders: Sequence[Path], *, pictures: bool = True,
+                    shared_scale: bool = False) -> list[str]:
     """Over every finished item, from the item folders: ``words.csv`` (one row per word of each
     item, the item's folder and source first), ``tables.md`` and, with pictures, ``attribution.html``."""
     records = [(folder, read_json(folder / "explanation.json")) for folder in folders
@@ -233,6 +258,6 @@ def write_run_files(out_dir: Path, folders: Sequence[Path], *, pictures: bool = 
                                                 for _, record in records))
     files = ["words.csv", "tables.md"]
     if pictures:
-        write_text(out_dir / "attribution.html", html_page([record for _, record in records]))
+        write_text(out_dir / "attribution.html", html_page([record for _, record in records], shared=shared_scale))
         files.append("attribution.html")
     return files
