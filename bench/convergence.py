@@ -20,7 +20,7 @@ import torch
 from captum.attr import IntegratedGradients
 
 from igkit import integrated_gradients
-from igkit.integrated import INITIAL_INTERVALS
+from igkit.nested_grid import INITIAL_INTERVALS
 
 from .measure import interleaved_medians
 from .report import Row

@@ -19,6 +19,10 @@ DEFAULT_TOLERANCE = 0.01
 #: integrates to 1% (the floor there is 5e-7)
 DEFAULT_FLOOR = 1e-4
 DEFAULT_MAX_STEPS = 1024
+#: how the adaptive grid starts: ``auto`` plans it with forward passes (F on 33 points, one pass) when
+#: they fit in one pass, then evaluates gradients once; ``forward`` always plans; ``off`` starts from
+#: five points and refines one pass per round (see :mod:`igkit.planned`)
+DEFAULT_PLAN = "auto"
 #: the step count of a fixed rule when a rule is named without one (the paper's 20-300 range)
 DEFAULT_FIXED_STEPS = 50
 DEFAULT_RULE = "gausslegendre"
@@ -34,6 +38,7 @@ class Integration:
     floor: float = DEFAULT_FLOOR
     max_steps: int = DEFAULT_MAX_STEPS
     batch_size: int | None = None
+    plan: str = DEFAULT_PLAN
 
     @property
     def adaptive(self) -> bool:
@@ -55,13 +60,16 @@ class Integration:
             raise IGInputError(f"tolerance must be > 0, got {self.tolerance!r}")
         if not self.floor >= 0:
             raise IGInputError(f"floor must be ≥ 0, got {self.floor!r}")
+        from .planned import check_plan
+
+        check_plan(self.plan)
         return self
 
     def keywords(self) -> dict[str, Any]:
         """Keyword arguments for :func:`igkit.integrated_gradients`."""
         if self.adaptive:
             return {"tolerance": self.tolerance, "floor": self.floor, "max_steps": self.max_steps,
-                    "batch_size": self.batch_size}
+                    "batch_size": self.batch_size, "plan": self.plan}
         return {"steps": self.steps, "method": self.method, "batch_size": self.batch_size}
 
     def describe(self) -> dict[str, Any]:
@@ -72,6 +80,6 @@ class Integration:
             fields.pop("steps")
             fields.pop("method")
         else:
-            for key in ("tolerance", "floor", "max_steps"):
+            for key in ("tolerance", "floor", "max_steps", "plan"):
                 fields.pop(key)
         return fields

@@ -6,6 +6,7 @@ rows per forward/backward pass, and checks every score and gradient is finite.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import torch
@@ -27,6 +28,19 @@ def default_batch_size(xs: tuple[torch.Tensor, ...]) -> int:
     return int(max(1, min(MAX_DEFAULT_ROWS, DEFAULT_CHUNK_ELEMENTS // per_row)))
 
 
+@dataclass
+class PathIntegral:
+    """What an integration strategy hands back: ∫ gradients per (baseline, example), and F."""
+
+    integrals: tuple[torch.Tensor, ...]          # each [K, B, *features]
+    score_input: torch.Tensor                    # [B]
+    score_baseline: torch.Tensor                 # [B], mean over baselines
+    alphas: list[torch.Tensor]
+    path_scores: list[torch.Tensor]
+    steps: int
+    interior: list = field(default_factory=list)  # per input: [B, S, *features] or a list per example
+
+
 class PathEvaluator:
     """Scores and gradients of ``forward`` at path points, for a fixed set of inputs/baselines."""
 
@@ -45,6 +59,17 @@ class PathEvaluator:
         self.batch_size = int(batch_size) if batch_size is not None else default_batch_size(xs)
         self.device = xs[0].device
         self.evaluations = 0
+        # per example: what its answer cost (recorded in every summary). A pass shared by several
+        # examples counts once for each of them
+        self.example_gradients = torch.zeros(self.batch, dtype=torch.long)
+        self.example_forwards = torch.zeros(self.batch, dtype=torch.long)
+        self.example_passes = torch.zeros(self.batch, dtype=torch.long)
+
+    def costs(self) -> dict[str, list[int]]:
+        """Per example: gradient (forward + backward) and forward-only evaluations, and passes."""
+        return {"gradient_evaluations": self.example_gradients.tolist(),
+                "forward_evaluations": self.example_forwards.tolist(),
+                "passes": self.example_passes.tolist()}
 
     def rows(self, ex: torch.Tensor, k: torch.Tensor, alpha: torch.Tensor, *, grad: bool = True
              ) -> Iterator[tuple[slice, torch.Tensor, tuple[torch.Tensor, ...] | None]]:
@@ -54,6 +79,9 @@ class PathEvaluator:
             sl = slice(start, min(start + self.batch_size, total))
             scores, grads = self._evaluate(ex[sl], k[sl], alpha[sl], grad)
             report_pass(sl.stop - sl.start)
+            rows_per_example = torch.bincount(ex[sl].cpu(), minlength=self.batch)
+            (self.example_gradients if grad else self.example_forwards).add_(rows_per_example)
+            self.example_passes.add_(rows_per_example > 0)
             yield sl, scores, grads
 
     def scores_at(self, ex: torch.Tensor, k: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:

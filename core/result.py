@@ -71,7 +71,14 @@ class IGResult:
             "path_points": int(len(self.alphas[example])),
             "baselines": int(self.meta.get("n_baselines", 1)),   # steps = path_points × baselines
             "method": self.method,
+            **self.example_costs(example),
         }
+
+    def example_costs(self, example: int) -> dict[str, int]:
+        """What this example's answer cost: gradient and forward-only evaluations, and the passes
+        it took part in (a pass shared with other examples counts for each; empty if not recorded)."""
+        costs = self.meta.get("costs") or {}
+        return {key: int(values[example]) for key, values in costs.items()}
 
     def example(self, e: int) -> "IGResult":
         """Example ``e`` alone, as a result of batch size 1 (what an item's folder stores)."""
@@ -80,6 +87,8 @@ class IGResult:
             meta["converged"] = [meta["converged"][e]]
         if meta.get("converged_by") is not None:
             meta["converged_by"] = [meta["converged_by"][e]]
+        if meta.get("costs") is not None:
+            meta["costs"] = {key: [values[e]] for key, values in meta["costs"].items()}
         attrs = tuple(a[e:e + 1] for a in self.attribution_tuple)
         interior = None if self.interior is None else tuple([per[e]] for per in self.interior)
         return IGResult(

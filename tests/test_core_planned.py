@@ -1,0 +1,141 @@
+"""Planned adaptive integration: F on a grid of α with forward passes, then gradients where F moves.
+
+Known answers (linear models, a sharp step, gradients that cancel), agreement with a
+converged reference and with Captum, the costs recorded per example, and a clear word
+for the bad cases (F constant, NaN on the path, dropout left on).
+"""
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from captum.attr import IntegratedGradients
+from torch import nn
+
+import igkit
+from igkit.errors import IGInputError, IgkitWarning, NonFiniteError
+from igkit.planned import PLAN_INTERVALS
+
+from models import SaturatingReLUNet, TinyCNN
+
+PLAN_POINTS = PLAN_INTERVALS + 1
+
+
+def _relative_l2(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    return float((actual - expected).norm() / expected.norm())
+
+
+@pytest.mark.parametrize("plan", ["forward", "off"])
+def test_linear_model_is_exact_wherever_the_points_go(plan):
+    w = torch.tensor([0.5, -2.0, 3.0, 0.25])
+    x = torch.tensor([[1.0, 2.0, -1.0, 4.0], [0.3, 0.1, 0.2, -0.5]])
+    stack = torch.stack([torch.zeros(4), torch.tensor([0.2, -1.0, 0.5, 1.0])])  # two baselines
+    result = igkit.integrated_gradients(lambda v: v @ w, x, stack.unsqueeze(1), plan=plan)
+    expected = ((x.unsqueeze(0) - stack.unsqueeze(1)) * w).mean(0)
+    torch.testing.assert_close(result.attributions, expected, rtol=1e-6, atol=1e-6)
+    assert result.meta["plan"] == plan
+
+
+def _sharp_step(x: torch.Tensor) -> torch.Tensor:
+    """F(α) = sigmoid(80 (α − 0.6)) on the path from 0 to x = 1: F moves only near α = 0.6."""
+    return torch.sigmoid(80 * (x.sum(1) / x.shape[1] - 0.6))
+
+
+def test_a_sharp_step_in_f_gets_its_points_and_the_converged_answer():
+    x = torch.ones(1, 4) * torch.tensor([0.7, 1.3, 1.0, 1.0])
+    reference = igkit.integrated_gradients(_sharp_step, x, steps=512).attributions
+    planned = igkit.integrated_gradients(_sharp_step, x, tolerance=0.01, plan="forward")
+    old = igkit.integrated_gradients(_sharp_step, x, tolerance=0.01, plan="off")
+    assert float(planned.completeness_error[0]) <= 0.01
+    assert _relative_l2(planned.attributions, reference) <= 0.01
+    nodes = planned.alphas[0]
+    near = int(((nodes > 0.5) & (nodes < 0.7)).sum())
+    assert near > len(nodes) / 2, nodes          # most gradient points sit where F moves
+    costs, old_costs = planned.summary(0), old.summary(0)
+    assert costs["forward_evaluations"] == PLAN_POINTS
+    assert costs["passes"] < old_costs["passes"]  # the plan saves refinement rounds
+
+
+def test_gradients_that_cancel_along_a_flat_path_are_still_integrated():
+    """F = tanh(x₀) − tanh(x₁) with x₀ = x₁: F is 0 all along the path, the attributions are ±tanh(a)."""
+    a = 1.5
+    x = torch.tensor([[a, a]])
+    with pytest.warns(IgkitWarning, match="cancel"):
+        result = igkit.integrated_gradients(lambda v: torch.tanh(v[:, 0]) - torch.tanh(v[:, 1]), x,
+                                            plan="forward")
+    expected = torch.tensor([[1.0, -1.0]]) * torch.tanh(torch.tensor(a))
+    torch.testing.assert_close(result.attributions, expected, rtol=1e-3, atol=1e-4)
+
+
+def test_constant_f_is_said_to_have_nothing_to_attribute():
+    x = torch.rand(2, 5)
+    with pytest.warns(IgkitWarning, match="nothing to attribute"):
+        result = igkit.integrated_gradients(lambda v: 0 * v.sum(1) + 3.0, x, plan="forward")
+    assert torch.all(result.attributions == 0)
+
+
+def test_nan_on_the_path_names_the_alpha_and_the_example():
+    x = torch.tensor([[0.2, 0.2], [1.0, 1.0]])
+
+    def broken(v: torch.Tensor) -> torch.Tensor:   # NaN where the input sum falls below 1: α < 0.5
+        return torch.sqrt(v.sum(1) - 1.0) + v[:, 0]
+
+    with pytest.raises(NonFiniteError, match=r"alpha=.*example"):
+        igkit.integrated_gradients(broken, x, plan="forward")
+
+
+def test_dropout_left_on_is_named_and_then_refused():
+    model = nn.Sequential(nn.Linear(6, 16), nn.Dropout(0.5), nn.Linear(16, 1)).train()
+    with pytest.warns(IgkitWarning, match="training mode"):
+        with pytest.raises(IGInputError, match="not deterministic.*model.eval"):
+            igkit.integrated_gradients(model, torch.rand(2, 6), plan="forward")
+    model.eval()
+    result = igkit.integrated_gradients(model, torch.rand(2, 6), plan="forward")
+    assert torch.all(result.completeness_error <= 0.01)
+
+
+def test_planned_agrees_with_captum_and_reaches_the_tolerance():
+    model = TinyCNN().eval()
+    x = torch.rand(3, 3, 8, 8)
+    ours = igkit.integrated_gradients(model, x, target=[0, 2, 1], tolerance=1e-3, plan="forward")
+    theirs = IntegratedGradients(model).attribute(x, target=[0, 2, 1], n_steps=256, method="gausslegendre")
+    assert torch.all(ours.completeness_error <= 1e-3)
+    assert _relative_l2(ours.attributions, theirs) < 0.01
+
+
+def test_costs_are_recorded_per_example_and_survive_slicing():
+    model = SaturatingReLUNet().eval()
+    x = torch.rand(3, 8) * 3
+    result = igkit.integrated_gradients(model, x, plan="forward")
+    for e in range(3):
+        summary = result.summary(e)
+        assert summary["forward_evaluations"] == PLAN_POINTS
+        assert summary["gradient_evaluations"] == summary["steps"] == len(result.alphas[e])
+        assert summary["passes"] >= 2                      # the plan, then at least one gradient pass
+        assert result.example(e).summary(0) == {**summary}
+    assert sum(result.meta["costs"]["gradient_evaluations"]) == result.meta["gradient_evaluations"]
+
+
+def test_pass_size_does_not_change_the_planned_answer():
+    model = SaturatingReLUNet().eval()
+    x = torch.rand(4, 8) * 3
+    whole = igkit.integrated_gradients(model, x, tolerance=1e-3)
+    chunked = igkit.integrated_gradients(model, x, tolerance=1e-3, batch_size=3)
+    assert whole.meta["plan"] == chunked.meta["plan"] == "forward"   # small inputs: auto plans
+    torch.testing.assert_close(chunked.attributions, whole.attributions, rtol=1e-5, atol=1e-7)
+
+
+def test_auto_keeps_the_plain_grid_when_the_plan_does_not_fit_in_one_pass():
+    wide = torch.rand(1, 200_000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", IgkitWarning)
+        result = igkit.integrated_gradients(lambda v: torch.tanh(v.mean(1)), wide)
+    assert result.meta["plan"] == "off" and result.summary(0)["forward_evaluations"] == 0
+
+
+def test_an_unknown_plan_is_refused_with_the_choices():
+    with pytest.raises(IGInputError, match="auto, forward, off"):
+        igkit.integrated_gradients(lambda v: v.sum(1), torch.rand(1, 3), plan="later")
+    with pytest.raises(IGInputError, match="plan"):
+        igkit.Integration(plan="later").validated()
