@@ -133,3 +133,14 @@ def test_the_schema_describes_its_range_and_passes_what_fits():
         validate_config({"size": 1}, schema, "x.json")
     with pytest.raises(ModelError, match="must be a JSON object, not list"):
         validate_config([], schema, "x.json")
+
+
+@pytest.mark.parametrize("config, field", [({"width": -3}, "width"), ({"width": 10**9}, "width"),
+                                           ({"classes": "0123456789"}, "classes")])
+def test_digits_config_out_of_range_names_the_field(tmp_path, config, field):
+    from igkit.plugins.vision.digits import read_config
+
+    path = tmp_path / "digits.json"
+    path.write_text(json.dumps(config))
+    with pytest.raises(ModelError, match=f"{field} must be"):
+        read_config(path)

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from igkit import ModelError
+from igkit.checkpoint import Field, validate_config
 
 NAME = "digits"
 #: side of the square pictures the network sees (the 8×8 digits upsampled)
@@ -25,6 +26,8 @@ CLASSES = [str(d) for d in range(10)]
 #: pixels in [0, 1] are normalised to about [-1, 1] inside the model's forward
 MEAN = (0.5, 0.5, 0.5)
 STD = (0.5, 0.5, 0.5)
+#: what the config may hold, checked before any network is built (a damaged file must not allocate)
+CONFIG_SCHEMA = {"width": Field("int", 1, 1024, optional=True), "classes": Field("strings", 1, 10_000, optional=True)}
 
 
 def models_dir() -> Path:
@@ -59,10 +62,11 @@ def read_config(path: Path | None = None) -> dict[str, Any]:
     """The shipped model's config (architecture width, classes, how it was trained, its test accuracy)."""
     path = path or config_file()
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
         raise ModelError(f"the digits model's config {path} is missing or damaged ({exc}); rebuild it with "
                          f"python -m igkit.plugins.vision.train_digits") from None
+    return validate_config(config, CONFIG_SCHEMA, path)
 
 
 def build(config: dict[str, Any] | None = None) -> DigitsNet:
