@@ -7,6 +7,8 @@ Every command ends in one of the documented exit codes (README, "Run contract"):
 from __future__ import annotations
 
 import argparse
+import difflib
+import re
 import sys
 import warnings
 from typing import Sequence
@@ -61,9 +63,22 @@ def _leaf_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentPars
     return found
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's default in its help, once: a help text that already explains its default
+    ("default: its own", "None: the top prediction") is left as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if re.search(r"\bdefault\b|\bNone:", text) or action.default is argparse.SUPPRESS:
+            return text
+        if action.default in ("", None):
+            return text + " (default: none)" if action.option_strings and action.nargs != 0 else text
+        return super()._get_help_string(action)
+
+
 def _normalise(parser: argparse.ArgumentParser, add_run_arguments) -> None:
     """Defaults shown in every help text, and --threads/--quiet/--debug on every command."""
-    parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+    parser.formatter_class = DefaultsHelpFormatter
     have = {s for a in parser._actions for s in a.option_strings}
     if "--threads" not in have:
         if "--quiet" in have or "--debug" in have:
@@ -125,7 +140,7 @@ def _run(argv: list[str], debug: bool) -> int:
         if routed is not None and routed[0] not in domains():
             from .plugin_manager import get_domain
             get_domain(routed[0])  # raises the error that lists installed domains
-        args = parser.parse_args(routed or argv)
+        args = _parse(parser, routed or argv)
         if not getattr(args, "func", None):
             parser.print_help()
             return 0 if not argv else 2
@@ -143,6 +158,35 @@ def _run(argv: list[str], debug: bool) -> int:
             raise
         print("igkit: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Parse; an unknown option is reported by the command it was given to, with its usage and
+    the closest option of that command ("did you mean --methods?")."""
+    args, extra = parser.parse_known_args(argv)
+    if not extra:
+        return args
+    leaf = _chosen_parser(parser, args)
+    known = [s for a in leaf._actions for s in a.option_strings if s.startswith("--")]
+    unknown = [e.split("=", 1)[0] for e in extra if e.startswith("-")]
+    hints = []
+    for option in unknown:
+        close = difflib.get_close_matches(option, known, n=1, cutoff=0.6)
+        if close:
+            hints.append(f"{option}: did you mean {close[0]}?")
+    message = f"unrecognized arguments: {' '.join(extra)}"
+    leaf.error(message + (f" ({'; '.join(hints)})" if hints else f"; see {leaf.prog} --help"))
+    raise AssertionError("unreachable: argparse's error exits")
+
+
+def _chosen_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The (sub)command parser the parsed arguments reached: igkit → molecules → explain."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            chosen = getattr(args, action.dest, None)
+            if chosen in action.choices:
+                return _chosen_parser(action.choices[chosen], args)
+    return parser
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
