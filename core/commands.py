@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 from .domain import Domain
-from .options import Integration
+from .options import PLANS, Integration
 from .quadrature import RULES
 
 #: the most torch threads used unless --threads says otherwise: on machines shared with other
@@ -65,11 +65,15 @@ def add_integration_arguments(parser: argparse.ArgumentParser, defaults: Integra
     g.add_argument("--batch-size", type=positive_int, default=defaults.batch_size,
                    help="path points per forward/backward pass (bounds memory; default: the domain's "
                         "choice)")
+    g.add_argument("--plan", choices=PLANS, default=defaults.plan,
+                   help="adaptive: auto plans the grid from F on 17 points (forward passes only) when they "
+                        "fit in one pass, then runs one gradient pass; forward always plans; off refines "
+                        "from 5 points, one pass per round (the previous default)")
 
 
 def integration_from_args(args: argparse.Namespace, defaults: Integration) -> Integration:
     return defaults.with_overrides(steps=args.steps, method=args.method, tolerance=args.tolerance,
-                                   max_steps=args.max_steps, batch_size=args.batch_size)
+                                   max_steps=args.max_steps, batch_size=args.batch_size, plan=args.plan)
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -186,8 +190,12 @@ def convergence_tail(summaries: list[dict[str, Any]]) -> str:
         return ""
     worst = max(summaries, key=lambda s: s["completeness_error"])
     tail = f"; worst completeness error {worst['completeness_error']:.3%} ({_item_ids([worst])}"
-    tail += (", converged by the absolute floor: F(input) − F(baseline) is tiny)"
-             if worst.get("converged_by") == "absolute floor" else ")")
+    if worst.get("converged_by") == "absolute floor":
+        tail += ", converged by the absolute floor: F(input) − F(baseline) is tiny)"
+    elif worst.get("converged") is None:
+        tail += ", a fixed --steps rule: no tolerance was asked, so convergence is not judged)"
+    else:
+        tail += ")"
     unconverged = [s for s in summaries if s.get("converged") is False]
     if unconverged:
         tail += (f"; NOT converged: {_item_ids(unconverged)} (raise --max-steps; --require-converged "
