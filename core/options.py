@@ -23,6 +23,7 @@ DEFAULT_MAX_STEPS = 1024
 #: they fit in one pass, then evaluates gradients once; ``forward`` always plans; ``off`` starts from
 #: five points and refines one pass per round (see :mod:`igkit.planned`)
 DEFAULT_PLAN = "auto"
+PLANS = ("auto", "forward", "off")
 #: the step count of a fixed rule when a rule is named without one (the paper's 20-300 range)
 DEFAULT_FIXED_STEPS = 50
 DEFAULT_RULE = "gausslegendre"

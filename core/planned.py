@@ -20,6 +20,7 @@ import torch
 
 from .errors import IGInputError, IgkitWarning
 from .nested_grid import NestedGrid
+from .options import PLANS
 from .path import PathEvaluator, default_batch_size
 
 #: uniform intervals of the forward-only plan (17 points, ends included: they give F(b) and F(x)).
@@ -31,9 +32,6 @@ PLAN_SAFETY = 1.0
 #: relative change (to the largest |F| on the path) of F at the same α that marks a random forward;
 #: batched passes of another size differ by float rounding only (~1e-7)
 NONDETERMINISTIC_RTOL = 1e-3
-#: ``plan`` choices: ``forward`` always plans, ``off`` is the plain adaptive grid, ``auto`` plans when
-#: the plan's points fit in one pass
-PLANS = ("auto", "forward", "off")
 
 
 def check_plan(plan: str) -> str:
