@@ -60,7 +60,7 @@ def test_summary_states_model_target_scores_baseline_and_completeness(tmp_path, 
     run = json.loads((out / "run.json").read_text())
     assert run["model"] == "stepdemo default model (Tensor)"   # never null
     summary = _summary(out, "argument 1")
-    assert summary["model"] == {"name": run["model"], "digest": run["model_fingerprint"][:10]}
+    assert summary["explains"]["model"] == {"name": run["model"], "digest": run["model_fingerprint"][:10]}
     assert summary["converged"] is True and summary["converged_by"] == "relative tolerance"
     lines = summary["explains"]["lines"]
     assert lines[0] == f"model: {run['model']} (weights {run['model_fingerprint'][:10]})"
