@@ -93,7 +93,7 @@ def test_a_diverging_text_training_stops_with_the_epoch_and_steps(monkeypatch):
 
 def test_non_finite_text_training_settings_are_refused():
     config = LMConfig(vocab_size=6, hidden=4, layers=1, lr=math.nan)
-    with pytest.raises(IGInputError, match="training setting lr is nan"):
+    with pytest.raises(IGInputError, match="training setting lr = nan is out of range: it must be a finite number"):
         train_language_model(tiny_corpus(), config, show_progress=False, log=lambda _: None)
     model, record = train_language_model(tiny_corpus(), LMConfig(vocab_size=6, hidden=4, layers=1, num_steps=5,
                                                                  batch_size=4, epochs=1),

@@ -73,10 +73,10 @@ def _expected_files(folder: Path) -> dict[str, Path]:
         raise IGInputError(f"data directory {folder} does not exist; it must hold Mikolov's "
                            f"Penn Treebank files {names}")
     paths = {split: folder / name for split, name in PTB_FILES.items()}
-    missing = [p.name for p in paths.values() if not p.is_file()]
+    missing = [p.name for p in paths.values() if not p.exists()]
     if missing:
         raise IGInputError(f"{folder} lacks {', '.join(missing)}; expected {names}")
-    for path in paths.values():
-        if path.stat().st_size == 0:
+    for path in paths.values():  # a pipe or a folder is refused by the reader, naming the file
+        if path.is_file() and path.stat().st_size == 0:
             raise IGInputError(f"{path} is empty; expected one tokenised sentence per line")
     return paths

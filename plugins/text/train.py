@@ -46,10 +46,7 @@ def learning_rate(config: LMConfig, epoch: int) -> float:
 def train_language_model(corpus: Corpus, config: LMConfig, *, seed: int = 0, show_progress: bool = True,
                          log: Callable[[str], None] = print) -> tuple[WordLSTM, TrainingRecord]:
     """Train on ``corpus.train``, report valid perplexity per epoch and test perplexity at the end."""
-    for name in ("lr", "lr_decay", "init_scale", "max_grad_norm", "dropout"):
-        if not math.isfinite(getattr(config, name)) or getattr(config, name) < 0:
-            raise IGInputError(f"training setting {name} is {getattr(config, name)}; it must be a finite "
-                               f"number ≥ 0")
+    check_config(config)
     torch.manual_seed(seed)
     model = WordLSTM(config)
     rows = batchify(corpus.train, config.batch_size)
@@ -70,6 +67,19 @@ def train_language_model(corpus: Corpus, config: LMConfig, *, seed: int = 0, sho
     record.seconds = time.perf_counter() - start
     log(f"test perplexity {record.test_perplexity:.2f}  ({record.seconds / 60:.1f} min)")
     return model.eval(), record
+
+
+def check_config(config: LMConfig) -> None:
+    """The limits every text checkpoint must keep, checked before any tensor is allocated (a corpus
+    with millions of distinct words would make a model that cannot be stored or loaded)."""
+    from .checkpoint import CONFIG_SCHEMA
+
+    for name, spec in CONFIG_SCHEMA.items():
+        problem = spec.problem(getattr(config, name))
+        if problem:
+            hint = " (the number of distinct words in ptb.train.txt)" if name == "vocab_size" else ""
+            raise IGInputError(f"training setting {name} = {getattr(config, name)!r}{hint} is out of range: "
+                               f"it {problem}")
 
 
 def _train_epoch(model: WordLSTM, rows: torch.Tensor, config: LMConfig, lr: float, desc: str,
