@@ -11,6 +11,7 @@ from pathlib import Path
 
 from igkit.commands import add_domain_group, add_integration_arguments, integration_from_args, positive_int, run_explain
 from igkit.errors import IGInputError
+from igkit.printable import printable
 from igkit.records import read_json, read_text
 
 from .domain import DEFAULT_SCORE_METHODS, TextDomain
@@ -108,7 +109,8 @@ def _explain(domain: TextDomain, args: argparse.Namespace) -> int:
     report = read_json(Path(args.out) / "report.json")
     folders = list(dict.fromkeys(e["folder"] for e in report["items"] if e.get("folder")))
     if len(folders) == 1:
-        print(read_text(Path(args.out) / folders[0] / "table.txt"), end="")
+        table = read_text(Path(args.out) / folders[0] / "table.txt")
+        print("\n".join(printable(line, None) for line in table.split("\n")), end="")  # words escaped
     return code
 
 
