@@ -162,3 +162,19 @@ def test_other_methods_run_per_token(lm):
     record = found[0].to_dict()
     assert record["methods"] == ["occlusion", "saliency"]
     assert all("occlusion" in t and t["saliency"] >= 0 for t in record["tokens"])
+
+
+def test_score_methods_ranks_tokens_of_a_transformers_model(lm):
+    """Known answer: occlusion with the zero embedding ranks first the token whose zeroing lowers
+    the explained probability most, so its top-1 drop (zero) is the largest of every ranking."""
+    from igkit.plugins.text.contexts import read_contexts
+    from igkit.plugins.text.scoring import score_methods
+
+    items = list(read_contexts([CONTEXT, "the stock market fell on monday", "investors bought more shares of"]))
+    scored = score_methods(lm, items, ["integrated_gradients", "occlusion"], integration=FIXED, units="tokens")
+    assert scored.positions == 3
+    by_method = {}
+    for row in scored.contexts:
+        by_method.setdefault(row["source"], {})[row["method"]] = row["top1_drop"]
+    for drops in by_method.values():
+        assert drops["occlusion"] >= max(drops.values()) - 1e-9

@@ -87,7 +87,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                    help="methods to score, comma-separated (integrated_gradients included by name; "
                         "see `igkit methods`)")
     p.add_argument("--seed", type=int, default=0, help="seed of the positions and of the random control")
-    p.add_argument("--model", default=None, help="NAME of a NAME.safetensors/NAME.json pair (default: shipped)")
+    p.add_argument("--model", default=None, help="NAME of a NAME.safetensors/NAME.json pair (default: shipped), "
+                                                 "or a transformers causal LM (folder, cached Hub id, ptb-gpt2)")
+    p.add_argument("--units", choices=("words", "tokens"), default="words",
+                   help="transformers models: rank and replace whole words (all their tokens) or single tokens")
     p.add_argument("--out", required=True, help="output folder (files in it are replaced)")
     add_integration_arguments(p, TextDomain.integration)
     p.set_defaults(func=_cmd_score_methods)
@@ -191,15 +194,18 @@ def _cmd_score_methods(args: argparse.Namespace) -> int:
     lm = domain.load_model(args.model)
     integration = integration_from_args(args, domain.integration)
     scored = score_methods(lm, items, methods, integration=vars(integration), seed=args.seed,
-                           say=(lambda line: None) if args.quiet else print)
+                           say=(lambda line: None) if args.quiet else print, units=args.units)
     command = _score_command(args, methods)
     settings = {k: getattr(args, k) for k in ("data_dir", "split", "positions", "window", "target", "seed",
-                                                 "model", "input", "contexts")}
+                                                 "model", "input", "contexts", "units")}
     settings["methods"] = methods
     settings["integration"] = integration.describe()
     paths = write_scores(scored, Path(args.out), command=command, settings=settings)
     print("\n".join(table_lines(scored)))
     print(LEGEND)
+    if not hasattr(lm, "vocab"):
+        print(f"transformers model: {args.units} are ranked and replaced; the <unk> columns replace them with "
+              f"the end-of-text token's embedding; probabilities are those of the explained token(s)")
     print(f"{scored.positions} context(s) of {args.target if args.data_dir else 'given'} next words; "
           f"{len(scored.skipped)} skipped")
     for path in paths:
@@ -225,5 +231,7 @@ def _score_command(args: argparse.Namespace, methods: list[str]) -> str:
         parts += ["--tolerance", str(args.tolerance)]
     if args.model:
         parts += ["--model", args.model]
+    if args.units != "words":
+        parts += ["--units", args.units]
     parts += ["--out", str(args.out)]
     return shlex.join(parts)

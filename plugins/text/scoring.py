@@ -121,8 +121,16 @@ def check_score_methods(methods: Sequence[str]) -> list[str]:
 
 def score_methods(lm: Any, items: Iterable[Item | BadItem], methods: Sequence[str] = DEFAULT_SCORE_METHODS, *,
                   integration: dict[str, Any] | None = None, seed: int = 0,
-                  say: Callable[[str], None] = lambda line: None) -> Scored:
-    """Explain ``items`` with every method (through ``igkit.explain``) and score the word rankings."""
+                  say: Callable[[str], None] = lambda line: None, units: str = "words") -> Scored:
+    """Explain ``items`` with every method (through ``igkit.explain``) and score the word rankings.
+
+    For a transformers causal LM, ``units`` ("words" or "tokens") are what is ranked and replaced
+    (:mod:`igkit.plugins.text.hf_scoring`)."""
+    from .hf_model import as_causal_lm
+
+    causal = as_causal_lm(lm)
+    if causal is not None:
+        lm = causal
     methods = check_score_methods(methods)
     items = list(items)
     values: dict[str, dict[str, np.ndarray]] = {}
@@ -142,7 +150,11 @@ def score_methods(lm: Any, items: Iterable[Item | BadItem], methods: Sequence[st
         seconds[method] = {}
         for exp in found:
             first.setdefault(exp.source, exp)
-            values[method][exp.source] = exp.ig if method == "integrated_gradients" else exp.method_values[method]
+            if causal is not None:
+                values[method][exp.source] = (exp.token_attributions if method == "integrated_gradients"
+                                              else exp.method_values[method])
+            else:
+                values[method][exp.source] = exp.ig if method == "integrated_gradients" else exp.method_values[method]
             seconds[method][exp.source] = exp.attribution.seconds
         say(f"{method}: {len(found)} context(s) in {time.perf_counter() - start:.1f} s")
     sources = [s for s in dict.fromkeys(i.source for i in items if isinstance(i, Item))
@@ -152,7 +164,7 @@ def score_methods(lm: Any, items: Iterable[Item | BadItem], methods: Sequence[st
         raise IGInputError(f"no context could be explained by every method ({reasons or 'no contexts given'})")
     rng = np.random.default_rng(seed)
     net = lm.model
-    unk = lm.vocab.index[UNK]
+    unk = None if causal is not None else lm.vocab.index[UNK]
     scored = [*methods, *CONTROLS]
     rows: list[dict[str, Any]] = []
     per_method: dict[str, list[dict[str, Any]]] = {m: [] for m in scored}
@@ -161,13 +173,21 @@ def score_methods(lm: Any, items: Iterable[Item | BadItem], methods: Sequence[st
     try:
         for source in sources:
             exp = first[source]
-            rankings = {m: _ranking(values[m][source]) for m in methods}
-            rankings["random"] = rng.permutation(len(exp.words))
-            rankings["recency"] = np.arange(len(exp.words))[::-1]
-            curves = context_curves(net, exp.context.ids, int(exp.attribution.prepared.target), rankings, unk)
+            if causal is not None:
+                from .hf_scoring import causal_curves, unit_values
+
+                per_unit = {m: unit_values(exp, values[m][source], units)[0] for m in methods}
+                labels, target_word = unit_values(exp, values[methods[0]][source], units)[1], exp.label
+            else:
+                per_unit, labels, target_word = {m: values[m][source] for m in methods}, exp.words, exp.target_word
+            rankings = {m: _ranking(per_unit[m]) for m in methods}
+            rankings["random"] = rng.permutation(len(labels))
+            rankings["recency"] = np.arange(len(labels))[::-1]
+            curves = (causal_curves(exp, rankings, units) if causal is not None else
+                      context_curves(net, exp.context.ids, int(exp.attribution.prepared.target), rankings, unk))
             for m in scored:
-                row = {"source": source, "method": m, "target": exp.target_word,
-                       "probability": curves["p_full"], "top_word": exp.words[int(rankings[m][0])],
+                row = {"source": source, "method": m, "target": target_word,
+                       "probability": curves["p_full"], "top_word": labels[int(rankings[m][0])],
                        **{name: _auc(curve) for name, curve in curves[m].items()},
                        "top1_drop": 1.0 - curves[m]["deletion_zero"][1],
                        "top1_drop_unk": 1.0 - curves[m]["deletion_unk"][1],
@@ -183,7 +203,8 @@ def score_methods(lm: Any, items: Iterable[Item | BadItem], methods: Sequence[st
                        for c in per_method[m][0]["curves"]}
                    for m in scored}
     return Scored(scored, metrics, errors, mean_curves, rows, sorted(skipped.items()), len(sources),
-                  len(first[sources[0]].words), _paired(per_method, scored))
+                  len(first[sources[0]].context.words if causal is not None else first[sources[0]].words),
+                  _paired(per_method, scored))
 
 
 def _paired(per_method: dict[str, list[dict[str, Any]]], methods: list[str]
