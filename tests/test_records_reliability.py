@@ -165,3 +165,13 @@ def test_a_huge_token_is_cut_in_the_printed_warning(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 0, err
     assert "igkit: warning:" in err and token not in err and len(err) < 10_000
+
+
+def test_control_characters_in_a_text_context_never_reach_the_terminal(tmp_path, capsys):
+    code = main(["text", "explain", "the \x1b[31mstock\x07 rose", "--out", str(tmp_path / "out"), "--steps", "4",
+                 "--method", "riemann_middle", "--no-pictures", "--quiet", "--threads", "1"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "\\e[31mstock\\a" in captured.out  # the table and the summary line show the word, escaped
+    for stream in (captured.out, captured.err):
+        assert "\x1b" not in stream and "\x07" not in stream
