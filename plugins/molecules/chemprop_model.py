@@ -109,7 +109,8 @@ def load_chemprop(path: str | Path, *, trust_checkpoint: bool = False) -> Chempr
         raise IGInputError(f"{path}: no such chemprop checkpoint (give the model_0/best.pt or a .ckpt "
                            f"that `chemprop train` wrote)")
     document = _read(path, trust_checkpoint)
-    if not isinstance(document, dict) or "hyper_parameters" not in document or "state_dict" not in document:
+    if not isinstance(document, dict) or not isinstance(document.get("hyper_parameters"), dict) \
+            or not isinstance(document.get("state_dict"), dict):
         if isinstance(document, dict) and "args" in document and "state_dict" in document:
             raise ModelError(f"{path} is a chemprop v1 checkpoint; igkit explains chemprop v2 models: convert it "
                              f"with `chemprop convert --conversion v1_to_v2 -i {path}` (chemprop ≥ 2.0) and "

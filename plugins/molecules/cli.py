@@ -410,6 +410,10 @@ def _cmd_score_methods(args: argparse.Namespace) -> int:
         get_method(name)                     # an unknown name is one error, before any work
     task = make_task(args.task)
     model = _scored_model(args)
+    for name in methods:                     # what this model kind cannot offer, before any work
+        reason = getattr(model, "unavailable_methods", {}).get(name)
+        if reason:
+            raise IGInputError(reason)
     records, problems = _scored_records(args)
     records, graphs, more = featurize_records(records, model)
     report_problems(problems + more)
