@@ -101,3 +101,15 @@ def test_image_results_reach_their_source_like_every_domain(photo):
     found = igkit.explain("vision", [str(photo)], weights="random", size=32, frames=2, curve_points=3,
                           integration={"steps": 4})
     assert found[0].item.source == str(photo) == found[0].attribution.item.source
+
+
+def test_shared_scale_redraws_every_overlay_on_one_scale_and_says_so(tmp_path, photo):
+    other = tmp_path / "other.png"
+    Image.fromarray((np.random.default_rng(1).random((40, 40, 3)) * 120).astype(np.uint8)).save(other)
+    out = tmp_path / "out"
+    assert main(["vision", "explain", str(photo), str(other), "--out", str(out), "--weights", "random",
+                 "--shared-scale", *FAST]) == 0
+    report = json.loads((out / "report.json").read_text())
+    notes = [json.loads((out / e["folder"] / "overlay.json").read_text())["scale"] for e in report["items"]]
+    assert all("shared by every item of this run (--shared-scale)" in n for n in notes)
+    assert len({n.split(",")[0] for n in notes}) == 1        # the same full-colour value for both

@@ -74,6 +74,10 @@ def add_picture_arguments(parser: argparse.ArgumentParser) -> None:
                    help="overlays: positive (green), negative (red) or both")
     g.add_argument("--underlay", choices=UNDERLAYS, default="grey",
                    help="overlays: what lies under the colours")
+    g.add_argument("--shared-scale", action="store_true",
+                   help="overlays of the whole run on one colour scale (redrawn when the run ends), so "
+                        "colours compare across images; without it each image has its own (overlay.json "
+                        "says which)")
     g.add_argument("--outline-top", type=float, default=10.0,
                    help="overlays: outline regions of the top PERCENT of pixels (0: none)")
 
@@ -111,6 +115,7 @@ def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "layers": None if layers is None else [n.strip() for n in layers.split(",") if n.strip()],
         "clip": [float(clip[0]), float(clip[1])], "polarity": getattr(args, "polarity", "both"),
         "underlay": getattr(args, "underlay", "grey"), "outline_top": getattr(args, "outline_top", 10.0),
+        **({"shared_scale": True} if getattr(args, "shared_scale", False) else {}),
         "cam_layer": getattr(args, "cam_layer", None), "occlusion": getattr(args, "occlusion", "superpixels"),
         "occlusion_patch": getattr(args, "occlusion_patch", None), "reference": _reference(args),
         "reference_count": getattr(args, "reference_count", 16),
@@ -302,6 +307,13 @@ class VisionDomain(Domain):
         from .compare import write_method_overview
         from .outputs import write_saturation_overview
 
+        from igkit import read_json
+
+        from .outputs import redraw_on_shared_scale
+
+        run = read_json(out_dir / "run.json") if (out_dir / "run.json").is_file() else {}
+        if pictures and run.get("settings", {}).get("shared_scale"):
+            redraw_on_shared_scale(folders, out_dir)
         return (write_saturation_overview(folders, out_dir, pictures=pictures)
                 + write_method_overview(folders, out_dir, pictures=pictures))
 

@@ -16,7 +16,7 @@ from .attribution import ImageExplanation
 from .compare import write_methods
 from .figures import Cell, Line, Panel, line_panels, picture_row
 from .records import Provenance, save_array, save_picture, write_matrix
-from .render import OVERLAY_SCALE, as_image, overlay, paper_rendering
+from .render import OVERLAY_SCALE, RenderSettings, as_image, overlay, overlay_peak, paper_rendering
 
 
 def other_scale(exp: ImageExplanation) -> dict | None:
@@ -177,6 +177,37 @@ def layer_panels(curves: dict[str, dict[str, tuple[list, list, list]]]) -> list[
 
 def _rows(path: Path) -> list[dict[str, str]]:
     return [row for _, row in read_table(path)[1]]
+
+
+def redraw_on_shared_scale(item_dirs: Sequence[Path], out: Path) -> None:
+    """``--shared-scale``: every image's IG overlay redrawn with full colour at one |value| for the
+    whole run (the largest of the images' upper --clip percentiles), from the item folders' own
+    files, and overlay.json says so."""
+    from PIL import Image
+
+    settings = read_json(out / "run.json").get("settings", {}) if (out / "run.json").is_file() else {}
+    render = RenderSettings(*settings.get("clip", (0.0, 99.5)), polarity=settings.get("polarity", "both"),
+                            underlay=settings.get("underlay", "grey"),
+                            outline_top=settings.get("outline_top", 10.0))
+    found = [d for d in item_dirs if all((d / f).is_file() for f in
+                                         ("attributions_ig.npy", "input.png", "overlay.json", "summary.json"))]
+    maps = {d: np.load(d / "attributions_ig.npy") for d in found}
+    peak = max([overlay_peak(m, render) for m in maps.values()], default=0.0) or 1.0
+    for d, attributions in maps.items():
+        summary = read_json(d / "summary.json")
+        made_by = Provenance(str(summary.get("model")), str(summary.get("weights")),
+                             summary.get("random_weights") is True)
+        image = np.asarray(Image.open(d / "input.png").convert("RGB"), dtype=np.float64) / 255
+        save_picture(overlay(image, torch_tensor(attributions), render, peak), d / "ig_overlay.png", made_by)
+        described = read_json(d / "overlay.json")
+        described["scale"] = colours.scale_note(peak, True, "(|Σ over channels| of a pixel)")
+        write_json(d / "overlay.json", described)
+
+
+def torch_tensor(array: np.ndarray):
+    import torch
+
+    return torch.from_numpy(np.asarray(array, dtype=np.float32))
 
 
 def write_saturation_overview(item_dirs: Sequence[Path], out: Path, *, pictures: bool = True) -> list[str]:

@@ -69,13 +69,17 @@ def paper_rendering(image: np.ndarray, importance: np.ndarray, settings: RenderS
     return to_uint8(image * weight[..., None])
 
 
-def overlay(image: np.ndarray, attributions: torch.Tensor, settings: RenderSettings) -> np.ndarray:
+def overlay(image: np.ndarray, attributions: torch.Tensor, settings: RenderSettings,
+            peak: float | None = None) -> np.ndarray:
     """Red where attribution (Σ over channels) raises the target score, blue where it lowers it
-    (igkit.colours), on a chosen underlay, with the most important regions outlined."""
+    (igkit.colours), on a chosen underlay, with the most important regions outlined. ``peak``: full
+    colour at this |value| (a run's shared scale, ``--shared-scale``) instead of this image's own
+    ``--clip`` percentiles."""
     signed = attributions.detach().cpu().sum(0).numpy().astype(np.float64)
     shown = {"positive": np.clip(signed, 0, None), "negative": np.clip(-signed, 0, None),
              "both": np.abs(signed)}[settings.polarity]
-    strength = scaled_importance(shown, settings.clip_low, settings.clip_high)
+    strength = (np.clip(shown / peak, 0.0, 1.0) if peak
+                else scaled_importance(shown, settings.clip_low, settings.clip_high))
     colour = np.where((signed >= 0)[..., None], RAISES, LOWERS)
     under = underlay(image, settings.underlay)
     picture = under * (1 - strength[..., None]) + colour * strength[..., None]
@@ -83,6 +87,12 @@ def overlay(image: np.ndarray, attributions: torch.Tensor, settings: RenderSetti
         edges = region_outlines(shown, settings.outline_top)
         picture[edges] = OUTLINE
     return to_uint8(picture)
+
+
+def overlay_peak(attributions: np.ndarray, settings: RenderSettings) -> float:
+    """The |Σ over channels| at this image's upper ``--clip`` percentile: its part of a shared scale."""
+    signed = np.asarray(attributions, dtype=np.float64).sum(0)
+    return float(np.percentile(np.abs(signed), settings.clip_high))
 
 
 def underlay(image: np.ndarray, kind: str) -> np.ndarray:
