@@ -178,3 +178,13 @@ def test_score_methods_ranks_tokens_of_a_transformers_model(lm):
         by_method.setdefault(row["source"], {})[row["method"]] = row["top1_drop"]
     for drops in by_method.values():
         assert drops["occlusion"] >= max(drops.values()) - 1e-9
+
+
+def test_parquet_units_are_tokens_with_their_words(lm):
+    from igkit.plugins.text.domain import TextDomain
+
+    exp = explain(lm, ["the stock market fell , traders said"])[0]
+    rows = TextDomain().units(exp)
+    assert [r["label"] for r in rows] == exp.context.tokens
+    for row in rows:
+        assert row["word_attribution"] == pytest.approx(exp.word_attributions[row["word_index"]])
