@@ -50,8 +50,9 @@ def sandwiched(ours: Callable[[], object], reference: Callable[[], object]) -> t
 
 def milliseconds_per_path_point(forward: Callable[..., torch.Tensor], inputs: tuple, forward_args: tuple,
                                 target: int, rows_per_pass: tuple[int, ...] = (1, 10, 50, 250),
-                                repeats: int = 3) -> dict[int, float]:
-    """Cost of one forward+backward row when ``rows`` copies of one example share a pass.
+                                repeats: int = 3, backward: bool = True) -> dict[int, float]:
+    """Cost of one forward+backward row (or forward only) when ``rows`` copies of one example share
+    a pass.
 
     This is the curve that decides how much batching across examples can win:
     if it is flat from the rows one example already brings (its steps), packing
@@ -63,6 +64,10 @@ def milliseconds_per_path_point(forward: Callable[..., torch.Tensor], inputs: tu
         args = [a.expand(rows, *a.shape[1:]) if isinstance(a, torch.Tensor) else a for a in forward_args]
 
         def one_pass() -> None:
+            if not backward:
+                with torch.no_grad():
+                    forward(*xs, *args)
+                return
             leaves = [x.requires_grad_(True) for x in xs]
             torch.autograd.grad(forward(*leaves, *args)[:, target].sum(), leaves)
         curve[rows] = 1000 * statistics.median(seconds(one_pass) for _ in range(repeats)) / rows

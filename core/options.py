@@ -19,9 +19,10 @@ DEFAULT_TOLERANCE = 0.01
 #: integrates to 1% (the floor there is 5e-7)
 DEFAULT_FLOOR = 1e-4
 DEFAULT_MAX_STEPS = 1024
-#: how the adaptive grid starts: ``auto`` plans it with forward passes (F on 33 points, one pass) when
-#: they fit in one pass, then evaluates gradients once; ``forward`` always plans; ``off`` starts from
-#: five points and refines one pass per round (see :mod:`igkit.planned`)
+#: how the adaptive grid starts: ``forward`` plans it from F on 17 points (forward passes only), then
+#: evaluates gradients in one pass; ``off`` starts from five points and refines one pass per round;
+#: ``auto`` plans on an accelerator when the plan fits in one pass, not on the CPU, where the plan's
+#: forward points cost as much as the passes they saved (see :mod:`igkit.planned`, bench/README.md)
 DEFAULT_PLAN = "auto"
 PLANS = ("auto", "forward", "off")
 #: the step count of a fixed rule when a rule is named without one (the paper's 20-300 range)

@@ -6,10 +6,10 @@ and many α fit in one batched pass. The plan evaluates F on a uniform grid of
 ∇F·(x − b) = dF/dα, estimated from the planned F by finite differences. The grid
 that refinement reaches on the surrogate is where the gradients are evaluated, all
 of them in one pass; the real completeness check then refines only intervals the
-surrogate misjudged (kinks finer than the plan), reusing every node. Small models
-pay per pass, so two passes instead of one per refinement round is the saving; for
-inputs so large that the plan does not fit in one pass, its forward points are no
-longer free and ``plan="auto"`` keeps the plain adaptive grid.
+surrogate misjudged (kinks finer than the plan), reusing every node. The saving is
+passes (two instead of one per refinement round); the price is the plan's forward
+points. Where a pass costs more than its points (small models on an accelerator)
+that trade pays; on the CPU it did not (see :func:`plans_first`).
 """
 from __future__ import annotations
 
@@ -42,11 +42,13 @@ def check_plan(plan: str) -> str:
 
 
 def plans_first(plan: str, ev: PathEvaluator) -> bool:
-    """Whether to plan: asked for, or (auto) one example's plan fits in one default-sized pass.
+    """Whether to plan: asked for, or (auto) on an accelerator when one example's plan fits in one
+    default-sized pass (the default size, not the one given: ``batch_size`` never changes the answer).
 
-    The default pass size, not the one given: ``batch_size`` must never change the answer."""
+    On the CPU a forward-only point cost 0.3-0.6 of a gradient point on every bench model, so the plan
+    cost as much as the refinement passes it saved (bench/README.md): auto does not plan there."""
     fits = (PLAN_INTERVALS + 1) * ev.n_baselines <= default_batch_size(ev.xs)
-    return plan == "forward" or (plan == "auto" and fits)
+    return plan == "forward" or (plan == "auto" and ev.device.type != "cpu" and fits)
 
 
 def planned_grids(ev: PathEvaluator, tolerance: float, floor: float, max_steps: int
