@@ -66,9 +66,9 @@ def add_integration_arguments(parser: argparse.ArgumentParser, defaults: Integra
                    help="path points per forward/backward pass (bounds memory; default: the domain's "
                         "choice)")
     g.add_argument("--plan", choices=PLANS, default=defaults.plan,
-                   help="adaptive: auto plans the grid from F on 17 points (forward passes only) when they "
-                        "fit in one pass, then runs one gradient pass; forward always plans; off refines "
-                        "from 5 points, one pass per round (the previous default)")
+                   help="adaptive: forward plans the grid from F on 17 points (forward passes only), then "
+                        "runs one gradient pass; off refines from 5 points, one pass per round; auto plans "
+                        "on a GPU when the plan fits in one pass, not on the CPU (it did not pay there)")
 
 
 def integration_from_args(args: argparse.Namespace, defaults: Integration) -> Integration:
