@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from .domain import Domain, Item
+from .engines import Engine, get_engine
 from .errors import IGInputError
 from .options import Integration
 from .plugin_manager import get_domain
@@ -91,13 +92,20 @@ def explain(domain: str | Domain, items: Sequence[Any] | Any, *, model: Any = No
 def explain_to_folder(domain: str | Domain, items: Sequence[Any] | Any, out: str | Path, *,
                       model: Any = None, model_source: str | None = None, methods: Sequence[str] = (),
                       integration: dict[str, Any] | None = None, pictures: bool = True,
-                      overwrite: bool = False, show_progress: bool = False, **settings: Any) -> RunReport:
-    """Like :func:`explain`, written into ``out`` exactly as ``igkit <domain> explain`` writes it."""
+                      overwrite: bool = False, show_progress: bool = False, engine: str | Engine = "local",
+                      output_format: str = "folders", **settings: Any) -> RunReport:
+    """Like :func:`explain`, written into ``out`` exactly as ``igkit <domain> explain`` writes it.
+
+    ``engine``: ``"local"``, ``"ray"`` or an :class:`igkit.engines.Engine` (e.g.
+    ``get_engine("ray", workers=4)``); ``output_format="parquet"`` adds ``OUT/items/`` and ``OUT/units/``.
+    """
     domain, model, sources, settings, options = _setup(domain, items, model, model_source, methods,
                                                       integration, settings)
     return run_to_folder(domain, model, domain.read_items(sources, **settings), out, settings=settings,
                          options=options, model_source=model_source, pictures=pictures,
-                         overwrite=overwrite, show_progress=show_progress)
+                         overwrite=overwrite, show_progress=show_progress,
+                         engine=get_engine(engine) if isinstance(engine, str) else engine,
+                         output_format=output_format)
 
 
 

@@ -114,12 +114,14 @@ def add_explain_command(subparsers: argparse._SubParsersAction, domain: Domain, 
     p.add_argument("--require-converged", action="store_true",
                    help="exit 1 when any item's completeness check did not converge (the last line names "
                         "them); default: such items are named but the exit code stays 0")
-    # --engine ray: the same run over Ray Data workers (core/ray_engine.py, core/RAY.md)
+    # every engine runs through the one driver (core/run_folder.py, core/engines/, docs/ray.md)
     g = p.add_argument_group("engine")
     g.add_argument("--engine", choices=("local", "ray"), default="local",
-                   help="local: this process; ray: Ray Data workers, each loading the model once, plus "
-                        "a Parquet data set OUT/attributions/ (needs pip install 'igkit[ray]'; with "
-                        "--no-pictures only the Parquet rows, no item folders)")
+                   help="local: this process; ray: Ray actors, each loading the model once, writing the "
+                        "same item folders (needs pip install 'igkit[ray]')")
+    g.add_argument("--format", choices=("folders", "parquet"), default="folders", dest="output_format",
+                   help="parquet: also OUT/items/ (one row per item) and OUT/units/ (one row per atom, "
+                        "word or image patch), readable with pandas.read_parquet (needs pyarrow)")
     g.add_argument("--ray-address", default=None,
                    help="with --engine ray: the cluster to join (auto: the one `ray start` joined on this "
                         "node; or HEAD:6379); --out must then be on storage every node shares; "
@@ -142,22 +144,17 @@ def run_explain(domain: Domain, args: argparse.Namespace) -> int:
     settings = domain.settings(args)
     options = RunOptions(integration_from_args(args, domain.integration),
                          check_methods(args.methods.split(","), domain))
-    if args.engine == "ray":  # the same run spread over Ray workers (core/ray_engine.py, core/RAY.md)
-        from .ray_engine import require_ray, run_to_folder_ray
+    from .engines import get_engine
 
-        require_ray()
-        report = run_to_folder_ray(domain, domain.read_items(domain.sources(args), **settings), args.out,
-                                   settings=settings, options=options, model_source=args.model,
-                                   pictures=not args.no_pictures, overwrite=args.overwrite,
-                                   show_progress=not args.quiet, address=args.ray_address,
-                                   workers=args.workers, gpus_per_worker=args.gpus_per_worker,
-                                   threads=args.threads)
-    else:
-        items = domain.read_items(domain.sources(args), **settings)
-        model = domain.load_model(args.model, **settings)
-        report = run_to_folder(domain, model, items, args.out, settings=settings, options=options,
-                               model_source=args.model, pictures=not args.no_pictures,
-                               overwrite=args.overwrite, show_progress=not args.quiet)
+    engine = get_engine("local") if args.engine == "local" else get_engine(
+        "ray", address=args.ray_address, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
+        threads=args.threads)
+    items = domain.read_items(domain.sources(args), **settings)
+    model = domain.load_model(args.model, **settings)
+    report = run_to_folder(domain, model, items, args.out, settings=settings, options=options,
+                           model_source=args.model, pictures=not args.no_pictures,
+                           overwrite=args.overwrite, show_progress=not args.quiet, engine=engine,
+                           output_format=args.output_format)
     counts = report.as_dict()["counts"]
     summaries = _summaries(report)
     _warn_flat(summaries)

@@ -234,6 +234,17 @@ class Domain:
             files += [Path(p).name for p in self.render(attribution.result, attribution.prepared, folder)]
         return files
 
+    def units(self, explanation: Any) -> list[dict[str, Any]]:
+        """One row per unit a person reads (an atom, a word, an image patch) for ``--format parquet``:
+        ``unit`` (index), ``label``, ``attribution`` and any further numeric columns. By default one
+        row per feature of each input, labelled ``input<i>[<j>]``."""
+        attribution: Attribution = getattr(explanation, "attribution", explanation)
+        rows: list[dict[str, Any]] = []
+        for i, values in enumerate(attribution.result.attribution_tuple):
+            for j, value in enumerate(values[0].detach().cpu().reshape(-1).tolist()):
+                rows.append({"unit": len(rows), "label": f"input{i}[{j}]", "attribution": value})
+        return rows
+
     def importance(self, result: IGResult, prepared: Prepared) -> dict[str, "np.ndarray"]:
         """Per-feature importance to write as CSV; by default each input's attribution, flattened."""
         return {f"input{i}": a[0].detach().cpu().numpy().ravel()
