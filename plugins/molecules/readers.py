@@ -69,7 +69,8 @@ class Problem:
         from igkit.printable import printable
 
         where = printable(self.source or f"row {self.row}")
-        return f"{where} ({printable(self.id, 60)}): {printable(self.reason, 1000)}" + (
+        name = f" ({printable(self.id, 60)})" if self.id else ""
+        return f"{where}{name}: {printable(self.reason, 1000)}" + (
             f" [{printable(self.text, 60)}]" if self.text else "")
 
 
