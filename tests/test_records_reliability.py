@@ -175,3 +175,25 @@ def test_control_characters_in_a_text_context_never_reach_the_terminal(tmp_path,
     assert "\\e[31mstock\\a" in captured.out  # the table and the summary line show the word, escaped
     for stream in (captured.out, captured.err):
         assert "\x1b" not in stream and "\x07" not in stream
+
+
+def test_thousands_of_bad_rows_do_not_rewrite_the_report_per_row(tmp_path, capsys, monkeypatch):
+    """3,000 invalid rows and one good one: every row is reported, and ``report.json`` is written
+    a bounded number of times, not once per row (which made such a file take quadratic time)."""
+    path = tmp_path / "mols.csv"
+    path.write_text("id,smiles\n" + "".join(f"m{k},X{k}\n" for k in range(3000)) + "good,CCO\n")
+    writes = {"report": 0}
+    real_replace = os.replace
+
+    def counting_replace(src, dst, *args, **kwargs):
+        writes["report"] += Path(dst).name == "report.json"
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", counting_replace)
+    out = tmp_path / "out"
+    code, _, err = explain(capsys, "--input", path, "--id-col", "id", "--out", out, *FAST)
+    assert code == 1
+    report = json.loads((out / "report.json").read_text())
+    assert report["counts"]["skipped"] == 3000 and report["counts"]["written"] == 1
+    assert err.count("skipped ") == 3000
+    assert writes["report"] <= 50, writes
