@@ -218,3 +218,17 @@ def test_text_checkpoint_config_reader(text_config, data):
     document = data.draw(st.one_of(damaged_configs(original), json_values))
     path.with_suffix(".json").write_text(json.dumps(document))
     only_igkit_errors(lambda: [load_language_model(path)])
+
+
+# ------------------------------------------------------------------------------ terminal escaping
+@FUZZ
+@given(text=st.text(max_size=300), limit=st.integers(1, 120))
+@example(text="\x1b]0;title\x07\u202e\u2028\x00\ud800", limit=120)
+def test_printable_output_is_always_safe_and_short(text, limit):
+    from igkit.printable import printable
+
+    shown = printable(text, limit)
+    assert shown.isprintable()  # no control, format or separator character reaches a terminal
+    assert len(shown) <= 10 * limit + 30  # every escape is at most 10 characters; the note is short
+    if text.isprintable() and len(text) <= limit:
+        assert shown == text
