@@ -8,6 +8,7 @@ tables are rebuilt from the item folders and a resumed run gets them whole.
 from __future__ import annotations
 
 import html
+import math
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -23,8 +24,10 @@ Record = dict[str, Any]
 def headline(record: Record) -> str:
     """"Explained: log p(' than') = -1.2345 (the model's next token: ' than')"."""
     line = f"Explained: {record['score']} = {record['score_input']:.4f}"
+    if record["target_kind"] != "contrast":
+        line += f" (p = {math.exp(record['score_input']):.4g})"
     if record["target_kind"] in ("next", "contrast", "target"):
-        line += f" (the model's next token: {record['predicted']!r})"
+        line += f"; the model's next token: {record['predicted']!r}"
     return line
 
 
@@ -43,8 +46,8 @@ def notes(record: Record) -> list[str]:
     if record["target_kind"] == "generate":
         lines.append(f"tokens from position {record['prompt_tokens']} on were generated (attributed too)")
     if _has_matrix(record):
-        lines.append("tokens.csv has a readout_k column per explained token k: its own attribution over the "
-                     "tokens before it (the columns add up to the total)")
+        lines.append("tokens.csv has a readout_k column per log-probability k of the score (each explained "
+                     "token, or the contrast): its own attribution; the columns add up to the total")
     return lines
 
 
@@ -73,7 +76,7 @@ def _has_matrix(record: Record) -> bool:
 
 def terminal_table(record: Record) -> str:
     """Words first (what a reader asks about), then tokens; headline above, the check below."""
-    width = max([4] + [len(w["word"]) for w in record["words"]]) + 2
+    width = max([5] + [len(w["word"]) for w in record["words"]] + [len(repr(t["token"])) for t in record["tokens"]]) + 2
     lines = [headline(record), f"{'Word':<{width}}  {'attribution':>12}"]
     lines += [f"{w['word']:<{width}}  {w['attribution']:>12.4f}" for w in record["words"]]
     if len(record["tokens"]) != len(record["words"]):
