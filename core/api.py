@@ -64,7 +64,8 @@ def explain(domain: str | Domain, items: Sequence[Any] | Any, *, model: Any = No
     """Explain ``items`` with ``domain`` in memory; one bad item never loses the others.
 
     ``items`` are what the domain reads (SMILES, sentences, image paths; see its
-    ``read_items``); ``model`` a loaded model or None to load ``model_source`` (default:
+    ``read_items``): one string or path, or a list of them (bytes are refused: decode them
+    first); ``model`` a loaded model or None to load ``model_source`` (default:
     the domain's own); ``integration`` overrides the domain's defaults (``steps``,
     ``tolerance``, ``max_steps``, ``batch_size``); ``settings`` the domain's options.
     """
@@ -109,14 +110,25 @@ def explain_to_folder(domain: str | Domain, items: Sequence[Any] | Any, out: str
 
 
 
+def _iterable_items(items: Any) -> Any:
+    """``items`` as given, unless it is raw bytes (iterating them would give one item per byte)."""
+    if isinstance(items, (bytes, bytearray, memoryview)):
+        raise IGInputError("items are bytes; decode them first (e.g. items.decode('utf-8')) and give the "
+                           "text, or a list of items")
+    if not hasattr(items, "__iter__"):
+        raise IGInputError(f"items must be one item (a string or path) or a list of them, got "
+                           f"{type(items).__name__}")
+    return items
+
+
 def _setup(domain: str | Domain, items: Any, model: Any, model_source: str | None, methods: Sequence[str],
            integration: dict[str, Any] | None, settings: dict[str, Any]
            ) -> tuple[Domain, Any, list[Any], dict[str, Any], RunOptions]:
     """What both entry points resolve the same way: the domain, its settings and defaults, the model."""
+    sources = [items] if isinstance(items, (str, Path)) else list(_iterable_items(items))
     domain = resolve_domain(domain)
     settings = default_settings(domain, **settings)
     options = run_options(domain, methods, **(integration or {}))
     if model is None:
         model = domain.load_model(model_source, **settings)
-    sources = [items] if isinstance(items, (str, Path)) else list(items)
     return domain, model, sources, settings, options

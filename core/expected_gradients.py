@@ -14,6 +14,7 @@ import torch
 from .backprop import at_points
 from .baselines import Baselines, as_input_tuple
 from .errors import IGInputError
+from .guard import check_examples, check_model_matches
 from .integrated import integrated_gradients
 from .path import PathEvaluator
 from .result import IGResult
@@ -39,6 +40,8 @@ def expected_gradients(forward: Callable[..., torch.Tensor], inputs: Attribution
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise IGInputError(f"expected_gradients needs samples ≥ 1, got {samples!r}")
     xs, is_tuple = as_input_tuple(inputs)
+    check_examples(xs)
+    check_model_matches(forward, xs)
     refs = _reference_stack(reference, xs)
     B, K, dev = xs[0].shape[0], refs[0].shape[0], xs[0].device
     orders, alphas_drawn = [], []
@@ -125,6 +128,13 @@ def _reference_stack(reference: Attributions, xs: tuple[torch.Tensor, ...]) -> t
         out.append(r.detach().to(dtype=x.dtype, device=x.device).unsqueeze(1))
     if len({r.shape[0] for r in out}) != 1:
         raise IGInputError("every input needs the same number K of reference examples")
+    if out[0].shape[0] == 0:
+        raise IGInputError("the reference holds no examples (K = 0); give at least one reference example "
+                           "per input, [K, *features]")
+    for i, r in enumerate(out):
+        if not bool(torch.isfinite(r).all()):
+            raise IGInputError(f"the reference for input {i} holds NaN or infinite values; give finite "
+                               f"reference examples")
     return tuple(out)
 
 

@@ -1,8 +1,11 @@
-"""Checks on the model behind a forward function, so a wrong result never comes without a word.
+"""Checks on the model and the inputs, so a wrong result never comes without a word.
 
 A model left in training mode (dropout, batch norm) gives attributions that change
 from run to run and break completeness; a forward that detaches its input gives zero
-gradients. Neither raises an error in torch, so igkit looks and warns.
+gradients. Neither raises an error in torch, so igkit looks and warns. Inputs that
+cannot work (no examples, NaN, no data, another dtype or device than the model's)
+are refused before any pass, with what to do, instead of a torch traceback or a
+NaN blamed on the model.
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from .errors import IgkitWarning
+from .errors import IGInputError, IgkitWarning
 
 #: relative completeness error above which a fixed-step result is flagged
 LARGE_COMPLETENESS_ERROR = 0.05
@@ -86,3 +89,50 @@ def warn_if_incomplete(errors: torch.Tensor, steps: int) -> None:
             f"up to F(x) − F(baseline). Likely causes: too few steps (use adaptive integration), a "
             f"model in training mode, a forward that detaches or re-creates its input, or "
             f"non-differentiable steps (argmax, rounding, thresholds)", IgkitWarning, stacklevel=3)
+
+
+def check_examples(xs: tuple[torch.Tensor, ...]) -> None:
+    """Refuse inputs no attribution can come from: no examples, no data, NaN or infinite values."""
+    if xs[0].shape[0] == 0:
+        raise IGInputError("the batch holds no examples (its first dimension is 0); give at least one")
+    for i, x in enumerate(xs):
+        if x.device.type == "meta":
+            raise IGInputError(f"input {i} is on the 'meta' device, which holds shapes but no values; give "
+                               f"a tensor with data (e.g. on 'cpu')")
+        _check_finite(x, f"input {i}", "replace them (torch.nan_to_num) or leave the example out")
+
+
+def check_baselines(bs: tuple[torch.Tensor, ...]) -> None:
+    """Refuse an empty stack of baselines, or baselines holding NaN or infinite values."""
+    if bs[0].shape[0] == 0:
+        raise IGInputError("the stack of baselines is empty (K = 0); give at least one baseline, or None "
+                           "for zeros")
+    for i, b in enumerate(bs):
+        _check_finite(b, f"the baseline of input {i}", "give finite baselines")
+
+
+def _check_finite(t: torch.Tensor, what: str, fix: str) -> None:
+    if t.numel() == 0 or not t.dtype.is_floating_point:
+        return
+    bad = ~torch.isfinite(t.reshape(t.shape[0], -1))
+    if bool(bad.any()):
+        rows = bad.any(1).nonzero().flatten().tolist()
+        raise IGInputError(f"{what} holds {int(bad.sum())} NaN or infinite value(s), in example(s) "
+                           f"{rows[:10]}: attributions need finite inputs; {fix}")
+
+
+def check_model_matches(forward: Callable[..., Any], xs: tuple[torch.Tensor, ...]) -> None:
+    """Refuse inputs whose dtype or device differs from the parameters of the model behind
+    ``forward`` (torch would fail deep inside the model, or silently promote)."""
+    params = [p for m in modules_behind(forward) for p in m.parameters() if p.is_floating_point()]
+    dtypes = {p.dtype for p in params}
+    devices = {p.device for p in params}
+    for i, x in enumerate(xs):
+        if len(dtypes) == 1 and x.dtype not in dtypes:
+            (dtype,) = dtypes
+            raise IGInputError(f"input {i} has dtype {x.dtype} but the model's parameters are {dtype}; "
+                               f"convert the input (x.to({dtype})) or the model (model.to({x.dtype}))")
+        if len(devices) == 1 and x.device not in devices:
+            (device,) = devices
+            raise IGInputError(f"input {i} is on device {x.device} but the model is on {device}; move the "
+                               f"input (x.to('{device}')) or the model")

@@ -8,9 +8,10 @@ import torch
 
 from .baselines import Baselines, as_input_tuple, resolve_baselines
 from .errors import IGInputError, IgkitWarning
-from .guard import warn_if_incomplete, warn_if_training
+from .guard import (check_baselines, check_examples, check_model_matches, warn_if_incomplete,
+                    warn_if_training)
 from .options import (DEFAULT_FIXED_STEPS, DEFAULT_FLOOR, DEFAULT_MAX_STEPS, DEFAULT_PLAN, DEFAULT_RULE,
-                      DEFAULT_TOLERANCE)
+                      DEFAULT_TOLERANCE, MAX_PATH_POINTS)
 from .nested_grid import INITIAL_INTERVALS, NestedGrid, collect, evaluate_nodes, refine_until_converged
 from .path import PathEvaluator, PathIntegral
 from .planned import check_deterministic, check_plan, planned_grids, plans_first, warn_if_flat
@@ -53,9 +54,12 @@ def integrated_gradients(
     ``forward_args`` whose first dimension is the batch size follow their example.
     """
     xs, is_tuple = as_input_tuple(inputs)
+    check_examples(xs)
     bs = resolve_baselines(baselines, xs)
+    check_baselines(bs)
     targets = per_example_targets(target, xs[0].shape[0])
     warn_if_training(forward)
+    check_model_matches(forward, xs)
     evaluator = PathEvaluator(forward, xs, bs, targets, forward_args, batch_size)
     fixed = tolerance is None and (steps is not None or method is not None)
     if fixed:
@@ -101,29 +105,31 @@ def _integrate_fixed(ev: PathEvaluator, alphas: torch.Tensor, weights: torch.Ten
                      return_interior: bool) -> PathIntegral:
     B, K, S = ev.batch, ev.n_baselines, alphas.numel()
     dev = ev.device
-    s_idx = torch.arange(S, device=dev).repeat_interleave(B * K)
-    e_idx = torch.arange(B, device=dev).repeat_interleave(K).repeat(S)
-    k_idx = torch.arange(K, device=dev).repeat(S * B)
-    alpha_rows = alphas.to(dev)[s_idx]
+    alphas, weights = alphas.to(dev), weights.to(dev)
     integrals = [torch.zeros((K * B, *x.shape[1:]), dtype=x.dtype, device=dev) for x in ev.xs]
     interior = [torch.zeros((B * S, *x.shape[1:]), dtype=x.dtype, device=dev)
                 for x in ev.xs] if return_interior else []
     path = torch.zeros(S * B * K, dtype=torch.float64, device=dev)
-    for sl, scores, grads in ev.rows(e_idx, k_idx, alpha_rows):
-        path[sl] = scores.double()
-        slot = k_idx[sl] * B + e_idx[sl]
-        w = weights.to(dev)[s_idx[sl]]
-        for i, g in enumerate(grads):
-            integrals[i].index_add_(0, slot, g * w.to(g.dtype).reshape(-1, *([1] * (g.dim() - 1))))
-            if return_interior:
-                interior[i].index_add_(0, e_idx[sl] * S + s_idx[sl], g / K)
+    # rows run step-major (α, then example, then baseline); their indices are built one pass at a
+    # time, so memory stays flat in the step count
+    for start in range(0, S * B * K, ev.batch_size):
+        rows = torch.arange(start, min(start + ev.batch_size, S * B * K), device=dev)
+        s_idx, e_idx, k_idx = rows // (B * K), rows % (B * K) // K, rows % K
+        for _, scores, grads in ev.rows(e_idx, k_idx, alphas[s_idx]):
+            path[rows] = scores.double()
+            slot = k_idx * B + e_idx
+            w = weights[s_idx]
+            for i, g in enumerate(grads):
+                integrals[i].index_add_(0, slot, g * w.to(g.dtype).reshape(-1, *([1] * (g.dim() - 1))))
+                if return_interior:
+                    interior[i].index_add_(0, e_idx * S + s_idx, g / K)
     score_input, score_baseline = _end_scores(ev)
     per_example = path.reshape(S, B, K).mean(2)
     return PathIntegral(
         integrals=tuple(t.reshape(K, B, *t.shape[1:]) for t in integrals),
         score_input=score_input,
         score_baseline=score_baseline,
-        alphas=[alphas.clone() for _ in range(B)],
+        alphas=[alphas.cpu().clone() for _ in range(B)],
         path_scores=[per_example[:, e].to(score_input.dtype) for e in range(B)],
         steps=S * K,
         interior=[t.reshape(B, S, *t.shape[1:]) for t in interior],
@@ -185,9 +191,10 @@ def _check_adaptive_options(tolerance: float, floor: float, max_steps: int) -> N
         raise IGInputError(f"floor must be ≥ 0 (a fraction of tolerance × the score's magnitude), "
                            f"got {floor!r}")
     minimum = 2 * INITIAL_INTERVALS + 1
-    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < minimum:
-        raise IGInputError(f"max_steps must be a whole number ≥ {minimum} (the adaptive grid starts "
-                           f"with {minimum} path points), got {max_steps!r}")
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or not minimum <= max_steps <= \
+            MAX_PATH_POINTS:
+        raise IGInputError(f"max_steps must be a whole number from {minimum} (the adaptive grid starts "
+                           f"with {minimum} path points) to {MAX_PATH_POINTS}, got {max_steps!r}")
 
 
 def _warn_if_not_converged(result: IGResult, tolerance: float, floor: float, max_steps: int) -> None:

@@ -20,6 +20,8 @@ from .targets import select_scores
 #: 224 px, 50 steps took 3.06 s in passes of 13 points (2**21) and 4.05 s in passes of 27 (2**22)
 DEFAULT_CHUNK_ELEMENTS = 2 ** 21
 MAX_DEFAULT_ROWS = 4096
+#: phrases of torch's errors for tensors of another dtype or device than the model's parameters
+_MISMATCH_WORDS = ("dtype", "scalar type", "same device", "device type", "Expected all tensors")
 
 
 def default_batch_size(xs: tuple[torch.Tensor, ...]) -> int:
@@ -101,7 +103,7 @@ class PathEvaluator:
         with torch.set_grad_enabled(grad):
             if grad:
                 scaled = tuple(s.requires_grad_(True) for s in scaled)
-            output = self.forward(*scaled, *args)
+            output = self._forward(scaled, args)
             scores = select_scores(output, self.targets, ex)
             self._check_finite(scores.detach(), ex, alpha, "score")
             grads = None
@@ -115,6 +117,20 @@ class PathEvaluator:
                     self._check_finite(g.reshape(g.shape[0], -1), ex, alpha, "gradient")
                 self.evaluations += ex.numel()
         return scores.detach(), grads
+
+    def _forward(self, scaled: tuple[torch.Tensor, ...], args: tuple) -> torch.Tensor:
+        """The user's forward; a dtype or device clash inside it (a model igkit could not inspect)
+        becomes an error that names the inputs' dtype and device and what to do."""
+        try:
+            return self.forward(*scaled, *args)
+        except RuntimeError as exc:
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if not any(word in message for word in _MISMATCH_WORDS):
+                raise
+            x = self.xs[0]
+            raise IGInputError(f"the model failed on inputs of dtype {x.dtype} on device {x.device} "
+                               f"({message}); give inputs with the dtype and device of the model's "
+                               f"parameters (x.to(dtype=..., device=...))") from exc
 
     def _scaled(self, i: int, ex, k, alpha) -> torch.Tensor:
         x = self.xs[i][ex]

@@ -123,8 +123,24 @@ def test_pass_size_does_not_change_the_planned_answer():
     torch.testing.assert_close(chunked.attributions, whole.attributions, rtol=1e-5, atol=1e-7)
 
 
-def test_auto_on_the_cpu_is_the_previous_grid_exactly():
-    """On the CPU the plan's forward points cost as much as the passes they save: auto does not plan."""
+class _TinyRecurrent(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(3, 8, batch_first=True)
+        self.head = nn.Linear(8, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.head(self.lstm(x)[0][:, -1]))[:, 0]
+
+
+def test_auto_plans_for_recurrent_models_and_keeps_the_plain_grid_for_others():
+    """A recurrent pass costs far more than its points (planning paid on the PTB LSTM); on
+    feed-forward models it broke even, so auto is exactly the previous grid there."""
+    recurrent = _TinyRecurrent().eval()
+    x = torch.rand(2, 6, 3) * 4
+    auto = igkit.integrated_gradients(recurrent, x)
+    assert auto.meta["plan"] == "forward" and auto.summary(0)["forward_evaluations"] == PLAN_POINTS
+    assert torch.all(auto.completeness_error <= 0.01)
     model = SaturatingReLUNet().eval()
     x = torch.rand(3, 8) * 3
     auto = igkit.integrated_gradients(model, x)
