@@ -1,0 +1,153 @@
+"""Transformers causal LMs: igkit against Captum's ``LLMGradientAttribution`` at equal accuracy.
+
+    python -m bench.transformers --models ptb-gpt2 --tokens 100 --threads 1
+    python -m bench.transformers --models gpt2-124m --tokens 512,2048 --threads 1 --cap-gib 12
+
+For each model and context length, one fresh process per tool (so one run's peak memory cannot
+hide another's, and a run that passes ``--cap-gib`` fails alone) explains the model's predicted
+next token of a Penn Treebank context, from the end-of-text token's embedding as the baseline,
+to a **trusted answer**: completeness error at most 1% (Σ attributions vs
+log p(x) − log p(baseline)). igkit integrates adaptively in passes sized by ``--max-memory``;
+Captum (``LayerIntegratedGradients`` on the token embeddings inside ``LLMGradientAttribution``,
+Gauss–Legendre, its defaults otherwise) has no such check, so its user doubles ``n_steps`` from 8
+until the error is within 1%: the seconds of all those runs are its time to a trusted answer.
+Models: ``ptb-gpt2`` (shipped, 0.94 M parameters, 128 positions) and ``gpt2-124m`` (GPT-2 small's
+configuration, randomly initialised with seed 0, positions widened to the longest context).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+TRUSTED = 0.01
+CAPTUM_STEPS = (8, 16, 32, 64, 128, 256)
+PTB_VALID = REPO.parent / "shared" / "data" / "ptb" / "ptb.valid.txt"
+
+
+def load(name: str, tokens: int) -> Any:
+    """The model as igkit's :class:`CausalLM` (the same object both tools use)."""
+    import torch
+
+    from igkit.plugins.text.hf_model import causal_lm, load_causal_lm
+
+    if name == "ptb-gpt2":
+        return load_causal_lm("ptb-gpt2")
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    lm = load_causal_lm("ptb-gpt2")  # its tokenizer; the 124M model reads GPT-2's 50,257 ids
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(n_positions=max(1024, tokens + 1))).eval()
+    return causal_lm(model, lm.tokenizer, name="gpt2-124m (random)")
+
+
+def context_of(lm: Any, tokens: int) -> str:
+    """The first ``tokens`` tokens of PTB validation text (a repeated sentence without the data)."""
+    text = PTB_VALID.read_text() if PTB_VALID.is_file() else "the stock market fell on monday , traders said . " * 400
+    ids = lm.tokenizer(text[: tokens * 12])["input_ids"][:tokens]
+    if len(ids) < tokens:
+        raise SystemExit(f"the text has only {len(ids)} tokens; ask for fewer")
+    return lm.tokenizer.decode(ids)
+
+
+def probe(tool: str, name: str, tokens: int, threads: int, max_memory: str) -> dict[str, Any]:
+    """One tool's time to a trusted answer and this process's peak memory."""
+    import torch
+
+    torch.set_num_threads(threads)
+    lm = load(name, tokens)
+    text = context_of(lm, tokens)
+    eos = lm.tokenizer.eos_token_id
+    ids = torch.tensor([lm.tokenizer(text)["input_ids"]])
+    with torch.no_grad():
+        log_p = torch.log_softmax(lm.model(input_ids=ids, use_cache=False).logits[0, -1], -1)
+        target = int(log_p.argmax())
+        base = torch.log_softmax(lm.model(inputs_embeds=lm.embedding(torch.full_like(ids, eos)),
+                                          use_cache=False).logits[0, -1], -1)[target]
+    gap = float(log_p[target] - base)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # GiB: interpreter + model
+    start = time.perf_counter()
+    if tool == "igkit":
+        import igkit
+
+        found = igkit.explain("text", [text], model=lm, baseline="eos", max_memory=max_memory,
+                              integration={"tolerance": TRUSTED})
+        summary = found[0].summary
+        runs = [{"path_points": summary["path_points"], "error": summary["completeness_error"]}]
+    else:
+        from captum.attr import LayerIntegratedGradients, LLMGradientAttribution, TextTokenInput
+
+        attribution = LLMGradientAttribution(LayerIntegratedGradients(lm.model, lm.embedding), lm.tokenizer)
+        runs = []
+        for steps in CAPTUM_STEPS:
+            result = attribution.attribute(TextTokenInput(text, lm.tokenizer), target=torch.tensor([target]),
+                                           n_steps=steps, method="gausslegendre",
+                                           baselines=torch.full_like(ids, eos))
+            error = abs(float(result.seq_attr.sum()) - gap) / abs(gap)
+            runs.append({"path_points": steps, "error": error})
+            if error <= TRUSTED:
+                break
+    seconds = time.perf_counter() - start
+    return {"tool": tool, "model": name, "tokens": len(ids[0]), "seconds": round(seconds, 2), "runs": runs,
+            "trusted": runs[-1]["error"] <= TRUSTED, "threads": threads,
+            "rss_before_gib": round(before, 3),
+            "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20, 3)}
+
+
+def measure(tool: str, name: str, tokens: int, threads: int, max_memory: str, cap_gib: float) -> dict[str, Any]:
+    """:func:`probe` in a fresh process under an address-space cap of ``cap_gib``."""
+    command = [sys.executable, "-m", "bench.transformers", "--probe", tool, "--models", name, "--tokens",
+               str(tokens), "--threads", str(threads), "--max-memory", max_memory, "--cap-gib", str(cap_gib)]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        tail = (done.stderr.strip().splitlines() or ["?"])[-1]
+        return {"tool": tool, "model": name, "tokens": tokens, "failed": tail[:300], "cap_gib": cap_gib}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.transformers", description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", default="ptb-gpt2", help="ptb-gpt2 and/or gpt2-124m, comma-separated")
+    p.add_argument("--tokens", default="100", help="context lengths, comma-separated")
+    p.add_argument("--threads", type=int, default=1, help="torch threads of each process")
+    p.add_argument("--max-memory", default="2GiB", help="igkit's activation budget per pass")
+    p.add_argument("--cap-gib", type=float, default=12.0, help="address-space cap of each process")
+    p.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    p.add_argument("--probe", choices=("igkit", "captum"), default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.probe:
+        cap = int(args.cap_gib * 2 ** 30)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+        print(json.dumps(probe(args.probe, args.models, int(args.tokens), args.threads, args.max_memory)))
+        return 0
+    rows = []
+    for name in args.models.split(","):
+        for tokens in (int(t) for t in args.tokens.split(",")):
+            pair = [measure(tool, name, tokens, args.threads, args.max_memory, args.cap_gib)
+                    for tool in ("igkit", "captum")]
+            rows += pair
+            for row in pair:
+                print(json.dumps(row), flush=True)
+            if all("seconds" in r for r in pair):
+                ours, theirs = pair
+                grown = [r["peak_rss_gib"] - r["rss_before_gib"] for r in pair]
+                print(f"{name}, {tokens} tokens: Captum ÷ igkit seconds {theirs['seconds'] / ours['seconds']:.2f}; "
+                      f"peak memory igkit ÷ Captum {ours['peak_rss_gib'] / theirs['peak_rss_gib']:.2f} (whole "
+                      f"process), {grown[0] / max(grown[1], 1e-9):.2f} (growth during attribution)", flush=True)
+    if args.json:
+        import platform
+
+        args.json.write_text(json.dumps({"command": " ".join(["python -m bench.transformers", *(argv or sys.argv[1:])]),
+                                         "machine": platform.processor() or platform.machine(),
+                                         "rows": rows}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
