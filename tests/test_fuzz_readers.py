@@ -5,6 +5,8 @@ refused. Hypothesis draws the inputs; the example budget keeps the whole module 
 seconds (no deadline flakiness: each example gets 5 s, a hang would be far longer)."""
 from __future__ import annotations
 
+import functools
+import importlib.util
 import json
 import shutil
 import tempfile
@@ -232,3 +234,44 @@ def test_printable_output_is_always_safe_and_short(text, limit):
     assert len(shown) <= 10 * limit + 30  # every escape is at most 10 characters; the note is short
     if text.isprintable() and len(text) <= limit:
         assert shown == text
+
+
+# ---------------------------------------------------------------------------------------- Parquet
+PARQUET = all(importlib.util.find_spec(name) is not None for name in ("pyarrow", "igkit.parquet_input"))
+
+
+@functools.lru_cache(maxsize=1)
+def _parquet_bytes() -> bytes:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buffer = io.BytesIO()
+    pq.write_table(pa.table({"smiles": ["CCO", "c1ccccc1"] * 20, "id": [str(k) for k in range(40)]}), buffer)
+    return buffer.getvalue()
+
+
+@st.composite
+def damaged_parquet(draw) -> bytes:
+    """A small Parquet file of molecules with a few bytes of its data pages overwritten (the
+    footer intact, so the damage is met while rows are read), or its end cut."""
+    data = bytearray(_parquet_bytes())
+    if draw(st.booleans()):
+        return bytes(data[:draw(st.integers(0, len(data)))])
+    pages_end = len(data) - 8 - int.from_bytes(data[-8:-4], "little")
+    for _ in range(draw(st.integers(1, 8))):
+        data[draw(st.integers(4, pages_end - 1))] = draw(st.integers(0, 255))
+    return bytes(data)
+
+
+@pytest.mark.skipif(not PARQUET, reason="Parquet input needs pyarrow (the parquet extra)")
+@given(data=st.one_of(damaged_parquet(), st.binary(max_size=500)))
+def test_parquet_molecule_reader(folder, data):
+    from igkit.plugins.molecules.readers import FILE_KINDS, MoleculeInput, Problem, read_inputs
+
+    if ".parquet" not in FILE_KINDS:
+        pytest.skip("this igkit reads no Parquet molecules")
+    path = written(folder, "mols.parquet", data)
+    for entry in only_igkit_errors(lambda: read_inputs(path, id_col="id")):
+        assert isinstance(entry, (MoleculeInput, Problem))
