@@ -353,7 +353,7 @@ def test_vision_view_runs_an_uploaded_picture_with_random_weights(tmp_path):
     assert "UNTRAINED" in result.panels.label_title and len(result.panels.label) == 5
     assert any("not a classifier" in note for note in result.panels.notes)
     assert [caption for _, caption in result.panels.pictures][:2] == [
-        "integrated gradients (the paper's rendering)", "integrated gradients: overlay (green +, red −)"]
+        "integrated gradients (the paper's rendering)", "integrated gradients over the picture (legend in the picture)"]
     assert "the app reads uploaded files only" in service.run(upload="/etc/hostname", model=random_choice).error
 
 
@@ -473,7 +473,7 @@ def test_the_text_tab_shows_a_context_with_unk_as_text(tmp_path):
     result = service.run("the <unk> said more", methods=["occlusion"])
     assert result.ok, result.error
     table = next(note for note in result.panels.notes if note.startswith("**The paper's table**"))
-    assert "| &lt;unk&gt; |" in table and "<unk>" not in table
+    assert "| &lt;unk&gt;\\* |" in table and "<unk>" not in table
     assert [text for text, score in result.panels.highlight if score is not None][1] == "<unk>*"  # a component, not HTML
     assert [c for _, c in result.panels.methods] == ["integrated gradients", "occlusion"]  # drawn over the words
 

@@ -48,7 +48,7 @@ def app_url():
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(THIRD_PARTY), os.environ.get("PYTHONPATH", "")])}
     process = subprocess.Popen([sys.executable, "-m", "igkit.cli", "app", "--port", str(port), "--threads", "2",
-                                "--model", "vision=googlenet"],
+                                "--time-budget", "90"],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO)
     lines: list[str] = []
     start = time.monotonic()
@@ -79,7 +79,9 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                                           "--disable-component-update", "--disable-sync", "--no-first-run"])
         yield chromium
         chromium.close()
 
@@ -116,7 +118,7 @@ def _run(page, name: str) -> float:
     page.wait_for_function(
         "([name, before]) => { const m = document.querySelector('#' + name + '-message [data-testid=markdown]');"
         " const t = m ? m.innerText : ''; const busy = document.querySelector('#' + name + '-summary .progress-text');"
-        " return !busy && t !== before && (t.includes('Done in') || t.includes('Error')); }",
+        " return !busy && t !== before && (t.includes('Done in') || !!m.querySelector('.igkit-error')); }",
         arg=[name, before], timeout=RESULT_TIMEOUT_MS)
     return time.monotonic() - start
 
@@ -167,21 +169,51 @@ def _screenshot(page, path: Path) -> None:
     small.save(path, optimize=True)
 
 
+def _open_options(page, name: str) -> None:
+    page.locator(f"#{name}-options").get_by_text("Method, integration and time budget").click()
+    page.wait_for_selector(f"#{name}-methods input", state="visible", timeout=30_000)
+
+
+def _pick(page, selector: str, value: str) -> None:
+    """Open a dropdown, filter it by ``value`` and click the option that is exactly ``value``."""
+    page.click(f"{selector} input")
+    page.fill(f"{selector} input", value)
+    page.get_by_role("option", name=value, exact=True).first.click()  # the open list (outside the element)
+    page.keyboard.press("Escape")
+
+
+def _no_bare_error_badges(page) -> None:
+    """Gradio's own failure display (a red "Error" badge with no sentence) never appears."""
+    badges = page.locator(".error, [data-testid=toast-body]").all_inner_texts()
+    assert not [b for b in badges if b.strip().lower() in ("error", "")], badges
+
+
 def _settle(page) -> None:
     """Wait until no event is pending (no progress indicator left), for a clean screenshot."""
     page.wait_for_function("() => !document.querySelector('.progress-text, .eta-bar')", timeout=60_000)
 
 
-def test_molecules_tab(page, shots):
+def test_molecules_tab_methods_drawn_on_the_molecule_with_the_chosen_baseline_and_score(page, shots):
     _open_tab(page, "molecules", "molecules")
     _type(page, "molecules", "C1CC")
     _run(page, "molecules")
-    assert "invalid SMILES" in _error(page, "molecules")
+    assert "Invalid SMILES" in _error(page, "molecules")
     _type(page, "molecules", "CC(=O)Oc1ccccc1C(=O)O")
+    _pick(page, "#molecules-baseline", "zero")
+    _pick(page, "#molecules-score", "logit")
+    _open_options(page, "molecules")
+    _pick(page, "#molecules-methods", "occlusion")
     seconds = _run(page, "molecules")
     summary = page.inner_text("#molecules-summary")
-    assert "Completeness error" in summary and "%" in summary, summary
+    assert "completeness error" in summary and "baseline zero, score logit" in summary, summary
+    assert "(logit)" in summary and "all-zero" in summary
     assert _images(page, "#molecules-gallery", 2) >= 2  # atom heat map and pair matrix
+    # integrated gradients and occlusion, both drawn on the molecule, side by side, none clipped
+    assert _images(page, "#molecules-methods-view", 2) == 2
+    assert page.locator("#molecules-methods-view figcaption").all_inner_texts() == ["integrated gradients",
+                                                                                     "occlusion"]
+    _whole_pictures(page, "#molecules-methods-view")
+    assert "raises the target score relative to the baseline" in page.inner_text("#molecules-methods-view")
     assert "bonded pairs" in page.inner_text("#molecules-table1")
     assert "Dead features" in page.inner_text("#molecules-notes")
     _drag_alpha(page, "molecules", 0.3)
@@ -191,52 +223,103 @@ def test_molecules_tab(page, shots):
     assert {"summary.json", "atoms.png", "atoms.csv", "accounting.json"} <= names, names
     _settle(page)
     _screenshot(page, shots / "molecules.png")
-    print(f"molecule: click to result {seconds:.2f} s")
+    print(f"molecule with occlusion: click to result {seconds:.2f} s")
 
 
-def test_text_tab(page, shots):
+def _whole_pictures(page, selector: str) -> None:
+    """Every picture is shown whole: not wider than its figure, height in proportion to its width."""
+    for box in page.locator(f"{selector} img").all():
+        shown = box.evaluate("i => [i.clientWidth, i.clientHeight, i.naturalWidth, i.naturalHeight, "
+                             "i.parentElement.clientWidth]")
+        width, height, natural_w, natural_h, figure = shown
+        assert 0 < width <= figure and abs(height / width - natural_h / natural_w) < 0.02, shown
+
+
+def test_molecules_request_over_the_time_budget_says_so(page, shots):
+    _open_tab(page, "molecules", "molecules")
+    _type(page, "molecules", "CN1C=NC2=C1C(=O)N(C(=O)N2C)C")
+    _open_options(page, "molecules")
+    page.fill("#molecules-steps input", "2048")
+    page.fill("#molecules-budget input", "0.01")
+    _run(page, "molecules")
+    message = _error(page, "molecules")
+    assert "went over the app's time budget of 0.01 s per request" in message, message
+    assert "igkit app --time-budget SECONDS" in message
+    _no_bare_error_badges(page)
+    page.locator("#molecules-message").screenshot(path=str(shots / "time_budget.png"))
+
+
+def test_text_tab_shows_unk_as_text_and_draws_methods_over_the_words(page, shots):
     _open_tab(page, "text", "text")
     _type(page, "text", "")
     _run(page, "text")
     assert "empty" in _error(page, "text")
-    _type(page, "text", "the shareholders claimed more")
+    assert "zero" in page.inner_text("#text-path-note")  # no baseline choice here: the tab says which is used
+    _type(page, "text", "the qwzx <unk> said more")
+    _open_options(page, "text")
+    _pick(page, "#text-methods", "occlusion")
     seconds = _run(page, "text")
     highlight = page.inner_text("#text-highlight")
-    for word in ("the", "shareholders", "claimed", "more"):
-        assert word in highlight
-    assert "than" in page.inner_text("#text-label")  # the top next word, with its probability
-    assert "Completeness error" in page.inner_text("#text-summary")
-    assert "Integrated gradients" in page.inner_text("#text-notes")  # the paper's table
+    for word in ("the", "qwzx*", "<unk>*", "said", "more"):
+        assert word in highlight, highlight
+    summary = page.inner_text("#text-summary")
+    assert "<eos>" in summary or "Target:" in summary, summary
+    notes = page.inner_text("#text-notes")
+    assert "are read as <unk> (marked * in the tables): qwzx" in notes, notes  # the warning, whole
+    assert "<unk>*" in notes and "The paper's table" in notes
+    assert page.locator("#text-methods-view figcaption").all_inner_texts() == ["integrated gradients", "occlusion"]
+    _images(page, "#text-methods-view", 2)
     # explain another next word: type it into the choice and run again
+    _type(page, "text", "the shareholders claimed more")
     page.fill("#text-target input", "of")
     page.keyboard.press("Enter")
     _run(page, "text")
-    assert "Explained: of" in page.inner_text("#text-summary")
+    assert "Target: of" in page.inner_text("#text-summary")
     _drag_alpha(page, "text", 0.5)
     _settle(page)
     _screenshot(page, shots / "text.png")
     print(f"sentence: click to result {seconds:.2f} s")
 
 
-def test_images_tab_with_random_weights(page, shots):
-    from igkit.app import examples_dir
+def test_images_tab_trained_digits_model_reads_a_test_digit(page, shots, tmp_path):
+    from igkit.plugins.vision.digits import models_dir
 
     _open_tab(page, "images", "vision")
     model = page.locator("#vision-model input").input_value()
-    assert "untrained: not a classifier" in model
+    assert model.startswith("digits · trained"), model
+    assert "Trained" in page.inner_text("#vision-model-note")
     _run(page, "vision")  # no picture yet
-    assert "no picture" in _error(page, "vision")
-    page.set_input_files("#vision-input input[type=file]", str(examples_dir() / "chelsea.jpg"))
-    page.wait_for_selector("#vision-input img", timeout=30_000)
+    assert "No picture" in _error(page, "vision")
+    not_a_picture = tmp_path / "notes.png"
+    not_a_picture.write_text("this is text, not a picture")
+    before = _message(page, "vision")
+    page.set_input_files("#vision-input input[type=file]", str(not_a_picture))
+    page.wait_for_function("([b]) => { const m = document.querySelector('#vision-message [data-testid=markdown]');"
+                           " return m && m.innerText !== b && m.querySelector('.igkit-error'); }", arg=[before],
+                           timeout=RESULT_TIMEOUT_MS)  # said at once, on upload
+    message = _message(page, "vision")
+    assert "The file you uploaded (notes.png) is not a picture this app can read" in message, message
+    _no_bare_error_badges(page)
+    page.set_input_files("#vision-input input[type=file]", str(models_dir() / "digit_test_7.png"))
+    page.wait_for_selector("#vision-preview img", timeout=30_000)
+    _open_options(page, "vision")
+    _pick(page, "#vision-methods", "saliency")
     seconds = _run(page, "vision")
-    assert "Completeness error" in page.inner_text("#vision-summary")
-    assert "UNTRAINED" in page.inner_text("#vision-label")
+    label = page.inner_text("#vision-label")
+    assert label.split()[0:2] == ["top-5", "predictions"] and "\n7\n" in f"\n{label}\n", label
+    assert "UNTRAINED" not in label
+    assert "completeness error" in page.inner_text("#vision-summary")
     assert _images(page, "#vision-gallery", 2) >= 2  # the paper's rendering and the overlay
-    assert "not a classifier" in page.inner_text("#vision-notes")
+    assert page.locator("#vision-methods-view figcaption").all_inner_texts() == ["integrated gradients", "saliency"]
+    _whole_pictures(page, "#vision-methods-view")
     _drag_alpha(page, "vision", 0.4)
     _settle(page)
     _screenshot(page, shots / "images.png")
-    print(f"224-pixel image: click to result {seconds:.2f} s")
+    # the untrained choice says so before anything runs
+    _pick(page, "#vision-model", "googlenet · random weights (untrained: not a classifier)")
+    page.wait_for_function("() => document.querySelector('#vision-model-note').innerText.includes('Untrained')",
+                           timeout=30_000)
+    print(f"32-pixel digit with saliency: click to result {seconds:.2f} s")
 
 
 def test_third_party_domain_gets_a_generic_tab(page, shots):
@@ -247,16 +330,14 @@ def test_third_party_domain_gets_a_generic_tab(page, shots):
     _type(page, "numbers", str(REPO / "pyproject.toml"))  # a server path is refused, never read
     _run(page, "numbers")
     assert "never reads server files" in _error(page, "numbers")
-    # another method beside integrated gradients: its map is drawn too
-    page.locator("#tab-numbers").get_by_text("Method and integration").click()
-    page.fill("#numbers-methods input", "saliency")
-    page.keyboard.press("Enter")
+    # another method beside integrated gradients: both drawn the same way
+    _open_options(page, "numbers")
+    _pick(page, "#numbers-methods", "saliency")
     _type(page, "numbers", "1,2,3")
     _run(page, "numbers")
-    assert _images(page, "#numbers-gallery", 1) == 1
-    assert "saliency" in page.inner_text("#numbers-summary")
+    assert _images(page, "#numbers-methods-view", 2) == 2
     summary = page.inner_text("#numbers-summary")
-    assert "Σ attributions = 1.5" in summary and "0.000%" in summary, summary
+    assert "saliency" in summary and "Σ attributions = 1.5" in summary and "0.00%" in summary, summary
     assert "importance_input0.csv" in page.inner_text("#numbers-table1")
     page.wait_for_selector("#numbers-download a", timeout=30_000)
     # every file the domain wrote can be looked at: its own text file here

@@ -28,6 +28,11 @@ PICTURE_GRID_CSS = """
 .igkit-pictures img { width: 100%; height: auto; display: block; object-fit: contain; }
 .igkit-pictures figcaption { font-size: 90%; color: #333; margin-top: 4px; overflow-wrap: anywhere; }
 .igkit-pictures-wide { grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); }
+.igkit-words { border: 1px solid #e0e0e0; border-radius: 6px; padding: 8px; }
+.igkit-words-title { font-size: 90%; color: #333; margin-bottom: 6px; }
+.igkit-words-line { font-size: 120%; line-height: 2.1; }
+.igkit-word { padding: 2px 5px; border-radius: 4px; border: 1px solid #999; white-space: pre; }
+.igkit-plain { white-space: pre; }
 """
 
 
@@ -57,6 +62,23 @@ def error_html(message: str) -> str:
     if sentence and sentence[-1] not in ".!?":
         sentence += "."
     return f"<div class='igkit-error' role='alert'>⚠️ {escape_html(sentence)}</div>"
+
+
+def highlighted_words(pieces: Sequence[tuple[str, float | None]], title: str) -> str:
+    """Words on igkit's diverging colours (scores in [-1, 1]; None: plain text), escaped, with the legend."""
+    from .. import colours
+
+    spans = []
+    for text, score in pieces:
+        if score is None:
+            spans.append(f"<span class='igkit-plain'>{escape_html(text)}</span>")
+            continue
+        fill = colours.signed_colour(float(score), 1.0)
+        spans.append(f"<span class='igkit-word' style='background:{fill};color:{colours.ink(fill)}' "
+                     f"title='{float(score):+.3f}'>{escape_html(text)}</span>")
+    return (f"<div class='igkit-words'><div class='igkit-words-title'>{escape_html(title)}</div>"
+            f"<div class='igkit-words-line'>{''.join(spans)}</div>"
+            f"<div class='igkit-legend-line'>{escape_html(colours.legend())}</div></div>")
 
 
 def picture_source(picture: Any) -> str:

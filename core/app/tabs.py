@@ -17,9 +17,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from .. import colours
 from ..errors import IgkitError
-from .html import error_html, escape_markdown, picture_grid
+from .html import error_html, escape_html, escape_markdown, highlighted_words, picture_grid
 from .service import DomainService, Result
 from .views import Table, read_file_view, table_files
 
@@ -28,8 +27,6 @@ CONCURRENCY = 1
 #: the tab's result outputs, in the order :func:`result_updates` fills them
 RESULT_OUTPUTS = ("message", "summary", "label", "highlight", "gallery", "methods", "table1", "table2", "notes",
                   "curve", "gradient", "download", "target", "token")
-METHODS_FOOTER = (f"<p class='igkit-legend-line'>{colours.legend()} · each picture on its own colour scale "
-                  f"(its largest |value| gets the full colour): compare where, not how much, across methods</p>")
 
 
 def method_choices(domain: Any = None) -> list[str]:
@@ -67,10 +64,11 @@ def result_updates(gr: Any, service: DomainService, result: Result, alpha: float
     tables = panels.tables + [None, None]
     label = (gr.update(value=panels.label, label=panels.label_title, visible=True) if panels.label
              else gr.update(value=None, visible=False))
-    highlight = (gr.update(value=panels.highlight, label=panels.highlight_title, visible=True)
+    highlight = (gr.update(value=highlighted_words(panels.highlight, panels.highlight_title), visible=True)
                  if panels.highlight else gr.update(value=None, visible=False))
     gallery = picture_grid(panels.pictures)
-    methods = picture_grid(panels.methods, wide=True, footer=METHODS_FOOTER)
+    methods = picture_grid(panels.methods, wide=service.view.wide_pictures,
+                           footer=f"<p class='igkit-legend-line'>{escape_html(service.view.methods_legend)}</p>")
     try:
         curve, gradient = service.interior(result.token, alpha)
     except Exception as exc:  # noqa: BLE001 - e.g. a stack of baselines: no single interior gradient
@@ -162,8 +160,7 @@ def _result_column(gr: Any, name: str) -> dict[str, Any]:
     out["message"] = gr.Markdown(elem_id=f"{name}-message")
     out["summary"] = gr.Markdown(elem_id=f"{name}-summary")
     out["label"] = gr.Label(num_top_classes=10, visible=False, elem_id=f"{name}-label")
-    out["highlight"] = gr.HighlightedText(visible=False, show_legend=True, combine_adjacent=False,
-                                          elem_id=f"{name}-highlight")
+    out["highlight"] = gr.HTML(visible=False, elem_id=f"{name}-highlight")
     out["gallery"] = gr.HTML(visible=False, elem_id=f"{name}-gallery")
     out["methods"] = gr.HTML(visible=False, elem_id=f"{name}-methods-view")
     out["table1"] = gr.Dataframe(visible=False, interactive=False, elem_id=f"{name}-table1", max_height=360)
@@ -227,17 +224,18 @@ def build_tab(gr: Any, service: DomainService) -> None:
                                concurrency_id=f"model-{name}", api_visibility="private")
         else:
             ins["item"].change(lambda path: _preview(gr, service, path), inputs=[ins["item"]],
-                               outputs=[ins["preview"], out["message"]], api_visibility="private")
+                               outputs=[ins["preview"], out["message"], ins["item"]], api_visibility="private")
         _wire_alpha(gr, service, out)
         ins["model"].change(lambda label: _model_note(service, label), inputs=[ins["model"]],
                             outputs=[ins["model_note"]], api_visibility="private")
         _wire_files(gr, service, out)
 
 
-def _preview(gr: Any, service: DomainService, path: str | None) -> tuple[Any, str]:
-    """Show an uploaded picture, or say at once that the file is not one."""
+def _preview(gr: Any, service: DomainService, path: str | None) -> tuple[Any, Any, Any]:
+    """Show an uploaded picture; a file that is not one is said at once, in a sentence, and removed
+    so the next upload can follow (preview, message, upload field)."""
     if not path:
-        return None, ""
+        return None, gr.update(), gr.update()
     try:
         from PIL import Image
 
@@ -245,12 +243,16 @@ def _preview(gr: Any, service: DomainService, path: str | None) -> tuple[Any, st
 
         with Image.open(uploaded_file(path, service.upload_roots, "picture")) as probe:
             probe.thumbnail((512, 512))
-            return probe.convert("RGB"), ""
+            shown = probe.convert("RGB")
+        if max(shown.size) < 128:  # a 32×32 digit: enlarged with sharp pixels
+            factor = 192 // max(shown.size)
+            shown = shown.resize((shown.width * factor, shown.height * factor), Image.Resampling.NEAREST)
+        return shown, "", gr.update()
     except IgkitError as exc:
-        return None, error_html(str(exc))
+        return None, error_html(str(exc)), None
     except Exception:  # noqa: BLE001 - Pillow's many ways of saying "not a picture"
         return None, error_html(f"the file you uploaded ({Path(path).name}) is not a picture this app can read: "
-                                f"upload a PNG, JPEG, GIF, BMP, TIFF or WebP image")
+                                f"upload a PNG, JPEG, GIF, BMP, TIFF or WebP image"), None
 
 
 def _model_note(service: DomainService, label: str) -> str:

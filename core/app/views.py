@@ -25,6 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from .. import colours
 from .choices import CustomInput
 from .html import escape_markdown
 
@@ -109,6 +110,11 @@ class AppView:
     custom_inputs: tuple[CustomInput, ...] = ()
     #: what the tab says about the path when the domain offers no baseline or score choice
     path_note: str = ""
+    #: one picture per row in the methods grid (wide pictures: words in a line)
+    wide_pictures: bool = False
+    #: the sentence under the methods drawn side by side: what a colour means there
+    methods_legend: str = (f"{colours.legend()}. Each picture has its own colour scale (its largest |value| gets "
+                           f"the full colour): compare where, not how much, across methods.")
 
     def __init__(self, domain: Any) -> None:
         self.domain = domain
@@ -122,7 +128,7 @@ class AppView:
         """Models to offer; ``sources`` are those given with ``igkit app --model``."""
         if sources:
             return [ModelChoice(f"{s}" if s else "default", s) for s in sources]
-        return [ModelChoice("default", None)]
+        return [ModelChoice("default (the domain's own model)", None)]
 
     def settings(self, target: str | None) -> dict[str, Any]:
         """Domain settings (keywords of ``settings()``) for the chosen target; {} for defaults."""
@@ -317,8 +323,6 @@ def generic_map_picture(values: tuple[torch.Tensor, ...], title: str,
     of Σ_c value; anything else as bars of the first input's features (at most 60)."""
     from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
-
-    from .. import colours
 
     first = values[0].detach().cpu().double()
     first = first[0] if first.dim() >= 1 and first.shape[0] == 1 else first

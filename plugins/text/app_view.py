@@ -33,6 +33,7 @@ class TextView(AppView):
     target_label = "Next word to explain"
     title = "text"
     alpha_shows = "integrand"  # gradient × (embedding − baseline): its average over α is the word's IG
+    wide_pictures = True  # words in a line
     model_settings = ()  # the language model does not depend on the target or the context options
     custom_inputs = (CustomInput("folder", "text", "A transformers causal language model folder on this server",
                                  "a folder with config.json, the weights and the tokenizer (e.g. one saved with "
@@ -109,7 +110,7 @@ def paper_table(words: list[dict[str, Any]], record: dict[str, Any], summary: di
     """The paper's table (word, integrated gradient, gradient × embedding) in Markdown, words escaped."""
     rows = ["| word | integrated gradient | gradient × embedding |", "| --- | ---: | ---: |"]
     for w in words:
-        rows.append(f"| {escape_markdown(w['word'])} | {float(w['integrated_gradient']):.4f} | "
+        rows.append(f"| {escape_markdown(w['word'] + ('*' if w.get('oov') else ''))} | {float(w['integrated_gradient']):.4f} | "
                     f"{float(w.get('gradient_x_embedding', w.get('gradient', float('nan')))):.4f} |")
     target = escape_markdown(record.get("target", summary.get("target", "")))
     return (f"**The paper's table** for the next word {target} (integrated gradients vs gradient × embedding)"

@@ -24,7 +24,7 @@ from .domain import DEFAULT_MODEL, DIGITS, RANDOM
 
 #: the pictures shown first, with their captions (others follow under "All files")
 FEATURED = (("ig_paper.png", "integrated gradients (the paper's rendering)"),
-            ("ig_overlay.png", "integrated gradients: overlay (green +, red −)"),
+            ("ig_overlay.png", "integrated gradients over the picture (legend in the picture)"),
             ("gradients_paper.png", "gradients at the image (for comparison)"),
             ("ig_predicted_paper.png", "integrated gradients for the model's own label"),
             ("saturation.png", "score along the path (saturation)"))
@@ -89,6 +89,9 @@ class VisionView(AppView):
     target_label = "Class to explain"
     title = "images"
     model_settings = ("weights", "size", "device", "labels")  # not the class to explain
+    methods_legend = ("Each method in the paper's rendering: the picture's pixels shown as bright as their "
+                      "Σ|attribution| over colour channels (this picture's own scale), so it shows where the "
+                      "evidence is, not whether it raises or lowers the score.")
     custom_inputs = (
         CustomInput("architecture", "text", "Architecture of your weights",
                     "digits, or a torchvision classifier name such as resnet18"),
