@@ -197,3 +197,14 @@ def test_thousands_of_bad_rows_do_not_rewrite_the_report_per_row(tmp_path, capsy
     assert report["counts"]["skipped"] == 3000 and report["counts"]["written"] == 1
     assert err.count("skipped ") == 3000
     assert writes["report"] <= 50, writes
+
+
+def test_a_huge_unknown_word_is_cut_in_the_python_warning_too():
+    import igkit
+
+    token = "q" * 100_000
+    with pytest.warns(igkit.IgkitWarning, match="not in the model's vocabulary") as caught:
+        found = igkit.explain("text", [f"the {token} rose"], integration={"steps": 4})
+    assert len(found) == 1
+    messages = [str(w.message) for w in caught]
+    assert all(token not in m and len(m) < 2_000 for m in messages), [len(m) for m in messages]

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 from igkit import Integration
 from igkit.domain import Attribution, BadItem, Domain, Item, Prepared
 from igkit.errors import IGInputError, IgkitWarning
+from igkit.printable import printable
 
 from .contexts import DEFAULT_MAX_WORDS, DEFAULT_WINDOW, Context, ContextSpec, parse_context, read_contexts
 
@@ -448,7 +449,8 @@ def _warn_about(context: Context, model: Any) -> None:
     hints = []
     for word in new:
         close = closest_words(word, model.vocab, n=3)
-        hints.append(f"{word} (close: {', '.join(close)})" if close else word)
+        shown = printable(word, 40)
+        hints.append(f"{shown} (close: {', '.join(close)})" if close else shown)
     warnings.warn(f"{len(new)} word(s) of {_short(context.text)} are not in the model's vocabulary and are "
                   f"read as <unk> (marked * in the tables): {'; '.join(hints)}", IgkitWarning, stacklevel=3)
 
