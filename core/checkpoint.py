@@ -64,8 +64,7 @@ class Field:
                 return f"must be {self.describe()}"
             return None if self._in_range(len(value)) else f"must be {self.describe()}"
         fits = {"int": isinstance(value, int) and not isinstance(value, bool),
-                "float": isinstance(value, (int, float)) and not isinstance(value, bool)
-                and math.isfinite(value),
+                "float": isinstance(value, (int, float)) and not isinstance(value, bool) and _finite(value),
                 "bool": isinstance(value, bool), "str": isinstance(value, str)}[self.kind]
         return None if fits and (self.kind not in ("int", "float") or self._in_range(value)) \
             else f"must be {self.describe()}"
@@ -132,6 +131,13 @@ def build_module(factory: Callable[[], torch.nn.Module], tensors: dict[str, torc
     module = factory()
     load_state(module, tensors, source)
     return module
+
+
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
 
 
 def _number(value: float | None) -> str:
