@@ -160,12 +160,9 @@ class RayEngine(Engine):
             idle.append(actor)
             try:
                 worker, rss, entries = ray.get(ref)
-            except ray.exceptions.RayActorError as exc:  # the worker process died; the actor restarts
-                if isinstance(exc, ray.exceptions.ActorUnavailableError):
-                    retry.appendleft(batch)  # sent while its actor restarted: it never ran
-                else:
-                    yield from self._lost(job, batch, retry, crashes)
-                _wait_until_alive(ray, actor)
+            except ray.exceptions.RayActorError:  # the worker process died; the actor restarts
+                _wait_until_alive(ray, actor)  # a window sent sooner would fail unrun
+                yield from self._lost(job, batch, retry, crashes)
                 continue
             except ray.exceptions.RayError as exc:
                 raise _as_igkit_error(exc) from None
@@ -199,9 +196,9 @@ def _wait_until_alive(ray: Any, actor: Any, seconds: float = 120.0) -> None:
     deadline = time.monotonic() + seconds
     while True:
         try:
-            ray.get(actor.ready.remote())
+            ray.get(actor.ready.remote(), timeout=10)
             return
-        except ray.exceptions.RayActorError:
+        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
             if time.monotonic() > deadline:
                 raise IgkitError(f"a Ray worker did not come back within {seconds:.0f} s after its "
                                  f"process died; finished items are kept, rerun to resume") from None
@@ -317,9 +314,13 @@ def _as_igkit_error(exc: BaseException) -> IgkitError:
     for _ in range(20):
         if cause is None:
             break
+        inner = getattr(cause, "cause", None)  # a RayTaskError holds the worker's own exception
+        if isinstance(inner, BaseException) and inner is not cause:
+            cause = inner
+            continue
         if isinstance(cause, IgkitError):
-            return type(cause)(str(cause))
-        cause = getattr(cause, "cause", None) or cause.__cause__ or cause.__context__
+            return cause
+        cause = cause.__cause__ or cause.__context__
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return IgkitError(f"the Ray run stopped: {lines[-1] if lines else type(exc).__name__}; finished items "
                       f"are kept, rerun to resume (every node needs the same igkit and plugins)")

@@ -53,13 +53,14 @@ class MoleculesDomain(Domain):
     integration = Integration()           # adaptive until completeness is within 1%
     max_group = 32                        # molecules of one size bucket per integration call
     unavailable_methods = UNAVAILABLE_METHODS
-    items_help = ("SMILES strings, or molecule files (.smi, .sdf, .csv, .tsv; see --input); "
+    items_help = ("SMILES strings, or molecule files (.smi, .sdf, .csv, .tsv, .parquet; see --input); "
                   "a SMILES with whitespace in it is refused")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         g = parser.add_argument_group("molecules")
         g.add_argument("--input", default=None,
-                       help=".smi, .sdf, .csv or .tsv file of molecules (read after any SMILES arguments)")
+                       help=".smi, .sdf, .csv, .tsv or .parquet file of molecules (read after any SMILES "
+                            "arguments; Parquet is read a batch at a time)")
         g.add_argument("--smiles-col", default="smiles", help="SMILES column of a CSV/TSV input")
         g.add_argument("--id-col", default=None, help="column (CSV) or property (SDF) naming each molecule; without "
                        "it: the SD title, the .smi name, else the SMILES")

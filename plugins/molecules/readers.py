@@ -23,7 +23,7 @@ from igkit.records import MAX_FIELD_CHARS, BadRow, read_lines, read_table, read_
 
 #: file name endings read as molecule files, and the reader each one uses
 FILE_KINDS = {".smi": "smi", ".smiles": "smi", ".txt": "smi", ".sdf": "sdf", ".sd": "sdf",
-              ".mol": "sdf", ".csv": "csv", ".tsv": "csv"}
+              ".mol": "sdf", ".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 _LOG_PREFIX = re.compile(r"^\[\d\d:\d\d:\d\d\]\s*")
 _SPACE = re.compile(r"\s")
 
@@ -141,7 +141,7 @@ def read_inputs(path: str | Path, *, smiles_col: str = "smiles", id_col: str | N
     path = Path(path)
     kind = FILE_KINDS.get(path.suffix.lower())
     if kind is None:
-        raise InputFileError(f"cannot read molecules from {path}: use .smi, .sdf, .csv or .tsv")
+        raise InputFileError(f"cannot read molecules from {path}: use .smi, .sdf, .csv, .tsv or .parquet")
     if not path.exists():
         raise InputFileError(f"molecule file {path} does not exist")
     if path.is_dir():
@@ -150,6 +150,8 @@ def read_inputs(path: str | Path, *, smiles_col: str = "smiles", id_col: str | N
         return _smi_inputs(path)
     if kind == "sdf":
         return _sdf_inputs(path, id_col)
+    if kind == "parquet":
+        return _parquet_inputs(path, smiles_col, id_col)
     return _csv_inputs(path, smiles_col, id_col)
 
 
@@ -187,6 +189,20 @@ def _smi_inputs(path: Path) -> Iterator[MoleculeInput | Problem]:
             parts = line.strip().split(maxsplit=1)
             name = parts[1].strip() if len(parts) > 1 else None
             yield _checked(f"{path} line {number}", row, parts[0], name, {})
+    return stream()
+
+
+def _parquet_inputs(path: Path, smiles_col: str, id_col: str | None) -> Iterator[MoleculeInput | Problem]:
+    """A Parquet file's rows, a record batch at a time (memory does not grow with the file)."""
+    from igkit.parquet_input import read_parquet_rows
+
+    required = [(smiles_col, "--smiles-col"), *([(id_col, "--id-col")] if id_col else [])]
+    _, rows = read_parquet_rows(path, required)
+
+    def stream() -> Iterator[MoleculeInput | Problem]:
+        for row, fields in rows:
+            name = (fields.get(id_col) or "").strip() if id_col else None
+            yield _checked(f"{path} row {row}", row, fields.get(smiles_col) or "", name, {})
     return stream()
 
 
