@@ -22,6 +22,7 @@ from rdkit import Chem  # noqa: E402
 import igkit  # noqa: E402
 from igkit.cli import main  # noqa: E402
 from igkit.errors import IGInputError, ModelError  # noqa: E402
+from igkit.plugins.molecules.chemprop_compare import train_benzene  # noqa: E402
 from igkit.plugins.molecules.chemprop_model import load_chemprop  # noqa: E402
 
 MOLECULES = ["c1ccccc1CCO", "CC(=O)Nc1ccc(O)cc1", "O=C(O)C[C@H](N)C(=O)O", "C"]
@@ -166,35 +167,12 @@ def test_wrong_target_and_carbon_baseline_stop_before_any_work(regressor, tmp_pa
 
 # --- the known answer: a chemprop model trained on the shipped benzene data ---------------------------------
 
-def train_benzene(data: Path, folder: Path, molecules: int = 1000, epochs: int = 6) -> Path:
-    """A small D-MPNN trained with chemprop's own Python API and lightning on CPU, saved as
-    `chemprop train` saves ``best.pt`` (and a lightning ``.ckpt``)."""
-    import lightning.pytorch as pl
-    from chemprop import data as cdata, featurizers
-
-    torch.set_num_threads(1)
-    with data.open(newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if r["split"] == "train"][:molecules]
-    points = [cdata.MoleculeDatapoint.from_smi(r["smiles"], [float(r["label"])]) for r in rows]
-    loader = cdata.build_dataloader(cdata.MoleculeDataset(points, featurizers.SimpleMoleculeMolGraphFeaturizer()),
-                                    batch_size=64, num_workers=0, seed=0)
-    torch.manual_seed(0)
-    model = models.MPNN(nn.BondMessagePassing(d_h=64, depth=3), nn.SumAggregation(),
-                        nn.BinaryClassificationFFN(input_dim=64, hidden_dim=64), max_lr=3e-3)
-    trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False)
-    trainer.fit(model, loader)
-    save_model(folder / "best.pt", model.eval(), ["benzene"])
-    trainer.save_checkpoint(folder / "last.ckpt")
-    return folder / "best.pt"
-
-
 @pytest.fixture(scope="module")
 def benzene_model(tmp_path_factory) -> Path:
     data = shared_data_dir() / "benzene" / "benzene.csv"
     if not data.is_file():
         pytest.skip(f"shared data not found at {data} (set IGKIT_SHARED_DATA to run this test)")
-    return train_benzene(data, tmp_path_factory.mktemp("benzene"))
+    return train_benzene(data, tmp_path_factory.mktemp("benzene") / "best.pt")
 
 
 def test_benzene_chemprop_model_points_at_the_ring(benzene_model, shared_data, tmp_path):
@@ -210,7 +188,7 @@ def test_benzene_chemprop_model_points_at_the_ring(benzene_model, shared_data, t
 
 def test_the_lightning_checkpoint_gives_the_same_predictions(benzene_model):
     from_pt = load_chemprop(benzene_model)
-    from_ckpt = load_chemprop(benzene_model.with_name("last.ckpt"))
+    from_ckpt = load_chemprop(benzene_model.with_suffix(".ckpt"))
     assert from_ckpt.tasks == ["task_0"]                      # lightning checkpoints carry no column names
     a = igkit.explain("molecules", MOLECULES[:2], model=from_pt, integration={"steps": 8})
     b = igkit.explain("molecules", MOLECULES[:2], model=from_ckpt, integration={"steps": 8})
@@ -229,3 +207,26 @@ def test_score_methods_runs_on_a_chemprop_model(benzene_model, shared_data, tmp_
     assert rows["integrated_gradients"]["atom_auroc_with_pairs"] >= 0.9
     assert main(["molecules", "score-methods", "--task", "benzene", "--model", str(benzene_model),
                  "--methods", "grad_cam", "--out", str(tmp_path / "x"), "--quiet"]) == 2
+
+
+def test_the_apps_molecule_tab_explains_a_chemprop_checkpoint(regressor):
+    """`igkit app --model molecules=best.pt`: the tab loads the checkpoint through the same domain."""
+    from igkit.app.service import DomainService
+    from igkit.plugins.molecules.domain import MoleculesDomain
+
+    service = DomainService(MoleculesDomain(), [str(regressor)])
+    result = service.run(text="c1ccccc1O", model=service.choices[0].label)
+    assert result.ok, result.error
+    with (Path(result.folder) / "atoms.csv").open() as fh:
+        assert len(list(csv.DictReader(fh))) == 7
+
+
+def test_parquet_output_of_a_chemprop_run(regressor, tmp_path):
+    pytest.importorskip("pyarrow", reason="--format parquet needs pyarrow (extra parquet or ray)")
+    out = tmp_path / "run"
+    assert main(["molecules", "explain", "CCO", "c1ccccc1O", "--model", str(regressor), "--format", "parquet",
+                 "--out", str(out), "--threads", "1", "--quiet", "--no-pictures"]) == 0
+    import pyarrow.dataset as ds
+
+    units = ds.dataset(out / "units").to_table().to_pylist()
+    assert len(units) >= 3 + 7                              # at least one row per atom of both molecules
