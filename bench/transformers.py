@@ -78,6 +78,8 @@ def probe(tool: str, name: str, tokens: int, threads: int, max_memory: str) -> d
 
         found = igkit.explain("text", [text], model=lm, baseline="eos", max_memory=max_memory,
                               integration={"tolerance": TRUSTED})
+        if found.skipped:
+            raise SystemExit(f"igkit skipped the context: {found.skipped[0].reason}")
         summary = found[0].summary
         runs = [{"path_points": summary["path_points"], "error": summary["completeness_error"]}]
     else:
@@ -111,6 +113,16 @@ def measure(tool: str, name: str, tokens: int, threads: int, max_memory: str, ca
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def machine() -> str:
+    """The CPU, its cores and the load at the end of the run (other work shares the machine)."""
+    import os
+
+    names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+             if line.startswith("model name")] if Path("/proc/cpuinfo").is_file() else []
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return f"{names[0] if names else 'unknown CPU'}, {os.cpu_count()} cores, load average {load}"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.transformers", description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default="ptb-gpt2", help="ptb-gpt2 and/or gpt2-124m, comma-separated")
@@ -141,11 +153,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"peak memory igkit ÷ Captum {ours['peak_rss_gib'] / theirs['peak_rss_gib']:.2f} (whole "
                       f"process), {grown[0] / max(grown[1], 1e-9):.2f} (growth during attribution)", flush=True)
     if args.json:
-        import platform
-
         args.json.write_text(json.dumps({"command": " ".join(["python -m bench.transformers", *(argv or sys.argv[1:])]),
-                                         "machine": platform.processor() or platform.machine(),
-                                         "rows": rows}, indent=2) + "\n")
+                                         "machine": machine(), "rows": rows}, indent=2) + "\n")
     return 0
 
 

@@ -13,6 +13,7 @@ from igkit.domain import Prepared
 from igkit.errors import IGInputError
 
 from .contexts import ContextSpec
+from .vocab import EOS
 from .domain import EXPECTED_GRADIENT_SAMPLES, _positive_int
 
 #: methods that do not apply to a transformer's token embeddings, and why
@@ -55,8 +56,10 @@ def prepare_causal_item(lm: Any, spec: ContextSpec, *, target: str | None = None
     from .hf_inputs import next_token_logits, readouts_for, tokenize_context
 
     target = spec.target if spec.target is not None else target
-    if spec.tokens is not None:  # a corpus position: its words as text
-        spec = ContextSpec(" ".join(spec.tokens), spec.target)
+    if spec.tokens is not None:  # a corpus position: its words as text, sentence ends as end-of-text
+        end = lm.tokenizer.eos_token or "\n"
+        spec = ContextSpec(" ".join(end if t == EOS else t for t in spec.tokens), spec.target)
+        target = end if target == EOS else target
     room = 0 if target is None or contrast is not None else 1
     tokens = tokenize_context(lm, spec.text, last_tokens, room)
     tokens, readouts = readouts_for(lm, tokens, target=target, contrast=contrast, generate=generate)

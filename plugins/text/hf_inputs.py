@@ -100,6 +100,9 @@ def words_from_offsets(text: str, offsets: list[tuple[int, int]], tokens: list[s
 def continuation_ids(lm: CausalLM, context: str, target: str) -> list[int]:
     """Token ids of ``target`` as it continues ``context``: a space goes between them unless the
     context ends with whitespace or the target starts with it (GPT-2's " than", not "than")."""
+    special = getattr(lm.tokenizer, "all_special_tokens", [])
+    if target in special:  # e.g. the end-of-text token of a corpus position
+        return [int(lm.tokenizer.convert_tokens_to_ids(target))]
     glue = "" if not context or context[-1:].isspace() or target[:1].isspace() else " "
     ids = lm.tokenizer(glue + target, add_special_tokens=False)["input_ids"]
     if not ids:
