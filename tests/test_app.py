@@ -353,7 +353,7 @@ def test_vision_view_runs_an_uploaded_picture_with_random_weights(tmp_path):
     assert "UNTRAINED" in result.panels.label_title and len(result.panels.label) == 5
     assert any("not a classifier" in note for note in result.panels.notes)
     assert [caption for _, caption in result.panels.pictures][:2] == [
-        "integrated gradients (the paper's rendering)", "integrated gradients over the picture (legend in the picture)"]
+        "integrated gradients (the paper's rendering)", "integrated gradients over the picture: red raises, blue lowers the score; outlined: the top 10 % of pixels"]
     assert "the app reads uploaded files only" in service.run(upload="/etc/hostname", model=random_choice).error
 
 
@@ -590,6 +590,18 @@ def test_the_image_tab_takes_uploaded_weights_and_refuses_server_paths(tmp_path)
     assert result.ok, result.error
     assert result.choice.label == "your digits weights (mine.safetensors)"
     assert list(result.panels.label)[0] == "7" and "cannot tell whether" in result.choice.note
+    names = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    (uploads / "names.txt").write_text("\n".join(names) + "\n")
+    named = service.run(upload=str(uploads / "seven.png"), steps=8,
+                        custom={"architecture": "digits", "weights": str(uploads / "mine.safetensors"),
+                                "labels": str(uploads / "names.txt")})
+    assert named.ok, named.error
+    assert list(named.panels.label)[0] == "seven" and "class names from your file" in named.choice.note
+    (uploads / "short.txt").write_text("a\nb\n")
+    short = service.run(upload=str(uploads / "seven.png"), custom={"architecture": "digits",
+                                                                    "weights": str(uploads / "mine.safetensors"),
+                                                                    "labels": str(uploads / "short.txt")})
+    assert "has 2 class names but the model has 10 classes" in short.error
 
 
 @pytest.mark.slow

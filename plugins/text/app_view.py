@@ -21,6 +21,8 @@ from igkit.app.views import AppView, ModelChoice, Panels, figure_array, read_csv
 
 #: next words offered (and shown with their probabilities)
 TOP_WORDS = 10
+#: characters per line of the words pictures (monospace, so boxes never overlap)
+LINE_CHARS = 64
 EXAMPLES = ("the shareholders claimed more", "the company said it expects to report",
             "stock prices fell sharply in", "the new york stock")
 
@@ -119,26 +121,30 @@ def paper_table(words: list[dict[str, Any]], record: dict[str, Any], summary: di
 
 def words_picture(words: Sequence[str], values: np.ndarray, title: str) -> np.ndarray:
     """The words in reading order, each on a box of igkit's diverging colours (this picture's own
-    scale), wrapped to lines; words are drawn as plain text (no math, no markup)."""
+    scale), wrapped to lines of about :data:`LINE_CHARS` characters; words are drawn as plain text
+    (no math, no markup), each box as wide as its word."""
     from matplotlib.figure import Figure
 
     peak = colours.shared_peak([values])
-    per_line, lines = 8, max(1, -(-len(words) // 8))
+    places, column, line = [], 0, 0
+    for word in words:
+        width = len(word) + 2
+        if column and column + width > LINE_CHARS:
+            column, line = 0, line + 1
+        places.append((column, line))
+        column += width
+    lines = line + 1
     fig = Figure(figsize=(6.4, 0.9 + 0.45 * lines), dpi=100)
-    ax = fig.add_axes((0.01, 0.12, 0.98, 0.72))
-    ax.set_xlim(0, per_line)
+    ax = fig.add_axes((0.02, 0.12, 0.96, 0.72))
+    ax.set_xlim(0, LINE_CHARS)
     ax.set_ylim(lines, 0)
     ax.set_axis_off()
-    for k, (word, value) in enumerate(zip(words, values)):
+    for (column, line), word, value in zip(places, words, values):
         fill = colours.signed_colour(float(value), peak)
-        ax.text(k % per_line + 0.5, k // per_line + 0.5, word, ha="center", va="center", fontsize=10,
+        ax.text(column + 0.5, line + 0.5, word, ha="left", va="center", fontsize=10, family="monospace",
                 color=colours.ink(fill), parse_math=False,
                 bbox={"boxstyle": "round,pad=0.3", "facecolor": fill, "edgecolor": "#888888", "linewidth": 0.5})
     fig.suptitle(title, fontsize=9, y=0.98)
     fig.text(0.5, 0.02, f"{colours.legend()} · scale ±{peak:.3g}", ha="center", va="bottom", fontsize=6.5,
              color="#333333")
     return figure_array(fig)
-
-
-def app_view(domain: Any) -> TextView:
-    return TextView(domain)

@@ -24,7 +24,8 @@ from .domain import DEFAULT_MODEL, DIGITS, RANDOM
 
 #: the pictures shown first, with their captions (others follow under "All files")
 FEATURED = (("ig_paper.png", "integrated gradients (the paper's rendering)"),
-            ("ig_overlay.png", "integrated gradients over the picture (legend in the picture)"),
+            ("ig_overlay.png", "integrated gradients over the picture: red raises, blue lowers the score; "
+                              "outlined: the top 10 % of pixels"),
             ("gradients_paper.png", "gradients at the image (for comparison)"),
             ("ig_predicted_paper.png", "integrated gradients for the model's own label"),
             ("saturation.png", "score along the path (saturation)"))

@@ -90,12 +90,14 @@ def load_shipped() -> tuple[DigitsNet, dict[str, Any]]:
 
 
 def load_digits_model(weights: str | None = None, *, size: int | None = None,
-                      device: str | torch.device | None = "cpu") -> Any:
+                      device: str | torch.device | None = "cpu", labels: str | None = None) -> Any:
     """The digits classifier as a :class:`~igkit.plugins.vision.models.VisionModel`.
 
     ``weights``: None for the shipped trained weights, ``"random"`` for the same network
     untrained (seeded, marked in every output), or a state-dict file of this architecture.
-    ``size``: the side the picture is resized to (default 32, as trained).
+    ``size``: the side the picture is resized to (default 32, as trained); ``labels``: a file of
+    ten class names, one per line (default: the digits themselves). As for any weights file,
+    igkit cannot tell whether a user's file was trained (``random_weights`` None).
     """
     from .models import RANDOM_SEED, VisionModel, load_weights_file, resolve_device
     from .preprocessing import Preprocessing
@@ -119,7 +121,13 @@ def load_digits_model(weights: str | None = None, *, size: int | None = None,
         module = build()
         load_weights_file(module, path)
         label = str(path)
+    categories = list(CLASSES)
+    if labels is not None:
+        from .labels import read_labels_file
+
+        categories = read_labels_file(labels, len(categories))
     for p in module.parameters():
         p.requires_grad_(False)
-    return VisionModel(module.to(resolve_device(device)), recipe, list(CLASSES), name=NAME, weights=label,
-                       random_weights=weights == "random")
+    unknown = weights not in (None, "random")
+    return VisionModel(module.to(resolve_device(device)), recipe, categories, name=NAME, weights=label,
+                       random_weights=None if unknown else weights == "random")

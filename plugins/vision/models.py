@@ -122,7 +122,7 @@ def load_model(name: str | None = DEFAULT_MODEL, weights: str | None = None, *, 
     if name == DIGITS:  # the shipped, trained scikit-learn digits CNN (see digits.py)
         from .digits import load_digits_model
 
-        return load_digits_model(weights, size=size, device=device)
+        return load_digits_model(weights, size=size, device=device, labels=labels)
     check_model_name(name)
     enum = get_model_weights(name)
     recipe = Preprocessing.from_transforms(enum.DEFAULT.transforms())
