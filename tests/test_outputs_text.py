@@ -83,3 +83,12 @@ def test_html_page_escapes_words_and_uses_the_one_convention():
     context = page[page.index("<p class='ctx'>"):]
     assert f"background:{colours.RAISES}' title='IG 0.3'" in context          # the largest |IG|: full red
     assert f"background:{colours.signed_colour(-0.2, 0.3)}' title='IG -0.2'" in context   # lowers: blue
+
+
+def test_text_results_reach_their_source_like_every_domain():
+    import igkit
+
+    if not any(SHIPPED.glob("*")):
+        pytest.skip("the shipped text model is not in plugins/text/models")
+    found = igkit.explain("text", ["the company said"])
+    assert found[0].item.source == "argument 1" == found[0].attribution.item.source

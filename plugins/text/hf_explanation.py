@@ -32,6 +32,11 @@ class CausalExplanation:
     per_readout: np.ndarray | None = None
 
     @property
+    def item(self) -> Any:
+        """The item explained (``item.source``, ``item.name``), as on every domain's result."""
+        return self.attribution.item
+
+    @property
     def source(self) -> str:
         return self.attribution.item.source
 
