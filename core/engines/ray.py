@@ -70,7 +70,7 @@ class RayEngine(Engine):
         require_ray()  # the install hint before any model is loaded
         self.workers, self.address, self.gpus, self.threads = workers, address, gpus_per_worker, threads
         self.max_crashes = max_crashes
-        self.used: set[str] = set()
+        self.used: set[tuple[str, int]] = set()  # (node id, process id) of the workers that computed
         self.peak_rss = 0.0
         self.window = 0
 
@@ -88,6 +88,7 @@ class RayEngine(Engine):
         return {"name": "ray", "address": self.address or "local", "workers": self.workers,
                 "threads_per_worker": self.threads, "gpus_per_worker": self.gpus,
                 "items_per_window": self.window, "workers_used": len(self.used),
+                "nodes_used": len({node for node, _ in self.used}),
                 "worker_peak_rss_mib": round(self.peak_rss, 1)}
 
     def run(self, job: Job, model: Any, items: Iterator[Item],
@@ -159,14 +160,14 @@ class RayEngine(Engine):
             actor, batch = running.pop(ref)
             idle.append(actor)
             try:
-                worker, rss, entries = ray.get(ref)
+                node, pid, rss, entries = ray.get(ref)
             except ray.exceptions.RayActorError:  # the worker process died; the actor restarts
                 _wait_until_alive(ray, actor)  # a window sent sooner would fail unrun
                 yield from self._lost(job, batch, retry, crashes)
                 continue
             except ray.exceptions.RayError as exc:
                 raise _as_igkit_error(exc) from None
-            self.used.add(worker)
+            self.used.add((node, pid))
             self.peak_rss = max(self.peak_rss, rss)
             yield from entries
 
@@ -231,13 +232,14 @@ class _Worker:
     def ready(self) -> bool:
         return True
 
-    def explain(self, job: Job, batch: list[Item]) -> tuple[str, float, list[dict[str, Any]]]:
+    def explain(self, job: Job, batch: list[Item]) -> tuple[str, int, float, list[dict[str, Any]]]:
+        import ray
         import torch
 
         model = self._model(job)
         with torch.inference_mode(False), torch.enable_grad():  # IG needs gradients
             entries = list(work(job, model, batch))
-        return f"{os.uname().nodename}:{os.getpid()}", _peak_rss_mib(), entries
+        return ray.get_runtime_context().get_node_id(), os.getpid(), _peak_rss_mib(), entries
 
 
 def check_address(address: str) -> None:
