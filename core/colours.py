@@ -31,8 +31,6 @@ NEUTRAL = DIVERGING_STOPS[len(DIVERGING_STOPS) // 2]
 MAGNITUDE_STOPS: tuple[str, ...] = ("#fcfbfd", "#efedf5", "#dadaeb", "#bcbddc", "#9e9ac8",
                                     "#756bb1", "#54278f")
 
-#: the name of this convention, written into machine-readable outputs beside each picture
-CONVENTION = "igkit diverging RdBu: red raises, blue lowers the target score relative to the baseline"
 MAGNITUDE_LEGEND = "purple: size of an unsigned value (darker = larger); it says nothing about raising or lowering"
 
 
@@ -49,13 +47,6 @@ def scale_note(peak: float, shared: bool, unit: str = "") -> str:
                 "colours compare across pictures")
     return (f"colour scale {amount}, this item's own largest |value|: compare colours within this "
             "picture only (--shared-scale puts a whole run on one scale)")
-
-
-def describe(peak: float, shared: bool, score: str = "the target score", unit: str = "") -> dict[str, Any]:
-    """The machine-readable twin of a legend, for the JSON written beside a picture."""
-    return {"convention": CONVENTION, "raises": RAISES, "lowers": LOWERS, "no_effect": NEUTRAL,
-            "legend": legend(score), "scale": "run" if shared else "item", "full_colour_at": float(peak),
-            "scale_note": scale_note(peak, shared, unit)}
 
 
 def shared_peak(values: Sequence[Any]) -> float:
