@@ -106,7 +106,7 @@ def explain_to_folder(domain: str | Domain, items: Sequence[Any] | Any, out: str
                          options=options, model_source=model_source, pictures=pictures,
                          overwrite=overwrite, show_progress=show_progress,
                          engine=get_engine(engine) if isinstance(engine, str) else engine,
-                         output_format=output_format)
+                         output_format=output_format, inputs=sources)
 
 
 

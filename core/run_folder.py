@@ -16,14 +16,15 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 from .domain import BadItem, Domain, Item
 from .engines import Engine, Job, skipped_entry, written_entry
-from .errors import IGInputError, Interrupted
+from .errors import IGInputError, Interrupted, OutputError
 from .printable import printable
 from .progress import Progress, on_pass
-from .run_layout import (FORMATS, RunReport, folder_name, is_complete, prepare_out, run_fingerprint)
+from .run_layout import (FORMATS, RunReport, check_out, folder_name, is_complete, make_out, prepare_out,
+                         run_fingerprint, run_lock)
 from .runner import Duplicate, RunOptions, Skipped
 
 __all__ = ["RunReport", "nonempty", "resolve_duplicates", "run_to_folder"]
@@ -42,12 +43,13 @@ def run_to_folder(domain: Domain, model: Any, items: Iterable[Item | BadItem], o
                   settings: dict[str, Any], options: RunOptions, model_source: str | None = None,
                   pictures: bool = True, overwrite: bool = False, show_progress: bool = True,
                   total: int | None = None, engine: Engine | None = None,
-                  output_format: str = "folders") -> RunReport:
+                  output_format: str = "folders", inputs: Sequence[Any] = ()) -> RunReport:
     """Explain ``items`` into ``out`` with ``engine`` (default: this process); resume what is
     finished; ``report.json`` updated as it goes.
 
     ``model`` is loaded by the caller (its fingerprint names the run; the local engine
     computes with it). ``output_format="parquet"`` adds ``OUT/items/`` and ``OUT/units/``.
+    ``inputs``: the files and folders the items come from (``--out`` may not be inside one).
     Raises :class:`~igkit.errors.Interrupted` on Ctrl-C, SIGTERM or SIGHUP after saving the
     report: rerun the same command to resume.
     """
@@ -61,15 +63,23 @@ def run_to_folder(domain: Domain, model: Any, items: Iterable[Item | BadItem], o
         from .parquet_tables import require_pyarrow
 
         require_pyarrow()
-    out = Path(out)
+    out = check_out(out, inputs)
     items = nonempty(domain, items)
     run = run_fingerprint(domain, model, model_source, settings, options, pictures, output_format)
     job = Job(domain, model_source, settings, options, run, str(out.absolute()), pictures,
               output_format == "parquet")
     engine.check(job)
-    prepare_out(out, run, overwrite)
-    report = RunReport(out, run)
-    driver = _Driver(domain, report, Progress([], total=total, desc=f"explain {domain.name}"
+    make_out(out)
+    with run_lock(out):
+        prepare_out(out, run, overwrite)
+        return _drive(domain, model, items, engine, job, overwrite, show_progress, total)
+
+
+def _drive(domain: Domain, model: Any, items: Iterator[Item | BadItem], engine: Engine, job: Job,
+           overwrite: bool, show_progress: bool, total: int | None) -> RunReport:
+    """The run itself, with the folder prepared and locked."""
+    report = RunReport(Path(job.out), job.run)
+    driver = _Driver(domain, report, overwrite, Progress([], total=total, desc=f"explain {domain.name}"
                                       + ("" if engine.name == "local" else f" ({engine.name})"),
                                       enabled=show_progress))
     points = {"n": 0}
@@ -96,7 +106,7 @@ def run_to_folder(domain: Domain, model: Any, items: Iterable[Item | BadItem], o
         raise
     finally:
         report.engine = engine.describe()
-        driver.finish(pictures, output_format)
+        driver.finish(job.pictures, "parquet" if job.units else "folders")
     if report.status == "interrupted":
         raise Interrupted(f"interrupted: {report.count('written') + report.count('kept')} item(s) are in "
                           f"{report.out}; run the same command again to resume")
@@ -106,8 +116,8 @@ def run_to_folder(domain: Domain, model: Any, items: Iterable[Item | BadItem], o
 class _Driver:
     """The bookkeeping of one run: which items went to the engine, what came back."""
 
-    def __init__(self, domain: Domain, report: RunReport, bar: Progress) -> None:
-        self.domain, self.report, self.bar = domain, report, bar
+    def __init__(self, domain: Domain, report: RunReport, overwrite: bool, bar: Progress) -> None:
+        self.domain, self.report, self.overwrite, self.bar = domain, report, overwrite, bar
         self.firsts: dict[str, Item] = {}  # digest → a light copy of its first item (duplicates)
         self.sent: dict[str, Item] = {}    # digest → items handed to the engine, not yet back
         self.started = time.perf_counter()
@@ -131,6 +141,13 @@ class _Driver:
             if is_complete(folder, entry, run_id):
                 self.record(written_entry(entry, "kept", folder.name))
                 continue
+            if (folder.exists() or folder.is_symlink()) and not folder.is_dir():
+                if not self.overwrite:
+                    self.record(skipped_entry(Skipped(entry.source, f"{folder} is not a folder (igkit writes "
+                                                      f"this item's folder there); move it away, or rerun "
+                                                      f"with --overwrite to replace it", "input", entry)))
+                    continue
+                folder.unlink()
             self.sent[entry.digest] = light
             yield entry
 
@@ -152,11 +169,20 @@ class _Driver:
             if is_complete(folder, item, run_id):
                 self.record(written_entry(item, "written", folder.name))
 
+    def save(self) -> None:
+        """``report.json``; a disk that cannot take it stops the run with what to do."""
+        try:
+            self.report.save()
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.report.out / 'report.json'}: {exc.strerror or exc}; "
+                              f"make room or fix the permissions, then rerun the same command to "
+                              f"resume (finished items are kept)") from None
+
     def _save_now_and_then(self) -> None:
         """``report.json`` at most every few seconds: rewriting it per item would be quadratic."""
         now = time.perf_counter()
         if now - self.last_save > max(2.0, 20 * self.save_cost):
-            self.report.save()
+            self.save()
             self.last_save = time.perf_counter()
             self.save_cost = self.last_save - now
 
@@ -165,9 +191,15 @@ class _Driver:
         report = self.report
         if report.status in ("complete", "interrupted"):
             resolve_duplicates(report)
-            report.run_files = self._run_tables(pictures, output_format)
-        report.save()
+            try:
+                report.run_files = self._run_tables(pictures, output_format)
+            except OSError as exc:
+                report.status = "failed"
+                self.save()
+                raise OutputError(f"cannot write the run's tables in {report.out}: {exc.strerror or exc}; "
+                                  f"make room, then rerun the same command (finished items are kept)") from None
         self.bar.close()
+        self.save()
 
     def _run_tables(self, pictures: bool, output_format: str) -> list[str]:
         report = self.report

@@ -18,14 +18,17 @@ a changed input gets a new one.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
 import shutil
+import socket
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Sequence
 
 from .domain import Domain, Item
 from .errors import OutputError
@@ -103,12 +106,63 @@ def run_fingerprint(domain: Domain, model: Any, model_source: str | None, settin
     return run
 
 
+#: the lock a run holds in OUT while it writes there (owner's pid and host)
+LOCK_FILE = ".igkit.lock"
+#: the keys that make a run.json igkit's own (the marker of a folder igkit may touch)
+_MARKER_KEYS = ("schema_version", "domain", "run_id", "model_fingerprint")
+_ITEM_FOLDER = re.compile(r"^[A-Za-z0-9._-]*-[0-9a-f]{10}$")
+
+
+def check_out(out: str | Path, inputs: Sequence[Any] = ()) -> Path:
+    """Refuse an ``--out`` that names no folder of its own: empty, the current folder or the
+    file system's root, or a folder inside an input folder (the next run would read its files)."""
+    text = str(out)
+    if not text.strip():
+        raise OutputError("--out is empty; give the folder to write into, e.g. --out results/")
+    path = Path(text).absolute()
+    for where, folder in (("the current folder", Path.cwd()), ("the root folder", Path(path.anchor))):
+        if path.resolve() == folder.resolve():
+            raise OutputError(f"--out {text} is {where}; give a folder of its own, e.g. --out results/")
+    for source in inputs:
+        if isinstance(source, (str, Path)) and str(source) and Path(source).is_dir():
+            folder = Path(source).resolve()
+            if path.resolve() == folder or folder in path.resolve().parents:
+                raise OutputError(f"--out {text} is inside the input folder {source}; the next run would "
+                                  f"read its own outputs as inputs: write elsewhere")
+    return path
+
+
 def prepare_out(out: Path, run: dict[str, Any], overwrite: bool) -> None:
     """Check ``out`` before any computing: a folder we can write, empty or holding this same run.
 
-    Another run's results are removed only with ``overwrite``; a folder igkit did not make
-    is never emptied.
+    Call with the run's lock held (:func:`run_lock`). Another run's results are removed only
+    with ``overwrite`` and only what that run wrote; a folder igkit did not make is never
+    emptied.
     """
+    for partial in out.glob(PARTIAL_PREFIX + "*"):
+        shutil.rmtree(partial, ignore_errors=True)  # an item interrupted while being written
+    for stale in out.glob(".*.tmp"):
+        stale.unlink(missing_ok=True)  # a JSON or CSV file interrupted while being written
+    for name in ("run.json", "report.json"):
+        if (out / name).exists() and not (out / name).is_file():
+            raise OutputError(f"{out / name} is not a file; igkit did not make it: use another folder")
+    previous = previous_run(out)
+    if previous is None:
+        if any(p.name != LOCK_FILE for p in out.iterdir()):
+            raise OutputError(f"--out {out} is not empty and holds no igkit run; choose an empty or "
+                              f"new folder")
+    elif previous.get("run_id") != run["run_id"]:
+        if not overwrite:
+            changed = [k for k in ("domain", "model_fingerprint", "settings", "integration", "methods",
+                                   "pictures", "format") if previous.get(k) != run.get(k)]
+            raise OutputError(f"--out {out} holds a run with other {', '.join(changed) or 'settings'}; "
+                              f"use another folder, or --overwrite to replace that run's results")
+        _remove_run(out, previous["run_id"])
+    write_json(out / "run.json", run)
+
+
+def make_out(out: Path) -> None:
+    """Create ``out`` and check that it can be written."""
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {out} is a file; give a folder (it is created if missing)")
     try:
@@ -119,48 +173,104 @@ def prepare_out(out: Path, run: dict[str, Any], overwrite: bool) -> None:
     except OSError as exc:
         raise OutputError(f"cannot write to --out {out}: {exc.strerror or exc}; choose a folder you "
                           f"can write to") from None
-    for partial in out.glob(PARTIAL_PREFIX + "*"):
-        shutil.rmtree(partial, ignore_errors=True)  # an item interrupted while being written
-    previous = previous_run(out)
-    if previous is None:
-        if any(out.iterdir()):
-            raise OutputError(f"--out {out} is not empty and holds no igkit run; choose an empty or "
-                              f"new folder")
-    elif previous.get("run_id") != run["run_id"]:
-        if not overwrite:
-            changed = [k for k in ("domain", "model_fingerprint", "settings", "integration", "methods",
-                                   "pictures", "format") if previous.get(k) != run.get(k)]
-            raise OutputError(f"--out {out} holds a run with other {', '.join(changed) or 'settings'}; "
-                              f"use another folder, or --overwrite to replace that run's results")
-        _remove_run(out)
-    write_json(out / "run.json", run)
+
+
+@contextlib.contextmanager
+def run_lock(out: Path) -> Iterator[None]:
+    """Hold ``OUT/.igkit.lock`` while the run writes: a second run into the same folder refuses
+    (instead of deleting the first one's work); a lock left by a process that is gone is taken over."""
+    path = out / LOCK_FILE
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+        except FileExistsError:
+            owner = _lock_owner(path)
+            if owner is not None and not _is_stale(owner):
+                raise OutputError(f"--out {out} is being written by another igkit run (process "
+                                  f"{owner.get('pid')} on {owner.get('host')}, since {owner.get('since')}); "
+                                  f"wait for it to finish, or use another folder") from None
+            path.unlink(missing_ok=True)  # its owner is gone
+            continue
+        with os.fdopen(fd, "w") as handle:
+            json.dump(me, handle)
+        break
+    else:
+        raise OutputError(f"cannot take the lock {path}; remove it if no igkit run is writing {out}")
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _lock_owner(path: Path) -> dict[str, Any] | None:
+    try:
+        owner = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # unreadable or half written: nobody can be waited for
+    return owner if isinstance(owner, dict) else None
+
+
+def _is_stale(owner: dict[str, Any]) -> bool:
+    """A lock of this host whose process is gone (another host's lock is never taken over)."""
+    if owner.get("host") != socket.gethostname() or not isinstance(owner.get("pid"), int):
+        return False
+    try:
+        os.kill(owner["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def previous_run(out: Path) -> dict[str, Any] | None:
+    """The run this folder holds (its ``run.json``, igkit's marker), None if none; a ``run.json``
+    that is not igkit's or is damaged stops the run (igkit never replaces what it did not write)."""
     path = out / "run.json"
     if not path.is_file():
         return None
     try:
         previous = read_json(path)
-    except Exception:  # noqa: BLE001 - a damaged run.json is a foreign run
-        return {"run_id": None}
-    return previous if isinstance(previous, dict) else {"run_id": None}
+    except Exception:  # noqa: BLE001 - not JSON: damaged, or not ours
+        previous = None
+    if not (isinstance(previous, dict) and all(k in previous for k in _MARKER_KEYS)):
+        raise OutputError(f"{path} is not an igkit run.json (damaged, or another program's); igkit "
+                          f"does not replace it: use another folder, or remove it if you know it is a "
+                          f"damaged igkit run")
+    return previous
 
 
-def _remove_run(out: Path) -> None:
-    """Delete what an igkit run wrote here: item folders (they hold summary.json) and its files."""
-    report_path = out / "report.json"
-    names: set[str] = {"run.json", "report.json", "items", "units"}
-    if report_path.is_file():
-        try:
-            names.update(read_json(report_path).get("run_files", []))
-        except Exception:  # noqa: BLE001
-            pass
+def _remove_run(out: Path, run_id: str) -> None:
+    """Delete what that igkit run wrote here, nothing else: its item folders (named
+    ``<name>-<hash>``, holding its ``summary.json``), its Parquet tables and its files."""
+    names: set[str] = {"run.json", "report.json"}
+    try:
+        report = read_json(out / "report.json")
+        names.update(f for f in report.get("run_files", []) if isinstance(f, str) and "/" not in f)
+    except Exception:  # noqa: BLE001 - no report: only the item folders and run.json are known
+        pass
     for child in out.iterdir():
-        if child.is_dir() and ((child / "summary.json").is_file() or child.name in ("items", "units")):
+        if child.is_dir() and _is_item_folder(child, run_id):
+            shutil.rmtree(child)
+        elif child.is_dir() and child.name in {"items", "units"} & names and _only_parts(child):
             shutil.rmtree(child)
         elif child.name in names and child.is_file():
             child.unlink()
+
+
+def _is_item_folder(folder: Path, run_id: str) -> bool:
+    if not _ITEM_FOLDER.match(folder.name):
+        return False
+    try:
+        summary = read_json(folder / "summary.json")
+    except Exception:  # noqa: BLE001
+        return False
+    return isinstance(summary, dict) and summary.get("run_id") == run_id
+
+
+def _only_parts(folder: Path) -> bool:
+    return all(p.is_file() and p.name.startswith("part-") and p.suffix == ".parquet" for p in folder.iterdir())
 
 
 def is_complete(folder: Path, item: Item, run_id: str) -> bool:
