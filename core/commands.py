@@ -154,7 +154,7 @@ def run_explain(domain: Domain, args: argparse.Namespace) -> int:
     report = run_to_folder(domain, model, items, args.out, settings=settings, options=options,
                            model_source=args.model, pictures=not args.no_pictures,
                            overwrite=args.overwrite, show_progress=not args.quiet, engine=engine,
-                           output_format=args.output_format)
+                           output_format=args.output_format, inputs=domain.sources(args))
     counts = report.as_dict()["counts"]
     summaries = _summaries(report)
     _warn_flat(summaries)
