@@ -3,6 +3,7 @@ F(input) and F(baseline) with the probability beside the logit, the baseline, co
 colour legend; shares only where they cannot mislead; tables in input order; --shared-scale."""
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -58,6 +59,10 @@ def test_shares_are_withheld_with_a_reason_when_they_would_explode(run):
     assert isinstance(caffeine["atoms"], float)
     benzene = json.loads((_folders(run)[2] / "accounting.json").read_text())
     assert isinstance(benzene["atoms_share"], float) and "shares_note" not in benzene
+    with open(run / "accounting.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert rows[0]["atoms_share"] == "" and "absolute values are shown" in rows[0]["shares_note"]
+    assert rows[2]["atoms_share"] != "" and rows[2]["shares_note"] == ""
 
 
 def test_run_tables_follow_input_order(run):

@@ -29,7 +29,7 @@ from igkit.records import read_json, read_table, write_csv, write_json
 from .attribution import MoleculeExplanation, pair_matrix
 
 ACCOUNTING_KEYS = ("score_input", "score_baseline", "difference", "atoms", "bonded_pairs", "non_bonded_pairs",
-                   "unexplained", "atoms_share", "bonded_pairs_share", "non_bonded_pairs_share")
+                   "unexplained", "atoms_share", "bonded_pairs_share", "non_bonded_pairs_share", "shares_note")
 #: molecules (rows) on the run's methods.png sheet: the first ones of the run, in folder order
 SHEET_MAX_MOLECULES = 8
 #: the N×N pair picture is drawn up to this many atoms (beyond it no label is readable, and the
