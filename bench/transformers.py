@@ -56,7 +56,8 @@ def context_of(lm: Any, tokens: int) -> str:
     return lm.tokenizer.decode(ids)
 
 
-def probe(tool: str, name: str, tokens: int, threads: int, max_memory: str) -> dict[str, Any]:
+def probe(tool: str, name: str, tokens: int, threads: int, max_memory: str,
+          captum_batch: int | None = None) -> dict[str, Any]:
     """One tool's time to a trusted answer and this process's peak memory."""
     import torch
 
@@ -90,22 +91,25 @@ def probe(tool: str, name: str, tokens: int, threads: int, max_memory: str) -> d
         for steps in CAPTUM_STEPS:
             result = attribution.attribute(TextTokenInput(text, lm.tokenizer), target=torch.tensor([target]),
                                            n_steps=steps, method="gausslegendre",
-                                           baselines=torch.full_like(ids, eos))
+                                           baselines=torch.full_like(ids, eos), internal_batch_size=captum_batch)
             error = abs(float(result.seq_attr.sum()) - gap) / abs(gap)
             runs.append({"path_points": steps, "error": error})
             if error <= TRUSTED:
                 break
     seconds = time.perf_counter() - start
     return {"tool": tool, "model": name, "tokens": len(ids[0]), "seconds": round(seconds, 2), "runs": runs,
-            "trusted": runs[-1]["error"] <= TRUSTED, "threads": threads,
+            "trusted": runs[-1]["error"] <= TRUSTED, "threads": threads, "captum_batch": captum_batch,
             "rss_before_gib": round(before, 3),
             "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20, 3)}
 
 
-def measure(tool: str, name: str, tokens: int, threads: int, max_memory: str, cap_gib: float) -> dict[str, Any]:
+def measure(tool: str, name: str, tokens: int, threads: int, max_memory: str, cap_gib: float,
+            captum_batch: int | None = None) -> dict[str, Any]:
     """:func:`probe` in a fresh process under an address-space cap of ``cap_gib``."""
     command = [sys.executable, "-m", "bench.transformers", "--probe", tool, "--models", name, "--tokens",
                str(tokens), "--threads", str(threads), "--max-memory", max_memory, "--cap-gib", str(cap_gib)]
+    if captum_batch:
+        command += ["--captum-batch", str(captum_batch)]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or ["?"])[-1]
@@ -130,18 +134,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads of each process")
     p.add_argument("--max-memory", default="2GiB", help="igkit's activation budget per pass")
     p.add_argument("--cap-gib", type=float, default=12.0, help="address-space cap of each process")
+    p.add_argument("--captum-batch", type=int, default=None,
+                   help="Captum's internal_batch_size (default: its own, every step in one pass)")
     p.add_argument("--json", type=Path, default=None, help="also write the rows here")
     p.add_argument("--probe", choices=("igkit", "captum"), default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.probe:
         cap = int(args.cap_gib * 2 ** 30)
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-        print(json.dumps(probe(args.probe, args.models, int(args.tokens), args.threads, args.max_memory)))
+        print(json.dumps(probe(args.probe, args.models, int(args.tokens), args.threads, args.max_memory,
+                               args.captum_batch)))
         return 0
     rows = []
     for name in args.models.split(","):
         for tokens in (int(t) for t in args.tokens.split(",")):
-            pair = [measure(tool, name, tokens, args.threads, args.max_memory, args.cap_gib)
+            pair = [measure(tool, name, tokens, args.threads, args.max_memory, args.cap_gib, args.captum_batch)
                     for tool in ("igkit", "captum")]
             rows += pair
             for row in pair:
