@@ -124,7 +124,7 @@ def check_out(out: str | Path, inputs: Sequence[Any] = ()) -> Path:
         if path.resolve() == folder.resolve():
             raise OutputError(f"--out {text} is {where}; give a folder of its own, e.g. --out results/")
     for source in inputs:
-        if isinstance(source, (str, Path)) and str(source) and Path(source).is_dir():
+        if isinstance(source, (str, Path)) and str(source) and os.path.isdir(source):  # False for a long text
             folder = Path(source).resolve()
             if path.resolve() == folder or folder in path.resolve().parents:
                 raise OutputError(f"--out {text} is inside the input folder {source}; the next run would "
