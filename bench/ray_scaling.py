@@ -146,15 +146,15 @@ def main(argv: list[str] | None = None) -> int:
     outs: dict[str, Path] = {}
     engines: dict[str, dict] = {}
 
-    def explain(name: str, path: Path, out: Path | None = None) -> tuple[float, int, Path]:
+    def explain(name: str, path: Path, out_given: Path | None = None) -> tuple[float, int, Path]:
         engine = get_engine("local") if name == "local" else get_engine(
             "ray", workers=int(name.split("-")[1]), threads=args.threads)
-        out = out or work / f"o{next(counter)}"
+        out = out_given or work / f"o{next(counter)}"
         t = time.perf_counter()
         report = run_to_folder(domain, model, domain.read_items([str(path)], **settings), out,
                                settings=settings, options=options, pictures=False, show_progress=False,
                                engine=engine)
-        engines[name] = report.engine
+        engines[name if out_given is None else f"{name} resumed"] = report.engine
         return time.perf_counter() - t, report.count("written") + report.count("kept"), out
 
     fixed = explain("ray-2", warm)[0]  # a fresh pool: actors start, each loads the model

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import igkit
-from igkit.domain import BadItem, Domain, Item, Prepared, content_digest
+from igkit.domain import Domain, Item, Prepared, content_digest
 from igkit.engines import get_engine
 from igkit.errors import Interrupted, OutputError
 from igkit.run_folder import run_to_folder
