@@ -80,3 +80,6 @@ def test_shared_scale_puts_the_run_on_one_scale_and_says_so(tmp_path):
     assert all("shared by every item of this run (--shared-scale)" in svg for svg in notes)
     scales = {svg.split("colour scale ±")[1].split(",")[0] for svg in notes}
     assert len(scales) == 1          # the same full-colour value in every picture
+    pairs = [(f / "pairs.svg").read_text() for f in _folders(out)]
+    assert all("shared by every item of this run (--shared-scale)" in svg for svg in pairs)
+    assert len({svg.split("colour scale ±")[1].split(",")[0] for svg in pairs}) == 1

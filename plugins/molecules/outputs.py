@@ -200,13 +200,14 @@ def _run_settings(out_dir: Path) -> dict[str, Any]:
 
 
 def redraw_on_shared_scale(folders: Sequence[Path]) -> None:
-    """``--shared-scale``: every molecule's atom pictures redrawn on the run's largest |value|, from
-    their own files (so a resumed run's kept molecules join the one scale)."""
+    """``--shared-scale``: every molecule's atom and pair pictures redrawn on the run's largest |value|
+    (one scale for atoms, one for pairs), from their own files (so a resumed run's kept molecules
+    join the one scale)."""
     from rdkit import Chem
 
     from igkit.colours import shared_peak
 
-    from .render import atom_heatmap_png, atom_heatmap_svg
+    from .render import atom_heatmap_png, atom_heatmap_svg, pair_heatmap
 
     drawn = []
     for folder in folders:
@@ -218,6 +219,9 @@ def redraw_on_shared_scale(folders: Sequence[Path]) -> None:
         if mol is not None and mol.GetNumAtoms() == len(values):
             drawn.append((folder, mol, values, read_json(folder / "summary.json")))
     peak = shared_peak([values for _, _, values, _ in drawn])
+    pairs = {folder: _pair_matrix(folder / "pairs.csv", mol.GetNumAtoms()) for folder, mol, _, _ in drawn
+             if (folder / "pairs.png").is_file()}
+    pair_peak = shared_peak(list(pairs.values()))
     for folder, mol, values, summary in drawn:
         explains = summary.get("explains", {})
         title = f"{summary.get('molecule', folder.name)[:60]}: attributions to {summary.get('target', '')}"
@@ -226,6 +230,19 @@ def redraw_on_shared_scale(folders: Sequence[Path]) -> None:
         atom_heatmap_png(mol, values, folder / "atoms.png", title.replace("$", r"\$"),
                          [line.replace("$", r"\$") for line in lines], peak=peak, score=score)
         atom_heatmap_svg(mol, values, folder / "atoms.svg", title, lines, peak=peak, score=score)
+        if folder in pairs:
+            pair_heatmap(mol, pairs[folder], [folder / "pairs.png", folder / "pairs.svg"],
+                         title.replace("$", r"\$"), [line.replace("$", r"\$") for line in lines], score=score,
+                         peak=pair_peak)
+
+
+def _pair_matrix(path: Path, atoms: int) -> np.ndarray:
+    """The symmetric pair matrix of a pairs.csv (NaN: no pair), as the item's pairs.png drew it."""
+    matrix = np.full((atoms, atoms), np.nan)
+    for _, row in read_table(path)[1]:
+        i, j, value = int(row["atom_i"]), int(row["atom_j"]), _number(row["attribution"])
+        matrix[i, j] = matrix[j, i] = value
+    return matrix
 
 
 def sheet_methods(header: Sequence[str]) -> list[str]:

@@ -153,27 +153,32 @@ def atom_heatmap_svg(mol: Chem.Mol, values: np.ndarray, path: Path, title: str =
 
 
 def pair_heatmap(mol: Chem.Mol, matrix: np.ndarray, paths: list[Path], title: str = "",
-                 lines: Sequence[str] = (), score: str = "the target score") -> list[Path]:
-    """The N×N matrix of pair attributions with atom labels (grey: no pair), to each path."""
+                 lines: Sequence[str] = (), score: str = "the target score",
+                 peak: float | None = None) -> list[Path]:
+    """The N×N matrix of pair attributions with atom labels (grey: no pair), to each path;
+    ``peak``: the run's shared scale (else this molecule's own)."""
     labels = atom_labels(mol)
     n = len(labels)
     size = min(12.0, 3.0 + 0.22 * n)
     fig = new_figure((size + 1.2, size + 0.6), layout="constrained")
     ax = fig.add_subplot()
     cmap = _cmap().with_extremes(bad=NO_PAIR)
-    im = ax.imshow(np.ma.masked_invalid(matrix), cmap=cmap, norm=symmetric_norm(matrix))
+    im = ax.imshow(np.ma.masked_invalid(matrix), cmap=cmap, norm=atom_norm(matrix, peak))
     fontsize = max(4, min(9, int(240 / max(n, 1))))
     ax.set_xticks(range(n), labels, rotation=90, fontsize=fontsize)
     ax.set_yticks(range(n), labels, fontsize=fontsize)
     if title:
         ax.set_title("\n".join(textwrap.wrap(title, 60)), fontsize=9)
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03, label="pair attribution (this molecule's own scale)")
-    words = [*lines, *legend_lines(im.norm, False, score),
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03, label="pair attribution")
+    words = [*lines, *legend_lines(im.norm, peak is not None, score),
              "grey: no pair (the atom itself, or beyond the distance cut-off)"]
     fig.supxlabel("\n".join(w for line in words for w in textwrap.wrap(line, 110)), fontsize=6.5,
                   color="#333333", ha="left", x=0.01)
-    for path in paths:
-        fig.savefig(path, dpi=110, bbox_inches="tight", pad_inches=0.1)
+    from matplotlib import rc_context
+
+    with rc_context({"svg.fonttype": "none"}):        # SVG text stays text: searchable, selectable
+        for path in paths:
+            fig.savefig(path, dpi=110, bbox_inches="tight", pad_inches=0.1)
     return paths
 
 
