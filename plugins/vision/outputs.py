@@ -110,7 +110,8 @@ def _panels(exp: ImageExplanation, d: Path, image: np.ndarray, made_by: Provenan
                 f"label: {exp.target.label}\nsoftmax {exp.target.probability:.4f}")
         picture_row([Cell("original", image), Cell("scores", text=text),
                      Cell(f"IG for {exp.predicted.label}", predicted), Cell(f"IG for {exp.target.label}", ig)],
-                    d / "figure6.png", "misclassification: the model's label vs the given label", made_by)
+                    d / "figure6.png", "misclassification: the model's label vs the given label", made_by,
+                    caption(exp)[:-2])
         write_json(d / "figure6.json", {"predicted": exp.predicted.as_dict(), "label": exp.target.as_dict(),
                                         "maps": {"predicted": "importance_ig_predicted.csv",
                                                  "label": "importance_ig.csv"}, **exp.model.describe()})
