@@ -653,3 +653,12 @@ def test_the_app_removes_its_temporary_files_when_stopped(signal_name, tmp_path)
     assert process.returncode == 0, "".join(lines) + rest
     assert not root.exists()
     assert "temporary files removed" in rest
+
+
+def test_every_built_in_domain_gets_its_own_view():
+    from igkit.plugins.molecules.app_view import MoleculesView
+    from igkit.plugins.text.app_view import TextView
+    from igkit.plugins.vision.app_view import VisionView
+
+    for name, view in (("molecules", MoleculesView), ("text", TextView), ("vision", VisionView)):
+        assert type(find_view(igkit.get_domain(name))) is view, name

@@ -148,3 +148,7 @@ def words_picture(words: Sequence[str], values: np.ndarray, title: str) -> np.nd
     fig.text(0.5, 0.02, f"{colours.legend()} · scale ±{peak:.3g}", ha="center", va="bottom", fontsize=6.5,
              color="#333333")
     return figure_array(fig)
+
+
+def app_view(domain: Any) -> TextView:
+    return TextView(domain)
