@@ -113,3 +113,12 @@ def test_shared_scale_redraws_every_overlay_on_one_scale_and_says_so(tmp_path, p
     notes = [json.loads((out / e["folder"] / "overlay.json").read_text())["scale"] for e in report["items"]]
     assert all("shared by every item of this run (--shared-scale)" in n for n in notes)
     assert len({n.split(",")[0] for n in notes}) == 1        # the same full-colour value for both
+
+
+def test_a_chosen_label_is_said_to_be_chosen(tmp_path, photo):
+    out = tmp_path / "out"
+    assert main(["vision", "explain", str(photo), "--out", str(out), "--weights", "random", "--label", "3",
+                 *FAST]) == 0
+    summary = json.loads((_item(out) / "summary.json").read_text())
+    assert "class 3, the class given by --label" in summary["explains"]["lines"][1]
+    assert "the weights are untrained" in summary["explains"]["lines"][1]
