@@ -114,8 +114,10 @@ def check_document(document: dict[str, Any], config: Path) -> None:
     if document.get("format") != FORMAT:
         raise ModelError(f"{config} is not an igkit molecules checkpoint (format "
                          f"{str(document.get('format'))[:60]!r}, expected {FORMAT!r})")
-    validate_config(document.get("network"), NETWORK_SCHEMA, config, "network.")
-    validate_config(document.get("featurization"), FEATURIZATION_SCHEMA, config, "featurization.")
+    for section, schema in (("network", NETWORK_SCHEMA), ("featurization", FEATURIZATION_SCHEMA)):
+        if section not in document:
+            raise ModelError(f"{config} lacks {section!r}; it is not a complete igkit molecules checkpoint")
+        validate_config(document[section], schema, config, f"{section}.")
     if not isinstance(document.get("info", {}), dict):
         raise ModelError(f"{config}: info must be a JSON object")
 
