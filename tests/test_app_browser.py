@@ -188,6 +188,16 @@ def _no_bare_error_badges(page) -> None:
     assert not [b for b in badges if b.strip().lower() in ("error", "")], badges
 
 
+def _element_screenshot(page, selector: str, path: Path) -> None:
+    """One part of the page (a message, the words), as a small PNG."""
+    from PIL import Image
+
+    page.locator(selector).screenshot(path=str(path))
+    with Image.open(path) as shot:
+        small = shot.convert("RGB").quantize(colors=128, method=Image.Quantize.MEDIANCUT)
+    small.save(path, optimize=True)
+
+
 def _settle(page) -> None:
     """Wait until no event is pending (no progress indicator left), for a clean screenshot."""
     page.wait_for_function("() => !document.querySelector('.progress-text, .eta-bar')", timeout=60_000)
@@ -246,7 +256,7 @@ def test_molecules_request_over_the_time_budget_says_so(page, shots):
     assert "went over the app's time budget of 0.01 s per request" in message, message
     assert "igkit app --time-budget SECONDS" in message
     _no_bare_error_badges(page)
-    page.locator("#molecules-message").screenshot(path=str(shots / "time_budget.png"))
+    _element_screenshot(page, "#molecules-message", shots / "time_budget.png")
 
 
 def test_text_tab_shows_unk_as_text_and_draws_methods_over_the_words(page, shots):
@@ -269,6 +279,9 @@ def test_text_tab_shows_unk_as_text_and_draws_methods_over_the_words(page, shots
     assert "<unk>*" in notes and "The paper's table" in notes
     assert page.locator("#text-methods-view figcaption").all_inner_texts() == ["integrated gradients", "occlusion"]
     _images(page, "#text-methods-view", 2)
+    _settle(page)
+    _element_screenshot(page, "#text-highlight", shots / "text_unk_words.png")
+    _element_screenshot(page, "#text-notes", shots / "text_unk_notes.png")
     # explain another next word: type it into the choice and run again
     _type(page, "text", "the shareholders claimed more")
     page.fill("#text-target input", "of")
@@ -299,6 +312,7 @@ def test_images_tab_trained_digits_model_reads_a_test_digit(page, shots, tmp_pat
                            timeout=RESULT_TIMEOUT_MS)  # said at once, on upload
     message = _message(page, "vision")
     assert "The file you uploaded (notes.png) is not a picture this app can read" in message, message
+    _element_screenshot(page, "#vision-message", shots / "images_not_a_picture.png")
     _no_bare_error_badges(page)
     page.set_input_files("#vision-input input[type=file]", str(models_dir() / "digit_test_7.png"))
     page.wait_for_selector("#vision-preview img", timeout=30_000)
