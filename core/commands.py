@@ -68,7 +68,7 @@ def add_integration_arguments(parser: argparse.ArgumentParser, defaults: Integra
     g.add_argument("--plan", choices=PLANS, default=defaults.plan,
                    help="adaptive: forward plans the grid from F on 17 points (forward passes only), then "
                         "runs one gradient pass; off refines from 5 points, one pass per round; auto plans "
-                        "for recurrent models, where a pass costs far more than its points")
+                        "when the 17 points fit in one pass (not for large images)")
 
 
 def integration_from_args(args: argparse.Namespace, defaults: Integration) -> Integration:
@@ -116,9 +116,10 @@ def add_explain_command(subparsers: argparse._SubParsersAction, domain: Domain, 
                         "them); default: such items are named but the exit code stays 0")
     # every engine runs through the one driver (core/run_folder.py, core/engines/, docs/ray.md)
     g = p.add_argument_group("engine")
-    g.add_argument("--engine", choices=("local", "ray"), default="local",
-                   help="local: this process; ray: Ray actors, each loading the model once, writing the "
-                        "same item folders (needs pip install 'igkit[ray]')")
+    g.add_argument("--engine", choices=("local", "process", "ray"), default="local",
+                   help="local: this process; process: --workers processes on this machine; ray: Ray "
+                        "actors (needs pip install 'igkit[ray]'); each worker loads the model once and "
+                        "writes the same item folders")
     g.add_argument("--format", choices=("folders", "parquet"), default="folders", dest="output_format",
                    help="parquet: also OUT/items/ (one row per item) and OUT/units/ (one row per atom, "
                         "word or image patch), readable with pandas.read_parquet (needs pyarrow)")
@@ -127,8 +128,8 @@ def add_explain_command(subparsers: argparse._SubParsersAction, domain: Domain, 
                         "node; or HEAD:6379); --out must then be on storage every node shares; "
                         "default: start a local one")
     g.add_argument("--workers", type=positive_int, default=2,
-                   help="with --engine ray: model actors (each uses --threads torch threads and reserves "
-                        "that many CPUs)")
+                   help="with --engine process or ray: model workers (each uses --threads torch threads; "
+                        "on Ray it reserves that many CPUs)")
     g.add_argument("--gpus-per-worker", type=float, default=0.0,
                    help="with --engine ray: GPUs each actor reserves (0: CPU only; 0.5: two per GPU)")
     add_run_arguments(p)
@@ -146,9 +147,11 @@ def run_explain(domain: Domain, args: argparse.Namespace) -> int:
                          check_methods(args.methods.split(","), domain))
     from .engines import get_engine
 
-    engine = get_engine("local") if args.engine == "local" else get_engine(
-        "ray", address=args.ray_address, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
-        threads=args.threads)
+    engine = {"local": lambda: get_engine("local"),
+              "process": lambda: get_engine("process", workers=args.workers, threads=args.threads),
+              "ray": lambda: get_engine("ray", address=args.ray_address, workers=args.workers,
+                                        gpus_per_worker=args.gpus_per_worker, threads=args.threads)
+              }[args.engine]()
     items = domain.read_items(domain.sources(args), **settings)
     model = domain.load_model(args.model, **settings)
     report = run_to_folder(domain, model, items, args.out, settings=settings, options=options,

@@ -1,4 +1,5 @@
-"""The run contract, held by every engine: the same tests run on the local engine and on Ray.
+"""The run contract, held by every engine: the same tests run on the local engine, a process
+pool and Ray.
 
 A linear domain (known answers: attribution = x · w) goes through the one driver with
 each engine: resume, interrupt and resume, folder-name collisions, stale inputs,
@@ -104,7 +105,16 @@ def ray_session():
         ray.shutdown()
 
 
-@pytest.fixture(params=["local", "ray"])
+@pytest.fixture(scope="module", autouse=True)
+def no_process_left():
+    """The process engine keeps its pool for later runs: stop it when this module is done."""
+    yield
+    from igkit.engines.process import shutdown
+
+    shutdown()
+
+
+@pytest.fixture(params=["local", "process", "ray"])
 def engine(request):
     """The name of the engine under test (Ray: its session is started once per module)."""
     if request.param == "ray":
@@ -115,7 +125,7 @@ def engine(request):
 def run(engine: str, domain: Domain, items, out: Path, **kw):
     options = kw.pop("options", RunOptions(igkit.Integration(steps=4)))
     settings = kw.pop("settings", {})
-    chosen = get_engine("local") if engine == "local" else get_engine("ray", workers=2, threads=1)
+    chosen = get_engine(engine) if engine == "local" else get_engine(engine, workers=2, threads=1)
     return run_to_folder(domain, WEIGHTS, domain.read_items(items), out, settings=settings, options=options,
                          show_progress=False, engine=chosen, **kw)
 

@@ -9,13 +9,14 @@ finish. Every engine computes with :func:`work`, which runs the one per-item pat
 only in where that happens:
 
 - ``local`` (:mod:`igkit.engines.local`): in this process;
+- ``process`` (:mod:`igkit.engines.process`): a pool of processes on this machine;
 - ``ray`` (:mod:`igkit.engines.ray`): Ray actors, each loading the model once.
 
 A new engine is a subclass of :class:`Engine` with one method, :meth:`Engine.run`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -25,7 +26,7 @@ from ..run_layout import write_item_folder
 from ..runner import Explained, RunOptions, Skipped, explain_stream, skipped_outcome
 
 #: the engines ``--engine`` offers, and the module that holds each
-ENGINES = {"local": "local", "ray": "ray"}
+ENGINES = {"local": "local", "process": "process", "ray": "ray"}
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,29 @@ class Engine:
     def describe(self) -> dict[str, Any]:
         """What ``report.json`` says about how this engine ran (``engine``)."""
         return {"name": self.name}
+
+
+@dataclass
+class Windows:
+    """Cuts the item stream into windows for workers: ``size`` items (the runner's window,
+    ``max_group × 4``) while the stream lasts, then what is left split evenly over the idle
+    workers, so a small run uses every worker."""
+
+    items: Iterator[Item]
+    size: int
+    buffer: list[Item] = field(default_factory=list)
+    exhausted: bool = False
+
+    def next(self, idle: int) -> list[Item]:
+        """The next window for one of ``idle`` idle workers; empty when every item was handed out."""
+        while not self.exhausted and len(self.buffer) < self.size * idle:
+            entry = next(self.items, None)
+            self.exhausted = entry is None
+            if entry is not None:
+                self.buffer.append(entry)
+        size = -(-len(self.buffer) // idle) if self.exhausted else self.size
+        batch, self.buffer = self.buffer[:size], self.buffer[size:]
+        return batch
 
 
 def get_engine(name: str, **options: Any) -> Engine:

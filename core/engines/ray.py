@@ -30,7 +30,7 @@ from ..domain import Item
 from ..errors import IGInputError, IgkitError, ModelError
 from ..run_layout import folder_name, is_complete
 from ..runner import Skipped
-from . import Engine, Job, skipped_entry, work, written_entry
+from . import Engine, Job, Windows, skipped_entry, work, written_entry
 
 INSTALL_HINT = "--engine ray needs Ray: pip install 'igkit[ray]'"
 #: an item is skipped once a worker has died this many times while computing it alone
@@ -136,22 +136,12 @@ class RayEngine(Engine):
         idle, running = list(actors), {}
         retry: collections.deque[list[Item]] = collections.deque()
         crashes: collections.Counter[str] = collections.Counter()
-        buffer: list[Item] = []
-        exhausted = False
+        windows = Windows(items, self.window)
         while True:
             while idle:
-                if retry:
-                    batch = retry.popleft()
-                else:
-                    while not exhausted and len(buffer) < self.window * len(idle):
-                        entry = next(items, None)
-                        exhausted = entry is None
-                        if entry is not None:
-                            buffer.append(entry)
-                    if not buffer:
-                        break
-                    size = -(-len(buffer) // len(idle)) if exhausted else self.window
-                    batch, buffer = buffer[:size], buffer[size:]
+                batch = retry.popleft() if retry else windows.next(len(idle))
+                if not batch:
+                    break
                 actor = idle.pop()
                 running[actor.explain.remote(job_ref, batch)] = (actor, batch)
             if not running:
