@@ -4,7 +4,6 @@ the example test digits it ships with."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
