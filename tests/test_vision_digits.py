@@ -70,3 +70,10 @@ def test_a_weights_file_for_the_digits_network_is_loaded_and_a_wrong_one_refused
         load_model("digits", str(tmp_path / "other.safetensors"))
     with pytest.raises(igkit.ModelError, match="not a file"):
         load_model("digits", "IMAGENET1K_V1")
+
+
+def test_labels_lists_the_digits_classes(capsys):
+    from igkit.cli import main
+
+    assert main(["vision", "labels", "--model", "digits"]) == 0
+    assert capsys.readouterr().out.split() == [token for d in range(10) for token in (str(d), str(d))]

@@ -106,8 +106,13 @@ def _cmd_score_methods(args: argparse.Namespace) -> int:
 def _cmd_labels(args: argparse.Namespace) -> int:
     from torchvision.models import get_model_weights
 
+    from .digits import CLASSES, NAME
     from .models import check_model_name
 
+    if args.model == NAME:  # the shipped digits classifier names its classes itself
+        for i, name in enumerate(CLASSES):
+            print(f"{i:>4}  {name}")
+        return 0
     check_model_name(args.model)
     for i, name in enumerate(get_model_weights(args.model).DEFAULT.meta["categories"]):
         print(f"{i:>4}  {name}")
