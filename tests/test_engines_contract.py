@@ -308,8 +308,9 @@ def test_sigterm_ends_a_run_like_ctrl_c(tmp_path, monkeypatch):
             os.kill(os.getpid(), signal.SIGTERM)  # as `kill PID` or a batch system would
 
     monkeypatch.setattr(run_folder._Driver, "record", record_then_terminate)
+    before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(Interrupted):
         run("local", SlowLinear(), numbers(6), tmp_path)
     report = report_of(tmp_path)
     assert report["status"] == "interrupted" and report["counts"]["written"] == len(item_folders(tmp_path))
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is the caller's again
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler is the caller's again

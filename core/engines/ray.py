@@ -113,7 +113,9 @@ class RayEngine(Engine):
                 ray.shutdown()
 
     def _pool_key(self, ray: Any) -> tuple[Any, ...]:
-        return ray.get_runtime_context().get_job_id(), self.threads, self.gpus
+        """This Ray session (job ids repeat across sessions; the driver's node id does not)."""
+        context = ray.get_runtime_context()
+        return context.get_node_id(), context.get_job_id(), self.threads, self.gpus
 
     def _actors(self, ray: Any) -> list[Any]:
         """``workers`` actors: those of an earlier run in this Ray session (their models stay
