@@ -175,12 +175,17 @@ def _read(path: Path, trust: bool) -> Any:
 
 
 def _resolve(name: str) -> Any:
+    """The class a checkpoint names; functions are never allowed (the reader could call them)."""
     module, _, attribute = name.rpartition(".")
     try:
-        return getattr(importlib.import_module(module), attribute)
+        found = getattr(importlib.import_module(module), attribute)
     except (ImportError, AttributeError):
         raise ModelError(f"the checkpoint names {name}, which this chemprop does not have; is it from "
                          f"another chemprop version? (igkit needs chemprop>=2.3,<3)") from None
+    if not isinstance(found, type):
+        raise ModelError(f"the checkpoint names the function {name}, which igkit will not let the weights-only "
+                         f"reader call; {TRUST_HINT}")
+    return found
 
 
 def _featurizer(path: Path, mp: dict, predictor: dict) -> tuple[Any, str]:

@@ -93,8 +93,13 @@ class MoleculesDomain(Domain):
         return [*args.items, *([args.input] if args.input else [])]
 
     def settings(self, args: argparse.Namespace) -> dict[str, Any]:
+        """The options as given; a chemprop or PyG model's path starts at zero features (the default
+        two-baseline average is the weave network's), so run.json says so."""
+        kind = resolve_model_kind(getattr(args, "model", None), getattr(args, "model_kind", "auto"),
+                                  getattr(args, "weights", None))
+        baseline = args.baseline if kind == "weave" or args.baseline == "carbon" else "zero"
         return {"smiles_col": args.smiles_col, "id_col": args.id_col, "task": args.task,
-                "score": args.score, "baseline": args.baseline, "max_atoms": args.max_atoms,
+                "score": args.score, "baseline": baseline, "max_atoms": args.max_atoms,
                 **({"shared_scale": True} if getattr(args, "shared_scale", False) else {}),
                 **model_settings(args)}
 
