@@ -23,7 +23,6 @@ from .hf_model import CausalLM
 
 #: activation memory per pass of path points unless ``--max-memory`` says otherwise
 DEFAULT_MAX_MEMORY = "2GiB"
-BASELINES = ("zero", "eos", "pad")
 _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([KMGT]?)(i?B)?\s*$", re.IGNORECASE)
 
 

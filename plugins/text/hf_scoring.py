@@ -16,10 +16,6 @@ import torch
 
 from .hf_explanation import CausalExplanation, sum_by_word
 
-UNITS = ("words", "tokens")
-#: what the second replacement is for a causal LM (the LSTM's is <unk>)
-SECOND_REPLACEMENT = "end-of-text token"
-
 
 def unit_values(exp: CausalExplanation, token_values: np.ndarray, units: str) -> tuple[np.ndarray, list[str]]:
     """A method's values per unit (summed over a word's tokens) and the units' labels."""
