@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from .. import colours
-from .choices import CustomInput
-from .html import escape_markdown
+from .choices import CustomInput  # re-exported: a plugin's view imports only igkit.app.views
+from .html import escape_markdown  # re-exported: views escape the user text they put in notes
 
 #: picture files shown in the tab, in this order of preference
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")

@@ -13,8 +13,7 @@ import numpy as np
 import torch
 
 from igkit import colours
-from igkit.app.html import escape_markdown
-from igkit.app.views import AppView, Panels, Table, figure_array, read_csv_table, read_json_file
+from igkit.app.views import AppView, Panels, Table, escape_markdown, figure_array, read_csv_table, read_json_file
 
 EXAMPLES = ("CCO", "c1ccccc1O", "CC(=O)Oc1ccccc1C(=O)O", "CN1C=NC2=C1C(=O)N(C(=O)N2C)C",
             "O=[N+]([O-])c1ccc(Cl)cc1")

@@ -15,9 +15,8 @@ import numpy as np
 import torch
 
 from igkit import IGInputError, colours
-from igkit.app.choices import CustomInput
-from igkit.app.html import escape_markdown
-from igkit.app.views import AppView, ModelChoice, Panels, figure_array, read_csv_table, read_json_file
+from igkit.app.views import (AppView, CustomInput, ModelChoice, Panels, escape_markdown, figure_array,
+                             read_csv_table, read_json_file)
 
 #: next words offered (and shown with their probabilities)
 TOP_WORDS = 10

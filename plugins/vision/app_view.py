@@ -16,9 +16,8 @@ import numpy as np
 import torch
 
 from igkit import IGInputError
-from igkit.app.choices import CustomInput
-from igkit.app.html import escape_markdown
-from igkit.app.views import AppView, ModelChoice, Panels, pictures_in, read_csv_table, read_json_file
+from igkit.app.views import (AppView, CustomInput, ModelChoice, Panels, escape_markdown, pictures_in,
+                             read_csv_table, read_json_file)
 
 from .domain import DEFAULT_MODEL, DIGITS, RANDOM
 
