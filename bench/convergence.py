@@ -3,9 +3,9 @@
 igkit refines its grid adaptively until the error is under the tolerance, in two
 modes run side by side: planned (``plan="forward"``: F on a grid of α with
 forward passes first, then one gradient pass where F moves) and the previous
-adaptive grid (``plan="off"``: five points, one pass per refinement round; what
-``plan="auto"``, the default, does on the CPU). Forward-only passes are timed
-with everything else, at their real cost.
+adaptive grid (``plan="off"``: five points, one pass per refinement round).
+``plan="auto"``, the default, plans for inputs as small as these. Forward-only
+passes are timed with everything else, at their real cost.
 The reference is what the IG authors' how-to tells Captum users to do: run with
 8 steps, and double the step count until the convergence delta is small enough;
 the user pays for every run, so gradient evaluations add up (8 + 16 + ...).
@@ -125,7 +125,7 @@ CONTENDERS: dict[str, Callable[..., Outcome]] = {
 
 def run_case(workloads: list[Workload], tolerance: float, max_steps: int, repeats: int) -> list[Row]:
     """Per workload: gradient evaluations and seconds, Captum ÷ planned (goals ≥ 3 and ≥ 2), seconds
-    Captum ÷ previous (the CPU default), and previous ÷ planned (goal ≥ 1: planning never slower)."""
+    Captum ÷ previous, and previous ÷ planned (goal ≥ 1: planning never slower)."""
     rows = []
     for w in workloads:
         totals = {name: 0.0 for name in CONTENDERS}
@@ -169,7 +169,7 @@ def run_case(workloads: list[Workload], tolerance: float, max_steps: int, repeat
             Row("3 trusted answer", f"{metric}: seconds (Captum ÷ planned)", totals["planned"],
                 totals["captum"], "Captum doubling 8,16,..", totals["captum"] / totals["planned"], 2.0, False,
                 "s", details, why_missed=note),
-            Row("3 trusted answer", f"{metric}: seconds (Captum ÷ previous adaptive, the CPU default)",
+            Row("3 trusted answer", f"{metric}: seconds (Captum ÷ previous adaptive)",
                 totals["previous"], totals["captum"], "Captum doubling 8,16,..",
                 totals["captum"] / totals["previous"], 2.0, False, "s", details, why_missed=note),
             Row("3 trusted answer", f"{metric}: seconds (previous adaptive ÷ planned)", totals["planned"],

@@ -8,8 +8,7 @@ that refinement reaches on the surrogate is where the gradients are evaluated, a
 of them in one pass; the real completeness check then refines only intervals the
 surrogate misjudged (kinks finer than the plan), reusing every node. The saving is
 passes (two instead of one per refinement round); the price is the plan's forward
-points. Where a pass costs much more than its points (a recurrent model) that
-trade pays; elsewhere on the CPU it broke even (see :func:`plans_first`).
+points, which cost about one pass where they fit in one (see :func:`plans_first`).
 """
 from __future__ import annotations
 
@@ -19,7 +18,6 @@ import numpy as np
 import torch
 
 from .errors import IGInputError, IgkitWarning
-from .guard import modules_behind
 from .nested_grid import NestedGrid
 from .options import PLANS
 from .path import PathEvaluator, default_batch_size
@@ -36,29 +34,25 @@ NONDETERMINISTIC_RTOL = 1e-3
 
 
 def check_plan(plan: str) -> str:
+    """``plan`` itself, or an error listing the choices."""
     if plan not in PLANS:
-        raise IGInputError(f"plan must be one of {', '.join(PLANS)} (auto: plan with forward passes when "
-                           f"they fit in one pass), got {plan!r}")
+        raise IGInputError(f"plan must be one of {', '.join(PLANS)} (forward: plan the grid with forward "
+                           f"passes; off: the plain adaptive grid; auto: plan when the plan fits in one pass), "
+                           f"got {plan!r}")
     return plan
 
 
 def plans_first(plan: str, ev: PathEvaluator) -> bool:
-    """Whether to plan: asked for, or (auto) for a recurrent model when one example's plan fits in
-    one default-sized pass (the default size, not the one given: ``batch_size`` never changes the
-    answer).
+    """Whether to plan: asked for, or (auto) when one example's plan fits in one default-sized pass
+    (the default size, not the one given: ``batch_size`` never changes the answer).
 
-    The plan trades forward points for passes. A recurrent layer runs its sequence step by step, so
-    a pass costs far more than its points: on the PTB LSTM a point cost 15× less in passes of 65 than
-    alone, and planning took 1.5× less time than the plain grid. On the small CNN and the weave model
-    a forward-only point cost 0.3-0.6 of a gradient point and planning broke even (0.98×, 1.02×), so
-    auto keeps the plain grid there (bench/README.md, case 3)."""
+    The plan trades forward points for passes. Where 17 points fit in one pass they cost about one
+    pass, and planning was as fast or faster than the plain grid on every bench model (two runs on a
+    loaded machine: small CNN 0.98× and 1.17×, weave 1.02× and 1.07×, PTB LSTM 1.52× and 1.10×).
+    Where they do not (GoogLeNet at 224 px: 13 images per pass) the plan costs several passes of
+    forward work that the plain grid may not need, so auto does not plan."""
     fits = (PLAN_INTERVALS + 1) * ev.n_baselines <= default_batch_size(ev.xs)
-    return plan == "forward" or (plan == "auto" and fits and _recurrent(ev.forward))
-
-
-def _recurrent(forward) -> bool:
-    return any(isinstance(m, torch.nn.RNNBase) for module in modules_behind(forward)
-               for m in module.modules())
+    return plan == "forward" or (plan == "auto" and fits)
 
 
 def planned_grids(ev: PathEvaluator, tolerance: float, floor: float, max_steps: int
