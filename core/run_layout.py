@@ -158,7 +158,11 @@ def prepare_out(out: Path, run: dict[str, Any], overwrite: bool) -> None:
             raise OutputError(f"--out {out} holds a run with other {', '.join(changed) or 'settings'}; "
                               f"use another folder, or --overwrite to replace that run's results")
         _remove_run(out, previous["run_id"])
-    write_json(out / "run.json", run)
+    try:
+        write_json(out / "run.json", run)
+    except OSError as exc:
+        raise OutputError(f"cannot write {out / 'run.json'}: {exc.strerror or exc}; make room or fix the "
+                          f"permissions, then run the same command again") from None
 
 
 def make_out(out: Path) -> None:
