@@ -662,3 +662,15 @@ def test_every_built_in_domain_gets_its_own_view():
 
     for name, view in (("molecules", MoleculesView), ("text", TextView), ("vision", VisionView)):
         assert type(find_view(igkit.get_domain(name))) is view, name
+
+
+def test_a_service_without_a_work_folder_removes_its_own_when_it_goes(toy):
+    import gc
+
+    service = DomainService(toy)
+    assert service.run("1,2,3").ok
+    folder = service.workdir
+    assert folder.is_dir() and any(folder.iterdir())
+    del service
+    gc.collect()
+    assert not folder.exists()

@@ -24,6 +24,7 @@ import threading
 import time
 import traceback
 import warnings
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,6 +192,8 @@ class DomainService:
         self.budget_s = float(budget_s)
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix=f"igkit-app-{domain.name}-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
+        if workdir is None:  # a folder of its own: removed with the service (or at exit), never left in /tmp
+            weakref.finalize(self, shutil.rmtree, str(self.workdir), True)
         self.upload_roots = [Path(r) for r in upload_roots] + [self.workdir]
         self._locks: dict[ModelChoice, threading.Lock] = {c: threading.Lock() for c in self.choices}
         self._models: OrderedDict[tuple, Any] = OrderedDict()
