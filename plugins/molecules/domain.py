@@ -1,5 +1,9 @@
 """The ``molecules`` domain: SMILES (or .smi/.sdf/.csv files) → weave network → atom and pair attributions.
 
+The same domain explains chemprop v2 checkpoints and PyTorch Geometric models (atoms and bonds,
+:mod:`.bond_graph`): ``--model`` picks the kind (:mod:`.model_kinds`), and the hooks below hand
+such a model's molecules to :mod:`.bond_graph` instead of the weave network's code.
+
 ``igkit molecules explain`` and ``igkit explain --domain molecules`` are this one
 domain run by igkit's runner: one folder per molecule, combined tables at the top,
 resume, report. Heavy modules (RDKit, matplotlib, the network) are imported inside
@@ -49,7 +53,7 @@ BASELINE_NAMES = {"zero": "all-zero atom and pair features (the paper's)",
 
 class MoleculesDomain(Domain):
     name = "molecules"
-    description = "SMILES → weave network; attributions per atom and atom pair"
+    description = "SMILES → weave network, chemprop or PyG model; attributions per atom and atom pair or bond"
     integration = Integration()           # adaptive until completeness is within 1%
     max_group = 32                        # molecules of one size bucket per integration call
     unavailable_methods = UNAVAILABLE_METHODS
