@@ -230,3 +230,16 @@ def test_parquet_output_of_a_chemprop_run(regressor, tmp_path):
 
     units = ds.dataset(out / "units").to_table().to_pylist()
     assert len(units) >= 3 + 7                              # at least one row per atom of both molecules
+
+
+def test_the_weights_only_reader_is_never_handed_a_function(tmp_path):
+    """Even a function inside chemprop.nn could be called by the reader: such a file is refused."""
+    from chemprop.nn.utils import get_activation_function
+
+    class Calls:
+        def __reduce__(self):
+            return (get_activation_function, ("relu",))
+
+    torch.save({"hyper_parameters": {"agg": Calls()}, "state_dict": {}}, tmp_path / "calls.pt")
+    with pytest.raises(ModelError, match="names the function chemprop.nn.utils.get_activation_function"):
+        load_chemprop(tmp_path / "calls.pt")

@@ -193,3 +193,15 @@ def test_evaluate_and_score_methods_run_on_a_pyg_model(nets, tmp_path):
                  "--threads", "1", "--quiet"]) == 0
     scores = json.loads((tmp_path / "scores" / "scores.json").read_text())
     assert [r["method"] for r in scores["table"]] == ["integrated_gradients", "saliency", "occlusion"]
+
+
+def test_model_kind_options_that_contradict_each_other_stop_before_any_work(nets, tmp_path, capsys):
+    folder, _ = nets
+    out = str(tmp_path / "o")
+    assert main(["molecules", "explain", "CCO", "--model-kind", "pyg", "--model", "nets:edge_net", "--out", out,
+                 "--quiet"]) == 2
+    assert "needs --weights FILE" in capsys.readouterr().err
+    assert main(["molecules", "explain", "CCO", "--model", "best.pt", "--weights", str(folder / "edge.pt"),
+                 "--model-kind", "chemprop", "--out", out, "--quiet"]) == 2
+    assert "--weights is for PyTorch Geometric models" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
