@@ -4,8 +4,6 @@ model's own output, completeness with edge features and with an edge mask, the C
 from __future__ import annotations
 
 import json
-import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,9 +11,8 @@ import pytest
 pyg = pytest.importorskip("torch_geometric", reason="PyTorch Geometric is an optional extra: "
                                                     "pip install -e '.[pyg]'")
 import torch  # noqa: E402
-from rdkit import Chem  # noqa: E402
 from torch_geometric.data import Batch  # noqa: E402
-from torch_geometric.nn import GCNConv, GINEConv, global_add_pool  # noqa: E402
+from torch_geometric.nn import GCNConv, global_add_pool  # noqa: E402
 from torch_geometric.utils import from_rdmol, from_smiles  # noqa: E402
 
 import igkit  # noqa: E402
