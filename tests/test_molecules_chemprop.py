@@ -243,3 +243,21 @@ def test_the_weights_only_reader_is_never_handed_a_function(tmp_path):
     torch.save({"hyper_parameters": {"agg": Calls()}, "state_dict": {}}, tmp_path / "calls.pt")
     with pytest.raises(ModelError, match="names the function chemprop.nn.utils.get_activation_function"):
         load_chemprop(tmp_path / "calls.pt")
+
+
+def test_the_ray_engine_writes_the_same_chemprop_attributions_as_a_local_run(regressor, tmp_path):
+    pytest.importorskip("ray", reason="--engine ray needs the ray extra: pip install -e '.[ray]'")
+    runs = {}
+    for engine in ("local", "ray"):
+        out = tmp_path / engine
+        extra = ["--workers", "1"] if engine == "ray" else []
+        assert main(["molecules", "explain", "CCO", "c1ccccc1O", "not a smiles", "--model", str(regressor),
+                     "--engine", engine, *extra, "--steps", "16", "--out", str(out), "--threads", "1", "--quiet",
+                     "--no-pictures"]) == 1
+        report = json.loads((out / "report.json").read_text())
+        assert [i["status"] for i in report["items"]] == ["written", "written", "skipped"]
+        with (out / "atoms.csv").open() as fh:
+            runs[engine] = sorted((r["folder"], r["atom"], float(r["attribution_with_pairs"]))
+                                  for r in csv.DictReader(fh))
+    assert [r[:2] for r in runs["ray"]] == [r[:2] for r in runs["local"]]
+    assert np.allclose([r[2] for r in runs["ray"]], [r[2] for r in runs["local"]], atol=1e-6)
