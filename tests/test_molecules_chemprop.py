@@ -261,3 +261,17 @@ def test_the_ray_engine_writes_the_same_chemprop_attributions_as_a_local_run(reg
                                   for r in csv.DictReader(fh))
     assert [r[:2] for r in runs["ray"]] == [r[:2] for r in runs["local"]]
     assert np.allclose([r[2] for r in runs["ray"]], [r[2] for r in runs["local"]], atol=1e-6)
+
+
+def test_a_classifier_is_explained_as_probability_or_logit(tmp_path):
+    torch.manual_seed(2)
+    model = models.MPNN(nn.BondMessagePassing(d_h=16), nn.MeanAggregation(), nn.BinaryClassificationFFN(input_dim=16))
+    save_model(tmp_path / "clf.pt", model.eval(), ["active"])
+    loaded = load_chemprop(tmp_path / "clf.pt")
+    assert loaded.task_type == "classification"
+    probability = igkit.explain("molecules", ["c1ccccc1O"], model=loaded, score="probability")[0]
+    logit = igkit.explain("molecules", ["c1ccccc1O"], model=loaded, score="logit")[0]
+    assert probability.score_input == pytest.approx(1 / (1 + np.exp(-logit.score_input)), abs=1e-6)
+    for expl in (probability, logit):
+        gap = expl.score_input - expl.score_baseline
+        assert expl.atom_totals.sum() == pytest.approx(gap, rel=0.01, abs=1e-6)

@@ -202,3 +202,23 @@ def test_model_kind_options_that_contradict_each_other_stop_before_any_work(nets
                  "--model-kind", "chemprop", "--out", out, "--quiet"]) == 2
     assert "--weights is for PyTorch Geometric models" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_call_adapter_explains_a_model_that_takes_a_data_object():
+    from torch_geometric.data import Data
+
+    class TakesData(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = Linear()
+
+        def forward(self, data):
+            return self.inner(data.x, data.edge_index, data.edge_attr, data.batch)
+
+    module = TakesData()
+    model = PygModel(module, call=lambda m, x, edge_index, edge_attr, batch: m(
+        Data(x=x, edge_index=edge_index, edge_attr=edge_attr, batch=batch)))
+    direct = igkit.explain("molecules", ["CC(=O)O"], model=PygModel(module.inner), integration={"steps": 2})[0]
+    adapted = igkit.explain("molecules", ["CC(=O)O"], model=model, integration={"steps": 2})[0]
+    assert np.allclose(adapted.atom_attributions, direct.atom_attributions, atol=1e-6)
+    assert np.allclose(adapted.pair_attributions, direct.pair_attributions, atol=1e-6)
