@@ -275,3 +275,16 @@ def test_a_classifier_is_explained_as_probability_or_logit(tmp_path):
     for expl in (probability, logit):
         gap = expl.score_input - expl.score_baseline
         assert expl.atom_totals.sum() == pytest.approx(gap, rel=0.01, abs=1e-6)
+
+
+def test_the_folder_chemprop_train_wrote_names_its_one_model(regressor, tmp_path):
+    run = tmp_path / "chemprop_run"
+    (run / "model_0").mkdir(parents=True)
+    (run / "model_0" / "best.pt").write_bytes(regressor.read_bytes())
+    assert load_chemprop(run).tasks == ["logS", "logP"]
+    assert main(["molecules", "explain", "CCO", "--model", str(run), "--out", str(tmp_path / "o"), "--quiet",
+                 "--no-pictures", "--steps", "8"]) == 0
+    (run / "model_1").mkdir()
+    (run / "model_1" / "best.pt").write_bytes(regressor.read_bytes())
+    with pytest.raises(IGInputError, match="holds 2 chemprop models"):
+        load_chemprop(run)

@@ -98,13 +98,29 @@ class ChempropModel:
 
 
 def is_chemprop_checkpoint(source: str | Path | None) -> bool:
-    """Whether ``--model`` names a chemprop checkpoint (by its suffix; ``--model-kind chemprop`` forces it)."""
-    return source is not None and Path(str(source)).suffix.lower() in CHECKPOINT_SUFFIXES
+    """Whether ``--model`` names a chemprop checkpoint (by its suffix, or a folder ``chemprop train`` wrote;
+    ``--model-kind chemprop`` forces it)."""
+    if source is None:
+        return False
+    path = Path(str(source))
+    return path.suffix.lower() in CHECKPOINT_SUFFIXES or (path.is_dir() and any(path.rglob("best*.pt")))
+
+
+def checkpoint_file(path: Path) -> Path:
+    """The one model file of a folder ``chemprop train`` wrote (``model_0/best.pt``), or ``path`` itself."""
+    if not path.is_dir():
+        return path
+    found = sorted(path.rglob("best*.pt"))
+    if len(found) != 1:
+        listed = ", ".join(str(p) for p in found[:4]) or "none"
+        raise IGInputError(f"{path} holds {len(found)} chemprop models (best*.pt: {listed}); igkit explains one "
+                           f"model at a time: give its file")
+    return found[0]
 
 
 def load_chemprop(path: str | Path, *, trust_checkpoint: bool = False) -> ChempropModel:
     """A chemprop v2 checkpoint as a :class:`ChempropModel`; every refusal says what to do instead."""
-    path = Path(path)
+    path = checkpoint_file(Path(path))
     if not path.is_file():
         raise IGInputError(f"{path}: no such chemprop checkpoint (give the model_0/best.pt or a .ckpt "
                            f"that `chemprop train` wrote)")
