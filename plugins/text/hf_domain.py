@@ -60,8 +60,7 @@ def prepare_causal_item(lm: Any, spec: ContextSpec, *, target: str | None = None
         end = lm.tokenizer.eos_token or "\n"
         spec = ContextSpec(" ".join(end if t == EOS else t for t in spec.tokens), spec.target)
         target = end if target == EOS else target
-    room = 0 if target is None or contrast is not None else 1
-    tokens = tokenize_context(lm, spec.text, last_tokens, room)
+    tokens = tokenize_context(lm, spec.text, last_tokens, (generate or 1) - 1)
     tokens, readouts = readouts_for(lm, tokens, target=target, contrast=contrast, generate=generate)
     prepared = prepare_causal(lm, tokens, readouts, baseline=baseline, max_memory=max_memory, name=spec.text)
     predicted = lm.token_text(int(next_token_logits(lm, tokens.ids[:tokens.prompt_tokens]).argmax()))

@@ -48,7 +48,7 @@ class Readouts:
 
 
 def tokenize_context(lm: CausalLM, text: str, last_tokens: int | None = None, room: int = 0) -> TokenContext:
-    """The context's tokens with offsets and words; ``room`` tokens are needed after it (targets).
+    """The context's tokens with offsets and words; ``room`` tokens are fed after it (generated ones).
 
     A context longer than the model's positions is an error that says so, unless ``last_tokens``
     asks to explain only the last N tokens.
@@ -61,8 +61,11 @@ def tokenize_context(lm: CausalLM, text: str, last_tokens: int | None = None, ro
     if last_tokens is not None and len(ids) > last_tokens:
         truncated, ids, offsets = len(ids), ids[-last_tokens:], offsets[-last_tokens:]
     limit = lm.max_positions
+    if limit is not None and room >= limit:
+        raise IGInputError(f"--generate {room + 1} does not fit in the {limit} positions {lm.name} can read; "
+                           f"generate fewer tokens")
     if limit is not None and len(ids) + room > limit:
-        need = f" plus {room} target token(s)" if room else ""
+        need = f" plus {room} generated token(s) fed back" if room else ""
         raise IGInputError(f"the context is {len(ids)} tokens{need}, more than the {limit} positions "
                            f"{lm.name} can read; pass --last-tokens {limit - room} to explain only the last "
                            f"{limit - room} tokens (Python: last_tokens=...)")
