@@ -4,7 +4,7 @@ igkit refines its grid adaptively until the error is under the tolerance, in two
 modes run side by side: planned (``plan="forward"``: F on a grid of α with
 forward passes first, then one gradient pass where F moves) and the previous
 adaptive grid (``plan="off"``: five points, one pass per refinement round).
-``plan="auto"``, the default, plans for inputs as small as these. Forward-only
+``plan="auto"``, the default, plans for the LSTM only (recurrent). Forward-only
 passes are timed with everything else, at their real cost.
 The reference is what the IG authors' how-to tells Captum users to do: run with
 8 steps, and double the step count until the convergence delta is small enough;

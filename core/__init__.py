@@ -6,6 +6,8 @@ stay light; ``from igkit import integrated_gradients`` works as usual.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 __version__ = "0.2.0"
@@ -55,3 +57,19 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted([*globals(), *_EXPORTS])
+
+
+class _Package(types.ModuleType):
+    """Some public functions share their submodule's name (``expected_gradients``, ``blur_ig``,
+    ``guided_ig``, ``xrai``, ``aggregate``): importing the submodule binds the module to that
+    name in the package, so ``igkit.expected_gradients(...)`` would call a module. The function
+    wins."""
+
+    def __getattribute__(self, name: str) -> Any:
+        value = super().__getattribute__(name)
+        if isinstance(value, types.ModuleType) and _EXPORTS.get(name) == name:
+            return getattr(value, name)
+        return value
+
+
+sys.modules[__name__].__class__ = _Package

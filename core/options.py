@@ -25,8 +25,8 @@ DEFAULT_MAX_STEPS = 1024
 MAX_PATH_POINTS = 10_000
 #: how the adaptive grid starts: ``forward`` plans it from F on 17 points (forward passes only), then
 #: evaluates gradients in one pass; ``off`` starts from five points and refines one pass per round;
-#: ``auto`` plans when the 17 points fit in one default-sized pass (as fast or faster on every bench
-#: model), not for inputs so large that they do not (:mod:`igkit.planned`)
+#: ``auto`` plans for recurrent models (1.34× faster on the PTB LSTM: a pass costs far more than its
+#: points), not for others (0.86× and 0.81× on a small CNN and the weave model; :mod:`igkit.planned`)
 DEFAULT_PLAN = "auto"
 PLANS = ("auto", "forward", "off")
 #: the step count of a fixed rule when a rule is named without one (the paper's 20-300 range)

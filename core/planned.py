@@ -8,16 +8,19 @@ that refinement reaches on the surrogate is where the gradients are evaluated, a
 of them in one pass; the real completeness check then refines only intervals the
 surrogate misjudged (kinks finer than the plan), reusing every node. The saving is
 passes (two instead of one per refinement round); the price is the plan's forward
-points, which cost about one pass where they fit in one (see :func:`plans_first`).
+points. Where a pass costs far more than its points (a recurrent model) that trade
+pays; on the feed-forward bench models it did not (see :func:`plans_first`).
 """
 from __future__ import annotations
 
 import warnings
+from typing import Callable
 
 import numpy as np
 import torch
 
 from .errors import IGInputError, IgkitWarning
+from .guard import modules_behind
 from .nested_grid import NestedGrid
 from .options import PLANS
 from .path import PathEvaluator, default_batch_size
@@ -37,22 +40,29 @@ def check_plan(plan: str) -> str:
     """``plan`` itself, or an error listing the choices."""
     if plan not in PLANS:
         raise IGInputError(f"plan must be one of {', '.join(PLANS)} (forward: plan the grid with forward "
-                           f"passes; off: the plain adaptive grid; auto: plan when the plan fits in one pass), "
+                           f"passes; off: the plain adaptive grid; auto: plan for recurrent models), "
                            f"got {plan!r}")
     return plan
 
 
 def plans_first(plan: str, ev: PathEvaluator) -> bool:
-    """Whether to plan: asked for, or (auto) when one example's plan fits in one default-sized pass
-    (the default size, not the one given: ``batch_size`` never changes the answer).
+    """Whether to plan: asked for, or (auto) for a recurrent model when one example's plan fits in
+    one default-sized pass (the default size, not the one given: ``batch_size`` never changes the
+    answer).
 
-    The plan trades forward points for passes. Where 17 points fit in one pass they cost about one
-    pass, and planning was as fast or faster than the plain grid on every bench model (two runs on a
-    loaded machine: small CNN 0.98× and 1.17×, weave 1.02× and 1.07×, PTB LSTM 1.52× and 1.10×).
-    Where they do not (GoogLeNet at 224 px: 13 images per pass) the plan costs several passes of
-    forward work that the plain grid may not need, so auto does not plan."""
+    The plan trades 17 forward points for passes. A recurrent layer runs its sequence step by step
+    in every pass, so a pass costs far more than its points: on the PTB LSTM a gradient point cost
+    15 ms alone and 1.9 ms in a pass of 65, and planning took 1.34× less time than the plain grid.
+    On the small CNN and the weave model passes are cheap and the plan's points were not: planning
+    took 0.86× and 0.81× the plain grid's speed (bench/README.md, case 3), so auto does not plan."""
     fits = (PLAN_INTERVALS + 1) * ev.n_baselines <= default_batch_size(ev.xs)
-    return plan == "forward" or (plan == "auto" and fits)
+    return plan == "forward" or (plan == "auto" and fits and _recurrent(ev.forward))
+
+
+def _recurrent(forward: Callable[..., torch.Tensor]) -> bool:
+    """Whether a recurrent layer (LSTM, GRU, RNN) is behind ``forward`` (as far as igkit can see)."""
+    return any(isinstance(m, torch.nn.RNNBase) for module in modules_behind(forward)
+               for m in module.modules())
 
 
 def planned_grids(ev: PathEvaluator, tolerance: float, floor: float, max_steps: int
