@@ -68,7 +68,7 @@ def add_integration_arguments(parser: argparse.ArgumentParser, defaults: Integra
     g.add_argument("--plan", choices=PLANS, default=defaults.plan,
                    help="adaptive: forward plans the grid from F on 17 points (forward passes only), then "
                         "runs one gradient pass; off refines from 5 points, one pass per round; auto plans "
-                        "when the 17 points fit in one pass (not for large images)")
+                        "for recurrent models (LSTM, GRU), where a pass costs far more than its points")
 
 
 def integration_from_args(args: argparse.Namespace, defaults: Integration) -> Integration:
