@@ -190,8 +190,12 @@ def convergence_tail(summaries: list[dict[str, Any]]) -> str:
         return ""
     worst = max(summaries, key=lambda s: s["completeness_error"])
     tail = f"; worst completeness error {worst['completeness_error']:.3%} ({_item_ids([worst])}"
-    tail += (", converged by the absolute floor: F(input) − F(baseline) is tiny)"
-             if worst.get("converged_by") == "absolute floor" else ")")
+    if worst.get("converged_by") == "absolute floor":
+        tail += ", converged by the absolute floor: F(input) − F(baseline) is tiny)"
+    elif worst.get("converged") is None:
+        tail += ", a fixed --steps rule: no tolerance was asked, so convergence is not judged)"
+    else:
+        tail += ")"
     unconverged = [s for s in summaries if s.get("converged") is False]
     if unconverged:
         tail += (f"; NOT converged: {_item_ids(unconverged)} (raise --max-steps; --require-converged "
