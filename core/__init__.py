@@ -71,5 +71,10 @@ class _Package(types.ModuleType):
             return getattr(value, name)
         return value
 
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        """Pickled by name, as a plain module is: Ray and multiprocessing ship functions that
+        refer to the package."""
+        return importlib.import_module, (self.__name__,)
+
 
 sys.modules[__name__].__class__ = _Package
