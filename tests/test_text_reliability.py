@@ -267,12 +267,13 @@ def test_exit_codes(model_path, tmp_path, capsys):
     (lambda t: ["--input", str(t / "corpus.txt"), "--every-position", "--window", "50",
                 "--out", str(t / "o")], "need at least 51"),
     (lambda t: ["--input", str(t / "empty.txt"), "--out", str(t / "o")], "no non-empty lines"),
-    (lambda t: ["--input", str(t), "--out", str(t / "o")], "is a folder"),
+    (lambda t: ["--input", str(t / "folder"), "--out", str(t / "o")], "is a folder"),
 ])
 def test_user_errors_end_in_one_error_line(model_path, tmp_path, capsys, make_argv, message):
     (tmp_path / "file.txt").write_text("not a folder\n")
     (tmp_path / "corpus.txt").write_text("the stock fell\n")
     (tmp_path / "empty.txt").write_text("\n\n")
+    (tmp_path / "folder").mkdir()
     assert run(model_path, *make_argv(tmp_path)) == 2
     err = capsys.readouterr().err
     assert err.startswith("igkit: error:") and message in err and "Traceback" not in err
