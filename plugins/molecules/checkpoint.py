@@ -67,16 +67,22 @@ class MoleculeModel:
 
     def task_index(self, task: str | int | None) -> int:
         """A task given by name or position (default: the first)."""
-        if task is None:
-            return 0
-        if isinstance(task, int) or str(task).isdigit():
-            k = int(task)
-            if not 0 <= k < len(self.tasks):
-                raise IGInputError(f"task {k} is out of range: the model has tasks {self.tasks}")
-            return k
-        if task not in self.tasks:
-            raise IGInputError(f"the model has no task {task!r}; its tasks are {', '.join(self.tasks)}")
-        return self.tasks.index(task)
+        return task_position(self.tasks, task)
+
+
+def task_position(tasks: list[str], task: str | int | None) -> int:
+    """Which of a model's ``tasks`` the user named, by name or position (default: the first);
+    shared by every model kind so ``--target`` means the same for weave, chemprop and PyG."""
+    if task is None:
+        return 0
+    if isinstance(task, int) or str(task).isdigit():
+        k = int(task)
+        if not 0 <= k < len(tasks):
+            raise IGInputError(f"task {k} is out of range: the model has tasks {tasks}")
+        return k
+    if task not in tasks:
+        raise IGInputError(f"the model has no task {task!r}; its tasks are {', '.join(tasks)}")
+    return tasks.index(task)
 
 
 def save_model(model: MoleculeModel, path: str | Path) -> Path:

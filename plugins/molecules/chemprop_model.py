@@ -20,6 +20,8 @@ from typing import Any
 
 from igkit.errors import IGInputError, ModelError
 
+from .checkpoint import task_position
+
 #: what a chemprop v2 checkpoint may name and still be loaded with ``weights_only=True``
 ALLOWED_PREFIXES = ("chemprop.nn.", "torch.nn.modules.", "lightning.fabric.utilities.data.AttributeDict",
                     "torchmetrics.")
@@ -85,16 +87,7 @@ class ChempropModel:
 
     def task_index(self, task: str | int | None) -> int:
         """A task given by name or position (default: the first)."""
-        if task is None:
-            return 0
-        if isinstance(task, int) or str(task).isdigit():
-            k = int(task)
-            if not 0 <= k < len(self.tasks):
-                raise IGInputError(f"target {k} is out of range: the model has tasks {self.tasks}")
-            return k
-        if task not in self.tasks:
-            raise IGInputError(f"the model has no task {task!r}; its tasks are {', '.join(self.tasks)}")
-        return self.tasks.index(task)
+        return task_position(list(self.tasks), task)
 
 
 def is_chemprop_checkpoint(source: str | Path | None) -> bool:
