@@ -54,27 +54,12 @@ def bond_index(mol: Any) -> tuple[np.ndarray, list[str]]:
 
 def pack(graphs: Sequence[BondGraph]):
     """Pad molecules into ``inputs = (atoms [B, N, Fa], bonds [B, M, Fb])`` and the fixed structure
-    ``(bond_atoms [B, M, 2], atom_mask [B, N], bond_mask [B, M])`` (igkit's ``forward_args``)."""
-    import torch
+    ``(bond_atoms [B, M, 2], atom_mask [B, N], bond_mask [B, M])`` (igkit's ``forward_args``): the
+    weave networks' padding, with bonds as the pairs."""
+    from .batching import pack as pad
 
-    B = len(graphs)
-    N = max(1, max(g.n_atoms for g in graphs))
-    M = max(1, max(g.n_pairs for g in graphs))
-    Fa, Fb = graphs[0].atoms.shape[1], graphs[0].pairs.shape[1]
-    atoms = np.zeros((B, N, Fa), np.float32)
-    bonds = np.zeros((B, M, Fb), np.float32)
-    ends = np.zeros((B, M, 2), np.int64)
-    atom_mask = np.zeros((B, N), np.float32)
-    bond_mask = np.zeros((B, M), np.float32)
-    for b, g in enumerate(graphs):
-        atoms[b, :g.n_atoms] = g.atoms
-        bonds[b, :g.n_pairs] = g.pairs
-        ends[b, :g.n_pairs] = g.pair_index
-        atom_mask[b, :g.n_atoms] = 1
-        bond_mask[b, :g.n_pairs] = 1
-    inputs = (torch.from_numpy(atoms), torch.from_numpy(bonds))
-    structure = (torch.from_numpy(ends), torch.from_numpy(atom_mask), torch.from_numpy(bond_mask))
-    return inputs, structure
+    batch = pad(graphs)
+    return batch.inputs, batch.structure
 
 
 @dataclass
