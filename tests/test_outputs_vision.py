@@ -13,8 +13,8 @@ from PIL import Image
 pytest.importorskip("torchvision", reason="the vision plugin needs torchvision")
 
 import igkit  # noqa: E402
-from igkit import colours  # noqa: E402
-from igkit.cli import main  # noqa: E402
+from igkit.outputs import colours  # noqa: E402
+from igkit.cli.main import main  # noqa: E402
 
 FAST = ["--size", "32", "--steps", "4", "--frames", "2", "--curve-points", "3", "--quiet", "--threads", "1"]
 

@@ -19,7 +19,7 @@ from igkit import IGInputError
 from igkit.app.views import (AppView, CustomInput, ModelChoice, Panels, escape_markdown, pictures_in,
                              read_csv_table, read_json_file)
 
-from .domain import DEFAULT_MODEL, DIGITS, RANDOM
+from .choices import DEFAULT_MODEL, DIGITS, RANDOM
 
 #: the pictures shown first, with their captions (others follow under "All files")
 FEATURED = (("ig_paper.png", "integrated gradients (the paper's rendering)"),

@@ -17,12 +17,13 @@ import torch
 
 from igkit import Attribution, IGInputError, IGResult, NonFiniteError, Prepared, aggregate
 from igkit import gradients_at, integrated_gradients, layer_saturation, score_curve
-from igkit.layers import resolve_module
-from igkit.methods import saliency
+from igkit.attribution.layers import resolve_module
+from igkit.methods.registry import saliency
 from igkit.options import DEFAULT_MAX_STEPS
 
 from .baselines import BaselineSpec
-from .domain import SCORES
+from .choices import SCORES
+from .images import image_pixels
 from .labels import Prediction, prediction_for, resolve_label, top_predictions
 from .render import RenderSettings
 
@@ -87,23 +88,6 @@ def saturation_modules(model: "VisionModel", options: VisionOptions) -> dict[str
     """The modules of inner-layer saturation by name; an unknown name lists the model's modules."""
     names = options.layers if options.layers is not None else model.layers
     return {name: resolve_module(model.module, name) for name in names}
-
-
-def image_pixels(model: "VisionModel", value: Any) -> torch.Tensor:
-    """An item's pixels ``[3, H, W]`` in [0, 1] as the model sees them (resized and cropped)."""
-    from .images import decode_image, read_image_bytes, to_rgb
-
-    if isinstance(value, torch.Tensor):
-        pixels = value.detach()
-        if pixels.dim() == 4 and pixels.shape[0] == 1:
-            pixels = pixels[0]
-        if pixels.dim() != 3 or pixels.shape[0] != 3 or not pixels.dtype.is_floating_point:
-            raise IGInputError(f"an image tensor must be [3, H, W] floats in [0, 1], got {tuple(pixels.shape)} "
-                               f"{pixels.dtype}")
-        return pixels.float().cpu()
-    if isinstance(value, (str, Path)):
-        return model.preprocessing.pixels(decode_image(read_image_bytes(Path(value))))
-    return model.preprocessing.pixels(to_rgb(value))
 
 
 def prepare_image(model: "VisionModel", value: Any, options: VisionOptions) -> Prepared:

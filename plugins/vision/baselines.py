@@ -8,7 +8,7 @@ import torch
 
 from igkit import IGInputError
 
-from .domain import BASELINES
+from .choices import BASELINES
 
 
 @dataclass(frozen=True)

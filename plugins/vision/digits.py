@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from igkit import ModelError
-from igkit.checkpoint import Field, validate_config
+from igkit.io.checkpoint import Field, validate_config
 
 NAME = "digits"
 #: side of the square pictures the network sees (the 8×8 digits upsampled)
@@ -87,47 +87,3 @@ def load_shipped() -> tuple[DigitsNet, dict[str, Any]]:
                          f"python -m igkit.plugins.vision.train_digits")
     module.load_state_dict(load_file(str(path)))
     return module.eval(), config
-
-
-def load_digits_model(weights: str | None = None, *, size: int | None = None,
-                      device: str | torch.device | None = "cpu", labels: str | None = None) -> Any:
-    """The digits classifier as a :class:`~igkit.plugins.vision.models.VisionModel`.
-
-    ``weights``: None for the shipped trained weights, ``"random"`` for the same network
-    untrained (seeded, marked in every output), or a state-dict file of this architecture.
-    ``size``: the side the picture is resized to (default 32, as trained); ``labels``: a file of
-    ten class names, one per line (default: the digits themselves). As for any weights file,
-    igkit cannot tell whether a user's file was trained (``random_weights`` None).
-    """
-    from .models import RANDOM_SEED, VisionModel, load_weights_file, resolve_device
-    from .preprocessing import Preprocessing
-
-    side = size or SIDE
-    recipe = Preprocessing(resize_size=(side, side), crop_size=None, mean=MEAN, std=STD)
-    if weights is None:
-        module, config = load_shipped()
-        label = (f"shipped {weights_file().name} (scikit-learn digits, test accuracy "
-                 f"{config.get('test_accuracy')})")
-    elif weights == "random":
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(RANDOM_SEED)
-            module = build()
-        label = "random (untrained; attributions say nothing about digits)"
-    else:
-        path = Path(weights)
-        if not path.is_file():
-            raise ModelError(f"--weights {weights!r} is not a file; the digits model takes no weights names "
-                             f"(leave --weights out for the shipped trained weights, or 'random')")
-        module = build()
-        load_weights_file(module, path)
-        label = str(path)
-    categories = list(CLASSES)
-    if labels is not None:
-        from .labels import read_labels_file
-
-        categories = read_labels_file(labels, len(categories))
-    for p in module.parameters():
-        p.requires_grad_(False)
-    unknown = weights not in (None, "random")
-    return VisionModel(module.to(resolve_device(device)), recipe, categories, name=NAME, weights=label,
-                       random_weights=None if unknown else weights == "random")

@@ -17,14 +17,8 @@ from typing import Any, Iterable, Sequence
 
 from igkit import Attribution, BadItem, Domain, IGInputError, Integration, Item, Prepared, content_digest
 
-DEFAULT_MODEL = "googlenet"
-#: the shipped trained digits classifier (``--model digits``, plugins/vision/digits.py)
-DIGITS = "digits"
-RANDOM = "random"
-SCORES = ("probability", "logit")
-BASELINES = ("black", "blur", "noise")
-POLARITIES = ("both", "positive", "negative")
-UNDERLAYS = ("grey", "colour", "black")
+from .choices import BASELINES, DEFAULT_MODEL, POLARITIES, SCORES, UNDERLAYS
+
 #: the side in pixels of the image patches of ``--format parquet`` (``OUT/units/``)
 UNIT_PATCH = 16
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

@@ -12,8 +12,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from igkit import colours
-from igkit.records import write_bytes
+from igkit.outputs import colours
+from igkit.io.records import write_bytes
 
 from .records import Provenance
 

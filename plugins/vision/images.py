@@ -12,13 +12,18 @@ import io
 import os
 import warnings
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from igkit import IGInputError
-from igkit.records import read_bytes
+from igkit.io.records import read_bytes
+
+if TYPE_CHECKING:
+    import torch
+
+    from .models import VisionModel
 
 #: the largest image file read: 256 MiB
 MAX_IMAGE_BYTES = 256 * 2**20
@@ -108,6 +113,24 @@ def to_rgb(image: Image.Image) -> Image.Image:
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(white, rgba)
     return image.convert("RGB")
+
+
+def image_pixels(model: "VisionModel", value: Any) -> "torch.Tensor":
+    """An item's pixels ``[3, H, W]`` in [0, 1] as the model sees them (resized and cropped): a
+    file path, a PIL image, or a ``[3, H, W]`` (or ``[1, 3, H, W]``) float tensor taken as it is."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        pixels = value.detach()
+        if pixels.dim() == 4 and pixels.shape[0] == 1:
+            pixels = pixels[0]
+        if pixels.dim() != 3 or pixels.shape[0] != 3 or not pixels.dtype.is_floating_point:
+            raise IGInputError(f"an image tensor must be [3, H, W] floats in [0, 1], got {tuple(pixels.shape)} "
+                               f"{pixels.dtype}")
+        return pixels.float().cpu()
+    if isinstance(value, (str, Path)):
+        return model.preprocessing.pixels(decode_image(read_image_bytes(Path(value))))
+    return model.preprocessing.pixels(to_rgb(value))
 
 
 def image_extensions() -> set[str]:

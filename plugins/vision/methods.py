@@ -166,7 +166,7 @@ def superpixels(x: torch.Tensor, patch: int) -> torch.Tensor:
 
 def cam_layer(model: Any, name: str | None, x: torch.Tensor | None) -> tuple[str, nn.Module]:
     """Grad-CAM's layer: ``name``, the family's last conv block, or the last 4-D output found."""
-    from igkit.layers import resolve_module
+    from igkit.attribution.layers import resolve_module
 
     if name:
         return name, resolve_module(model.module, name)
@@ -222,8 +222,7 @@ _REFERENCES: dict[tuple, torch.Tensor] = {}
 
 
 def _load_references(model: Any, paths: tuple[str, ...], count: int) -> torch.Tensor:
-    from .attribution import image_pixels
-    from .images import find_images
+    from .images import find_images, image_pixels
 
     files: list[Path] = []
     for p in paths:

@@ -1,5 +1,6 @@
-"""Image classifiers for attribution: torchvision models by name, local weight files, or any
-``nn.Module`` with its preprocessing. Never a silent fall-back to random weights."""
+"""Image classifiers for attribution: torchvision models by name, the shipped digits network
+(:mod:`.digits`), local weight files, or any ``nn.Module`` with its preprocessing. Never a silent
+fall-back to random weights."""
 from __future__ import annotations
 
 import difflib
@@ -15,9 +16,10 @@ from torch import nn
 from torchvision.models import GoogLeNet_Weights, get_model, get_model_weights, list_models
 
 from igkit import IGInputError, ModelError, content_digest
-from igkit.checkpoint import fingerprint_tensors
+from igkit.io.checkpoint import fingerprint_tensors
 
-from .domain import DEFAULT_MODEL, DIGITS, RANDOM, SCORES
+from . import digits
+from .choices import DEFAULT_MODEL, DIGITS, RANDOM, SCORES
 from .preprocessing import Preprocessing
 from .records import Provenance
 
@@ -120,8 +122,6 @@ def load_model(name: str | None = DEFAULT_MODEL, weights: str | None = None, *, 
     name = name or DEFAULT_MODEL
     device = resolve_device(device)
     if name == DIGITS:  # the shipped, trained scikit-learn digits CNN (see digits.py)
-        from .digits import load_digits_model
-
         return load_digits_model(weights, size=size, device=device, labels=labels)
     check_model_name(name)
     enum = get_model_weights(name)
@@ -158,6 +158,47 @@ def load_model(name: str | None = DEFAULT_MODEL, weights: str | None = None, *, 
     trained_unknown = weights is not None and weights != RANDOM and weights not in enum.__members__
     return VisionModel(module.to(device), recipe, categories, name=name, weights=label,
                        random_weights=None if trained_unknown else weights == RANDOM)
+
+
+def load_digits_model(weights: str | None = None, *, size: int | None = None,
+                      device: str | torch.device | None = "cpu", labels: str | None = None) -> VisionModel:
+    """The shipped digits classifier (:mod:`.digits`) as a :class:`VisionModel`.
+
+    ``weights``: None for the shipped trained weights, ``"random"`` for the same network
+    untrained (seeded, marked in every output), or a state-dict file of this architecture.
+    ``size``: the side the picture is resized to (default 32, as trained); ``labels``: a file of
+    ten class names, one per line (default: the digits themselves). As for any weights file,
+    igkit cannot tell whether a user's file was trained (``random_weights`` None).
+    """
+    side = size or digits.SIDE
+    recipe = Preprocessing(resize_size=(side, side), crop_size=None, mean=digits.MEAN, std=digits.STD)
+    if weights is None:
+        module, config = digits.load_shipped()
+        label = (f"shipped {digits.weights_file().name} (scikit-learn digits, test accuracy "
+                 f"{config.get('test_accuracy')})")
+    elif weights == RANDOM:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_SEED)
+            module = digits.build()
+        label = "random (untrained; attributions say nothing about digits)"
+    else:
+        path = Path(weights)
+        if not path.is_file():
+            raise ModelError(f"--weights {weights!r} is not a file; the digits model takes no weights names "
+                             f"(leave --weights out for the shipped trained weights, or 'random')")
+        module = digits.build()
+        load_weights_file(module, path)
+        label = str(path)
+    categories = list(digits.CLASSES)
+    if labels is not None:
+        from .labels import read_labels_file
+
+        categories = read_labels_file(labels, len(categories))
+    for p in module.parameters():
+        p.requires_grad_(False)
+    unknown = weights not in (None, RANDOM)
+    return VisionModel(module.to(resolve_device(device)), recipe, categories, name=digits.NAME, weights=label,
+                       random_weights=None if unknown else weights == RANDOM)
 
 
 def load_weights_file(module: nn.Module, path: Path) -> None:

@@ -8,8 +8,9 @@ from typing import Sequence
 
 import numpy as np
 
-from igkit import colours, read_json, read_table, write_csv, write_json
-from igkit.explains import describe
+from igkit import read_json, read_table, write_csv, write_json
+from igkit.outputs import colours
+from igkit.outputs.explains import describe
 
 from .animation import interior_gif, trend_panel
 from .attribution import ImageExplanation
@@ -32,7 +33,7 @@ def other_scale(exp: ImageExplanation) -> dict | None:
 
 
 def caption(exp: ImageExplanation) -> list[str]:
-    """What the pictures explain (igkit.explains) and what their colours mean (igkit.colours)."""
+    """What the pictures explain (igkit.outputs.explains) and what their colours mean (igkit.outputs.colours)."""
     lines = describe(exp.attribution, other_scale(exp))["lines"]
     return [*lines, "overlay: " + colours.legend(f"the {exp.options.score} of {exp.target.label}"), OVERLAY_SCALE]
 

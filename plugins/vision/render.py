@@ -8,12 +8,11 @@ import numpy as np
 import torch
 
 from igkit import IGInputError
+from igkit.outputs import colours
 
-from igkit import colours
+from .choices import POLARITIES, UNDERLAYS
 
-from .domain import POLARITIES, UNDERLAYS
-
-#: igkit's one convention (igkit.colours): red raises the target score, blue lowers it
+#: igkit's one convention (igkit.outputs.colours): red raises the target score, blue lowers it
 RAISES = np.array([int(colours.RAISES[i:i + 2], 16) / 255 for i in (1, 3, 5)])
 LOWERS = np.array([int(colours.LOWERS[i:i + 2], 16) / 255 for i in (1, 3, 5)])
 OUTLINE = np.array([1.0, 1.0, 0.0])
@@ -72,7 +71,7 @@ def paper_rendering(image: np.ndarray, importance: np.ndarray, settings: RenderS
 def overlay(image: np.ndarray, attributions: torch.Tensor, settings: RenderSettings,
             peak: float | None = None) -> np.ndarray:
     """Red where attribution (Σ over channels) raises the target score, blue where it lowers it
-    (igkit.colours), on a chosen underlay, with the most important regions outlined. ``peak``: full
+    (igkit.outputs.colours), on a chosen underlay, with the most important regions outlined. ``peak``: full
     colour at this |value| (a run's shared scale, ``--shared-scale``) instead of this image's own
     ``--clip`` percentiles."""
     signed = attributions.detach().cpu().sum(0).numpy().astype(np.float64)
