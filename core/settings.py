@@ -17,7 +17,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Collection, Mapping
 
-from .errors import IGInputError
+from igkit.errors import IGInputError
 
 #: the key under which :func:`setting` stores its :class:`Setting` in a field's metadata
 _KEY = "igkit_setting"
@@ -88,7 +88,7 @@ class Setting:
         if float in kinds and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
-            raise IGInputError(f"{self.name}={value!r} is a {type(value).__name__}; {self._allowed()}")
+            raise IGInputError(f"{self.name}={value!r} has type {type(value).__name__}; {self._allowed()}")
         if self.choices is not None and value not in self.choices:
             raise IGInputError(f"{self.name}={value!r} is not offered; {self._allowed()}")
         if (self.minimum is not None and value < self.minimum) or (self.maximum is not None and value > self.maximum):
