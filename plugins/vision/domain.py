@@ -298,12 +298,10 @@ class VisionDomain(Domain):
         return write_image(explanation, folder, pictures=pictures)
 
     def write_run(self, out_dir: Path, folders: Sequence[Path], *, pictures: bool = True) -> list[str]:
-        from .compare import write_method_overview
-        from .outputs import write_saturation_overview
-
         from igkit import read_json
 
-        from .outputs import redraw_on_shared_scale
+        from .compare import write_method_overview
+        from .outputs import redraw_on_shared_scale, write_saturation_overview
 
         run = read_json(out_dir / "run.json") if (out_dir / "run.json").is_file() else {}
         if pictures and run.get("settings", {}).get("shared_scale"):
