@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from igkit import colours
-from igkit.cli import main
+from igkit.outputs import colours
+from igkit.cli.main import main
 from igkit.plugins.text.render import html_page, notes, terminal_table
 
 SHIPPED = Path(__file__).resolve().parents[1] / "plugins" / "text" / "models"

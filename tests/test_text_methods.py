@@ -11,13 +11,14 @@ import pytest
 import torch
 
 import igkit
-from igkit.cli import main
+from igkit.cli.main import main
 from igkit.domain import Prepared
 from igkit.plugins.text.attribution import next_word_probability
 from igkit.plugins.text.checkpoint import load_language_model
 from igkit.plugins.text.contexts import read_contexts
-from igkit.plugins.text.domain import (GRADIENT_METHODS, REFERENCE_CONTEXTS, TextDomain,
-                                       reference_embeddings)
+from igkit.plugins.text.domain import TextDomain
+from igkit.plugins.text.lstm_domain import reference_embeddings
+from igkit.plugins.text.methods import GRADIENT_METHODS, REFERENCE_CONTEXTS
 from igkit.plugins.text.scoring import CONTROLS, METRICS, context_curves, score_methods
 
 from text_models import save_tiny_language_model

@@ -6,7 +6,7 @@ import torch
 
 import igkit
 from igkit.plugins.text.checkpoint import DEFAULT_MODEL, load_language_model, model_paths
-from igkit.plugins.text.domain import TextExplanation
+from igkit.plugins.text.explanation import TextExplanation
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from igkit import IGInputError, colours
+from igkit import IGInputError
+from igkit.outputs import colours
 from igkit.app.views import (AppView, CustomInput, ModelChoice, Panels, escape_markdown, figure_array,
                              read_csv_table, read_json_file)
 

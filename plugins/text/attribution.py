@@ -17,11 +17,11 @@ from torch import nn
 
 from igkit import IGResult, Integration, forward_with_module_output, integrated_gradients, module_output
 from igkit.errors import IGInputError
-from igkit.layers import resolve_module
-from igkit.methods import grad_x_input
+from igkit.attribution.layers import resolve_module
+from igkit.methods.registry import grad_x_input
 from igkit.options import DEFAULT_FIXED_STEPS
 
-from .domain import TEXT_INTEGRATION
+from .methods import TEXT_INTEGRATION
 
 Logits = Callable[[Any], torch.Tensor]
 

@@ -9,12 +9,13 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from igkit.commands import add_domain_group, add_integration_arguments, integration_from_args, positive_int, run_explain
+from igkit.cli.commands import add_domain_group, add_integration_arguments, integration_from_args, positive_int, run_explain
 from igkit.errors import IGInputError
-from igkit.printable import printable
-from igkit.records import read_json, read_text
+from igkit.outputs.printable import printable
+from igkit.io.records import read_json, read_text
 
-from .domain import DEFAULT_SCORE_METHODS, TextDomain
+from .domain import TextDomain
+from .methods import DEFAULT_SCORE_METHODS
 
 #: train and evaluate run on this many torch threads unless --threads says otherwise: training is
 #: deterministic only at a fixed thread count (the shipped model was trained on one)

@@ -3,8 +3,8 @@ item made into model input once the vocabulary is known.
 
 Reading needs no model: :func:`read_contexts` streams :class:`~igkit.domain.Item` objects whose
 value is a :class:`ContextSpec`; :func:`parse_context` tokenises one with the model's vocabulary
-(in :meth:`TextDomain.prepare <igkit.plugins.text.domain.TextDomain.prepare>`). Files are read
-through :mod:`igkit.records`: UTF-8 with or without a byte-order mark, LF or CRLF; any other
+(in :func:`~igkit.plugins.text.lstm_domain.prepare_lstm_item`). Files are read
+through :mod:`igkit.io.records`: UTF-8 with or without a byte-order mark, LF or CRLF; any other
 encoding is an error naming the file and the line.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Iterable, Iterator, Sequence
 
 from igkit.domain import BadItem, Item, content_digest
 from igkit.errors import IGInputError
-from igkit.records import read_lines
+from igkit.io.records import read_lines
 
 from .vocab import EOS, UNK, Vocabulary, tokenize
 

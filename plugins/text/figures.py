@@ -11,9 +11,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from igkit import colours
+from igkit.outputs import colours
 
-from .render import OOV_MARK, method_columns
+from .table_columns import OOV_MARK, is_magnitude, method_columns, word_label
 
 #: cells are annotated with their values up to this many words (longer contexts: colours only)
 ANNOTATE_WORDS = 40
@@ -23,7 +23,7 @@ MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*")
 
 
 def _cell(value: float, peak: float, magnitude: bool) -> np.ndarray:
-    """igkit's one convention (igkit.colours): red raises, blue lowers; purple for unsigned sizes."""
+    """igkit's one convention (igkit.outputs.colours): red raises, blue lowers; purple for unsigned sizes."""
     hex_colour = colours.magnitude_colour(value, peak) if magnitude else colours.signed_colour(value, peak)
     return np.array([int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5)])
 
@@ -44,8 +44,6 @@ def methods_figure(record: dict[str, Any], path: Path, dpi: int = 110) -> Path:
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch, Rectangle
 
-    from .render import is_magnitude
-
     columns = method_columns(record)
     if "grad_x_input" in record.get("methods", ()):   # the paper's Gradients column is the same numbers
         columns = [c for c in columns if c[0] != "gradient"]   # (gradient x embedding)
@@ -63,7 +61,7 @@ def methods_figure(record: dict[str, Any], path: Path, dpi: int = 110) -> Path:
     ax.set_xticks(range(n_cols), [textwrap.fill(head.replace("_", " "), 14) for _, head in columns],
                   fontsize=8)
     ax.xaxis.tick_top()
-    ax.set_yticks(range(n_words), [w["word"] + (OOV_MARK if w["oov"] else "") for w in words], fontsize=9)
+    ax.set_yticks(range(n_words), [word_label(w) for w in words], fontsize=9)
     ax.tick_params(length=0)
     for j in range(n_cols):
         if n_words:

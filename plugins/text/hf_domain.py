@@ -1,7 +1,7 @@
 """The text domain's steps for a transformers causal LM: one context made ready for the runner,
 and what the other methods (``--methods``) need for it.
 
-Kept apart from :mod:`igkit.plugins.text.domain` (the LSTM's steps) so each stays small; the domain
+Kept apart from :mod:`igkit.plugins.text.lstm_domain` (the LSTM's steps) so each stays small; the domain
 calls these when its model is a :class:`~igkit.plugins.text.hf_model.CausalLM`.
 """
 from __future__ import annotations
@@ -12,9 +12,10 @@ from typing import Any
 from igkit.domain import Prepared
 from igkit.errors import IGInputError
 
+from .arguments import positive_int
 from .contexts import ContextSpec
+from .methods import EXPECTED_GRADIENT_SAMPLES
 from .vocab import EOS
-from .domain import EXPECTED_GRADIENT_SAMPLES, _positive_int
 
 #: methods that do not apply to a transformer's token embeddings, and why
 CAUSAL_UNAVAILABLE = {
@@ -33,12 +34,12 @@ def add_causal_arguments(parser: argparse.ArgumentParser) -> None:
     hf = parser.add_argument_group("transformers causal LMs (--model FOLDER, a cached Hub id, or ptb-gpt2)")
     hf.add_argument("--contrast", default=None, metavar="WORD",
                     help="explain log p(target) - log p(WORD): why the target rather than WORD")
-    hf.add_argument("--generate", type=_positive_int, default=None, metavar="N",
+    hf.add_argument("--generate", type=positive_int, default=None, metavar="N",
                     help="generate N tokens greedily and attribute each over the prompt and the tokens "
                          "generated before it")
     hf.add_argument("--baseline", default="zero",
                     help="embedding the tokens are scaled from: zero, eos, pad or token:TEXT")
-    hf.add_argument("--last-tokens", type=_positive_int, default=None, metavar="N",
+    hf.add_argument("--last-tokens", type=positive_int, default=None, metavar="N",
                     help="explain only the last N tokens of each context (needed when a context is "
                          "longer than the model's positions)")
     hf.add_argument("--max-memory", default=None, metavar="SIZE",

@@ -13,7 +13,7 @@ import numpy as np
 
 from igkit.domain import Attribution
 
-from .domain import per_word, word_reduction
+from .methods import per_word, word_reduction
 from .hf_inputs import Readouts, TokenContext
 
 KIND = "transformers"

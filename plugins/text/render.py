@@ -3,7 +3,7 @@ with ``--methods``, a column per method in each (side by side).
 
 Everything is drawn from an explanation *record*, the dictionary an item folder keeps as
 ``explanation.json`` (:meth:`TextExplanation.to_dict
-<igkit.plugins.text.domain.TextExplanation.to_dict>`), so the tables over a whole run are
+<igkit.plugins.text.explanation.TextExplanation.to_dict>`), so the tables over a whole run are
 built from the item folders and a resumed run gets them whole.
 """
 from __future__ import annotations
@@ -12,18 +12,17 @@ import html
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from igkit import colours
-from igkit.records import read_json, write_csv, write_json, write_text
+from igkit.outputs import colours
+from igkit.io.records import read_json, write_csv, write_json, write_text
 
-OOV_MARK = "*"
+from .table_columns import OOV_MARK, Record, is_magnitude, method_columns, scale_factor, word_label
+
 #: the baseline's probability is shown when it is at least this share of the prediction's
 BASELINE_SHOWN_ABOVE = 0.01
 #: words.csv columns; "gradient_x_embedding" is the record's "gradient": gradient · embedding at the input
 WORD_COLUMNS = ("position", "word", "oov", "integrated_gradient", "gradient_x_embedding")
 #: values below this print as 0.0000 in the tables (4 decimals)
 PRINTS_AS_ZERO = 5e-5
-
-Record = dict[str, Any]
 
 
 def headline(record: Record) -> str:
@@ -38,7 +37,7 @@ def headline(record: Record) -> str:
 
 
 def explained(record: Record) -> list[str]:
-    """What the table explains (igkit.explains: model, target, F(input) and F(baseline), baseline,
+    """What the table explains (igkit.outputs.explains: model, target, F(input) and F(baseline), baseline,
     warnings), less the completeness line, which :func:`completeness_line` gives in this domain's words."""
     return [line for line in record.get("explains", ()) if not line.startswith("Σ attributions")]
 
@@ -69,24 +68,6 @@ def notes(record: Record) -> list[str]:
     return lines
 
 
-def _columns(record: Record) -> tuple[str, str, float]:
-    suffix, factor = (" (*1e-3)", 1e3) if record.get("scale") else ("", 1.0)
-    return f"Integrated gradients{suffix}", f"Gradient x embedding{suffix}", factor
-
-
-def method_columns(record: Record) -> list[tuple[str, str]]:
-    """(key in a word's record, header) of every value column: IG, gradient, then ``--methods``."""
-    ig_head, grad_head, _ = _columns(record)
-    suffix = " (*1e-3)" if record.get("scale") else ""
-    return [("integrated_gradient", ig_head), ("gradient", grad_head),
-            *((m, m + suffix) for m in record.get("methods", ()))]
-
-
-def is_magnitude(record: Record, key: str) -> bool:
-    """Whether a column is an unsigned gradient norm (``method_reductions`` "norm")."""
-    return record.get("method_reductions", {}).get(key) == "norm"
-
-
 def methods_note(record: Record) -> list[str]:
     """What the method columns are, under a table that has any."""
     reductions = record.get("method_reductions", {})
@@ -102,21 +83,17 @@ def methods_note(record: Record) -> list[str]:
     return lines
 
 
-def _word(word: dict[str, Any]) -> str:
-    return word["word"] + (OOV_MARK if word["oov"] else "")
-
-
 def terminal_table(record: Record) -> str:
     """An aligned plain-text table: word | IG | gradient | one column per method; headline above,
     check below."""
-    _, _, factor = _columns(record)
+    factor = scale_factor(record)
     columns = method_columns(record)
     words = record["words"]
-    width = max([len("Sentence")] + [len(_word(w)) + 1 for w in words])
+    width = max([len("Sentence")] + [len(word_label(w)) + 1 for w in words])
     widths = [26, 20] + [max(12, len(head)) for _, head in columns[2:]]
     lines = [headline(record),
              f"{'Sentence':<{width}}" + "".join(f"  {head:>{n}}" for (_, head), n in zip(columns, widths))]
-    lines += [f"{_word(w):<{width}}" + "".join(f"  {factor * w[key]:>{n}.4f}" for (key, _), n in zip(columns, widths))
+    lines += [f"{word_label(w):<{width}}" + "".join(f"  {factor * w[key]:>{n}.4f}" for (key, _), n in zip(columns, widths))
               for w in words]
     lines.append(completeness_line(record))
     return "\n".join(lines + explained(record) + methods_note(record) + notes(record))
@@ -124,11 +101,11 @@ def terminal_table(record: Record) -> str:
 
 def markdown_table(record: Record) -> str:
     """The same table in Markdown, to paste into a paper or an issue."""
-    _, _, factor = _columns(record)
+    factor = scale_factor(record)
     columns = method_columns(record)
     lines = [f"**{headline(record)}**", "", "| Sentence | " + " | ".join(h for _, h in columns) + " |",
              "|---|" + "---:|" * len(columns)]
-    lines += ["| " + " | ".join([_word(w), *(f"{factor * w[key]:.4f}" for key, _ in columns)]) + " |"
+    lines += ["| " + " | ".join([word_label(w), *(f"{factor * w[key]:.4f}" for key, _ in columns)]) + " |"
               for w in record["words"]]
     lines += ["", completeness_line(record)] + (["", " · ".join(explained(record))] if explained(record) else [])
     extra = methods_note(record) + notes(record)
@@ -196,18 +173,18 @@ def html_page(records: Sequence[Record], title: str = "Next-word attribution", s
              + "); columns have different units and scales, so compare colours within a column, "
                "numbers across columns.</p>"]
     for record in records:
-        _, _, factor = _columns(record)
+        factor = scale_factor(record)
         columns = method_columns(record)
         words = record["words"]
         peak = (scales.get("integrated_gradient", 0.0) if shared
                 else max((abs(w["integrated_gradient"]) for w in words), default=0.0))
         spans = "".join(f"<span style='background:{_colour(w['integrated_gradient'], peak)}' "
-                        f"title='IG {w['integrated_gradient']:.4g}'>{html.escape(_word(w))}</span>"
+                        f"title='IG {w['integrated_gradient']:.4g}'>{html.escape(word_label(w))}</span>"
                         for w in words)
         tops = {key: max(range(len(words)), key=lambda i, k=key: words[i][k]) if words else -1
                 for key, _ in columns}
         rows = "".join(
-            f"<tr><td>{html.escape(_word(w))}</td>"
+            f"<tr><td>{html.escape(word_label(w))}</td>"
             + "".join(f"<td{' class=top' if tops[key] == i else ''} style='background:"
                       f"{_colour(w[key], scales[key], is_magnitude(record, key))}'>{factor * w[key]:.4f}</td>"
                       for key, _ in columns)

@@ -28,11 +28,12 @@ import torch
 import igkit
 from igkit.domain import BadItem, Item, content_digest
 from igkit.errors import IGInputError
-from igkit.records import write_csv, write_json, write_text
+from igkit.io.records import write_csv, write_json, write_text
 
 from .attribution import next_word_probability
 from .contexts import ContextSpec, read_positions
-from .domain import DEFAULT_SCORE_METHODS, TextExplanation, unavailable_method
+from .explanation import TextExplanation
+from .methods import DEFAULT_SCORE_METHODS, unavailable_method
 from .vocab import UNK
 
 REPLACEMENTS = ("zero", "unk")
