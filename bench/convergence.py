@@ -25,7 +25,7 @@ import torch
 from captum.attr import IntegratedGradients
 
 from igkit import integrated_gradients
-from igkit.nested_grid import INITIAL_INTERVALS
+from igkit.attribution.nested_grid import INITIAL_INTERVALS
 
 from .measure import interleaved_medians, milliseconds_per_path_point
 from .report import Row

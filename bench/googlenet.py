@@ -15,7 +15,7 @@ import torch
 from captum.attr import IntegratedGradients
 
 from igkit import integrated_gradients
-from igkit.path import default_batch_size
+from igkit.attribution.path import default_batch_size
 
 from .measure import interleaved_medians
 from .networks import TARGET, googlenet

@@ -77,7 +77,7 @@ def run_case(igkit_steps: list[int], captum_probe_steps: int, size: int, threads
 
 def _probe(tool: str, steps: int, size: int) -> dict:
     """One run; each tool imports only what it needs, so neither pays for the other's imports."""
-    from igkit.path import default_batch_size
+    from igkit.attribution.path import default_batch_size
 
     model = googlenet()
     image = torch.randn(1, 3, size, size)

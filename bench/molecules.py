@@ -13,8 +13,7 @@ import numpy as np
 import torch
 from captum.attr import IntegratedGradients
 
-from igkit.plugins.molecules.api import featurize_records
-from igkit.plugins.molecules.attribution import explain_graphs
+from igkit.plugins.molecules.api import explain_graphs, featurize_records
 from igkit.plugins.molecules.batching import pack
 from igkit.plugins.molecules.checkpoint import MoleculeModel, predict
 from igkit.plugins.molecules.featurize import MolGraph

@@ -121,9 +121,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import igkit
     from igkit.api import default_settings, run_options
-    from igkit.engines import get_engine
-    from igkit.engines.ray import connect, require_ray
-    from igkit.run_folder import run_to_folder
+    from igkit.run.engines import get_engine
+    from igkit.run.engines.ray import connect, require_ray
+    from igkit.run.run_folder import run_to_folder
 
     torch.set_num_threads(args.threads)
     # 50 fixed steps leave some molecules above 5% completeness error: one warning per group would

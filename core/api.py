@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .domain import Domain, Item
-from .engines import Engine, get_engine
-from .errors import IGInputError
-from .options import Integration
-from .plugin_manager import get_domain
-from .run_folder import RunReport, run_to_folder
-from .runner import Explained, RunOptions, Skipped, check_methods, explain_stream
+from igkit.domain import Domain, Item
+from igkit.errors import IGInputError
+from igkit.options import Integration
+from igkit.plugin_manager import get_domain
+from igkit.run.engines import Engine, get_engine
+from igkit.run.run_folder import RunReport, run_to_folder
+from igkit.run.runner import Explained, RunOptions, Skipped, check_methods, explain_stream
 
 
 @dataclass
@@ -97,7 +97,7 @@ def explain_to_folder(domain: str | Domain, items: Sequence[Any] | Any, out: str
                       output_format: str = "folders", **settings: Any) -> RunReport:
     """Like :func:`explain`, written into ``out`` exactly as ``igkit <domain> explain`` writes it.
 
-    ``engine``: ``"local"``, ``"ray"`` or an :class:`igkit.engines.Engine` (e.g.
+    ``engine``: ``"local"``, ``"ray"`` or an :class:`igkit.run.engines.Engine` (e.g.
     ``get_engine("ray", workers=4)``); ``output_format="parquet"`` adds ``OUT/items/`` and ``OUT/units/``.
     """
     domain, model, sources, settings, options = _setup(domain, items, model, model_source, methods,

@@ -5,7 +5,7 @@ items (:meth:`Domain.read_items`), how to turn one into tensors and a forward
 function (:meth:`Domain.prepare`), which items may share one integration call
 (``Prepared.group``, :meth:`Domain.collate`), its integration defaults
 (:attr:`Domain.integration`), and how to write one item's files
-(:meth:`Domain.write_item`). :mod:`igkit.runner` does the rest, the same way for
+(:meth:`Domain.write_item`). :mod:`igkit.run.runner` does the rest, the same way for
 the CLI, the Python API, the web app and a cluster.
 
 Domain modules are imported by ``igkit --help``: import heavy libraries (RDKit,
@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterable, Sequence
 
-from .options import Integration
+from igkit.options import Integration
 
 if TYPE_CHECKING:  # torch and numpy load when a domain first computes, not for `igkit --help`
     import numpy as np
     import torch
 
-    from .result import IGResult
+    from igkit.attribution.result import IGResult
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ class Prepared:
     context: dict[str, Any] = field(default_factory=dict)
     group: Hashable | None = None
     batch_size: int | None = None
-    #: what the score F is and what it means, for every output's caption (igkit.explains): e.g.
+    #: what the score F is and what it means, for every output's caption (igkit.outputs.explains): e.g.
     #: scale "logit", target_meaning "benzene present"; baseline_name says where the path starts
     scale: str = ""
     target_meaning: str = ""
@@ -162,7 +162,7 @@ class Domain:
         """A short hash of what the model computes: a changed model is recomputed on resume."""
         import torch
 
-        from .checkpoint import fingerprint_tensors
+        from igkit.io.checkpoint import fingerprint_tensors
 
         if isinstance(model, torch.nn.Module):
             return fingerprint_tensors(model.state_dict())
@@ -222,7 +222,7 @@ class Domain:
         """
         import numpy as np
 
-        from .records import write_csv
+        from igkit.io.records import write_csv
 
         attribution: Attribution = explanation
         files = [attribution.result.save(folder / "result.npz").name]

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from .domain import Domain
-    from .methods import AttributionMethod
+    from igkit.domain import Domain
+    from igkit.methods.registry import AttributionMethod
 
 PROJECT = "igkit"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -26,7 +26,7 @@ def igkit_domains() -> list["Domain"]:
 
 @hookspec
 def igkit_methods() -> dict[str, "AttributionMethod"]:
-    """Return extra attribution methods by name; they join :data:`igkit.methods.METHODS`."""
+    """Return extra attribution methods by name; they join :data:`igkit.methods.registry.METHODS`."""
 
 
 @hookspec

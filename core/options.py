@@ -26,7 +26,7 @@ MAX_PATH_POINTS = 10_000
 #: how the adaptive grid starts: ``forward`` plans it from F on 17 points (forward passes only), then
 #: evaluates gradients in one pass; ``off`` starts from five points and refines one pass per round;
 #: ``auto`` plans for recurrent models (1.34× faster on the PTB LSTM: a pass costs far more than its
-#: points), not for others (0.86× and 0.81× on a small CNN and the weave model; :mod:`igkit.planned`)
+#: points), not for others (0.86× and 0.81× on a small CNN and the weave model; :mod:`igkit.attribution.planned`)
 DEFAULT_PLAN = "auto"
 PLANS = ("auto", "forward", "off")
 #: the step count of a fixed rule when a rule is named without one (the paper's 20-300 range)
@@ -56,7 +56,7 @@ class Integration:
 
     def validated(self) -> "Integration":
         """This object, or an ``IGInputError`` naming the option that would fail every item."""
-        from .errors import IGInputError
+        from igkit.errors import IGInputError
 
         for name in ("steps", "max_steps", "batch_size"):
             value = getattr(self, name)
@@ -71,8 +71,6 @@ class Integration:
             raise IGInputError(f"tolerance must be > 0, got {self.tolerance!r}")
         if not self.floor >= 0:
             raise IGInputError(f"floor must be ≥ 0, got {self.floor!r}")
-        from .planned import check_plan
-
         check_plan(self.plan)
         return self
 
@@ -94,3 +92,14 @@ class Integration:
             for key in ("tolerance", "floor", "max_steps", "plan"):
                 fields.pop(key)
         return fields
+
+
+def check_plan(plan: str) -> str:
+    """``plan`` itself, or an error listing the choices."""
+    if plan not in PLANS:
+        from igkit.errors import IGInputError
+
+        raise IGInputError(f"plan must be one of {', '.join(PLANS)} (forward: plan the grid with forward "
+                           f"passes; off: the plain adaptive grid; auto: plan for recurrent models), "
+                           f"got {plan!r}")
+    return plan

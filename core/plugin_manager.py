@@ -8,9 +8,9 @@ from importlib import metadata
 
 import pluggy
 
-from . import hookspecs
-from .domain import Domain
-from .errors import IGInputError, IgkitWarning
+from igkit import hookspecs
+from igkit.domain import Domain
+from igkit.errors import IGInputError, IgkitWarning
 
 
 @dataclass(frozen=True)
@@ -48,8 +48,6 @@ def register(plugin: object, name: str | None = None) -> None:
         raise IGInputError(f"this plugin is already registered as {pm.get_name(plugin)!r}; "
                            f"unregister that name first")
     pm.register(plugin, name=name)
-    from .methods import refresh_plugin_methods
-    refresh_plugin_methods()
 
 
 def unregister(name: str) -> None:
@@ -57,8 +55,6 @@ def unregister(name: str) -> None:
     pm = get_plugin_manager()
     if pm.get_plugin(name) is not None:
         pm.unregister(name=name)
-    from .methods import refresh_plugin_methods
-    refresh_plugin_methods()
 
 
 def list_plugins() -> list[PluginInfo]:

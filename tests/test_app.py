@@ -23,7 +23,7 @@ import igkit
 from igkit.app.service import DomainService, check_text, names_server_path
 from igkit.app.views import (AppView, Panels, find_view, generic_map_picture, read_file_view,
                              score_curve_picture, summary_markdown)
-from igkit.cli import main
+from igkit.cli.main import main
 
 THIRD_PARTY = Path(__file__).parent / "thirdparty"
 
@@ -375,7 +375,7 @@ def test_app_command_parses_models_and_says_when_gradio_is_missing(monkeypatch, 
 
 
 def test_app_binds_to_localhost_unless_told():
-    from igkit.cli import build_parser
+    from igkit.cli.main import build_parser
 
     args = build_parser().parse_args(["app"])
     assert args.host == "127.0.0.1"
@@ -391,7 +391,7 @@ def test_make_services_refuses_unknown_domains(tmp_path):
 
 
 def test_help_does_not_import_gradio():
-    code = ("import sys; sys.argv=['igkit','--help']\nfrom igkit.cli import main\ntry: main()\n"
+    code = ("import sys; sys.argv=['igkit','--help']\nfrom igkit.cli.main import main\ntry: main()\n"
             "except SystemExit: pass\nprint('gradio' in sys.modules, 'igkit.app.tabs' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.split()[-2:] == ["False", "False"], done.stdout + done.stderr
@@ -634,7 +634,7 @@ def test_the_app_removes_its_temporary_files_when_stopped(signal_name, tmp_path)
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "PYTHONPATH": str(THIRD_PARTY)}
-    process = subprocess.Popen([sys.executable, "-m", "igkit.cli", "app", "--port", str(port), "--domains", "numbers",
+    process = subprocess.Popen([sys.executable, "-m", "igkit.cli.main", "app", "--port", str(port), "--domains", "numbers",
                                 "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env=env)
     try:

@@ -47,7 +47,7 @@ def app_url():
     """``igkit app`` in a subprocess (all domains + the toy one); its URL once it serves."""
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(THIRD_PARTY), os.environ.get("PYTHONPATH", "")])}
-    process = subprocess.Popen([sys.executable, "-m", "igkit.cli", "app", "--port", str(port), "--threads", "2",
+    process = subprocess.Popen([sys.executable, "-m", "igkit.cli.main", "app", "--port", str(port), "--threads", "2",
                                 "--time-budget", "90"],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO)
     lines: list[str] = []

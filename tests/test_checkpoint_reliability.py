@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-import igkit.checkpoint
-from igkit.checkpoint import Field, validate_config
-from igkit.cli import main
+import igkit.io.checkpoint
+from igkit.io.checkpoint import Field, validate_config
+from igkit.cli.main import main
 from igkit.errors import ModelError
 from igkit.plugins.molecules.checkpoint import DEFAULT_MODEL, load_model
 from igkit.plugins.text.checkpoint import fingerprint, load_language_model
@@ -32,13 +32,13 @@ def molecule_checkpoint(tmp_path) -> Path:
 def real_builds(monkeypatch) -> list[str]:
     """Every network built for real (with memory), as opposed to on the meta device."""
     built: list[str] = []
-    original = igkit.checkpoint.load_state
+    original = igkit.io.checkpoint.load_state
 
     def counting(module, tensors, source):
         built.append(type(module).__name__)
         return original(module, tensors, source)
 
-    monkeypatch.setattr(igkit.checkpoint, "load_state", counting)
+    monkeypatch.setattr(igkit.io.checkpoint, "load_state", counting)
     return built
 
 

@@ -15,7 +15,7 @@ from torch import nn
 import igkit
 from igkit.errors import IGInputError
 from igkit.options import MAX_PATH_POINTS
-from igkit.quadrature import quadrature
+from igkit.attribution.quadrature import quadrature
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from captum.attr import IntegratedGradients
 from torch import nn
 
 import igkit
-from igkit.quadrature import RULES
+from igkit.attribution.quadrature import RULES
 
 from models import SaturatingReLUNet, TinyCNN, TwoInputNet
 

@@ -7,7 +7,7 @@ from captum.attr import InputXGradient, Saliency
 from torch import nn
 
 import igkit
-from igkit import methods
+from igkit.methods import registry as methods
 
 from models import TinyCNN
 

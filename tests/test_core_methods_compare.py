@@ -14,12 +14,12 @@ from captum.attr import (FeatureAblation, GuidedBackprop, IntegratedGradients, L
 from torch import nn
 
 import igkit
-from igkit.backprop import grad_cam, guided_backprop, upsample_cam
-from igkit.blur_ig import blur_ig, gaussian_blur
-from igkit.expected_gradients import expected_gradients, multi_baseline_ig
-from igkit.guided_ig import guided_ig
-from igkit.occlusion import occlusion
-from igkit.xrai import xrai
+from igkit.methods.backprop import grad_cam, guided_backprop, upsample_cam
+from igkit.methods.blur_ig import blur_ig, gaussian_blur
+from igkit.methods.expected_gradients import expected_gradients, multi_baseline_ig
+from igkit.methods.guided_ig import guided_ig
+from igkit.methods.occlusion import occlusion
+from igkit.methods.xrai import xrai
 
 from models import TinyCNN, TwoInputNet
 

@@ -13,7 +13,7 @@ from torch import nn
 
 import igkit
 from igkit.errors import IGInputError, IgkitWarning, NonFiniteError
-from igkit.planned import PLAN_INTERVALS
+from igkit.attribution.planned import PLAN_INTERVALS
 
 from models import SaturatingReLUNet, TinyCNN
 

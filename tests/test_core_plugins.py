@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import igkit
-from igkit.cli import main
+from igkit.cli.main import main
 
 THIRD_PARTY = Path(__file__).parent / "thirdparty"
 
@@ -21,7 +21,7 @@ def _run_igkit(*args: str, extra_path: Path | None = None) -> subprocess.Complet
     env = dict(os.environ)
     if extra_path is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(extra_path), env.get("PYTHONPATH", "")])
-    return subprocess.run([sys.executable, "-m", "igkit.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "igkit.cli.main", *args], capture_output=True, text=True,
                           env=env, timeout=300)
 
 
@@ -93,7 +93,7 @@ def test_unknown_domain_is_a_clear_cli_error(tmp_path, capsys):
 def test_every_route_reads_one_set_of_integration_defaults():
     import argparse
 
-    from igkit.commands import add_integration_arguments, integration_from_args
+    from igkit.cli.commands import add_integration_arguments, integration_from_args
     from igkit.options import DEFAULT_TOLERANCE, Integration
 
     parser = argparse.ArgumentParser()

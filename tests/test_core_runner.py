@@ -14,11 +14,11 @@ import pytest
 import torch
 
 import igkit
-from igkit.cli import main
+from igkit.cli.main import main
 from igkit.domain import BadItem, Domain, Item, Prepared, content_digest
 from igkit.errors import Interrupted
-from igkit.run_folder import run_to_folder
-from igkit.runner import RunOptions
+from igkit.run.run_folder import run_to_folder
+from igkit.run.runner import RunOptions
 
 WEIGHTS = torch.tensor([2.0, -1.0, 0.5])
 
@@ -94,7 +94,7 @@ def test_in_memory_api_returns_explanations_in_input_order_and_the_skips():
 
 
 def test_progress_moves_within_one_item():
-    from igkit.progress import on_pass
+    from igkit.run.progress import on_pass
 
     seen: list[int] = []
     model = torch.nn.Sequential(torch.nn.Linear(50, 50), torch.nn.Tanh(), torch.nn.Linear(50, 1)).eval()
@@ -160,7 +160,7 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(tmp_path):
 
 @pytest.mark.parametrize("damage", ["no_json", "bad_json", "truncated", "wrong_keys"])
 def test_every_broken_checkpoint_is_a_clear_model_error(tmp_path, damage):
-    from igkit.checkpoint import load_checkpoint, load_state, save_checkpoint
+    from igkit.io.checkpoint import load_checkpoint, load_state, save_checkpoint
 
     net = torch.nn.Linear(3, 2)
     weights, config = save_checkpoint(tmp_path / "m", net.state_dict(), {"kind": "linear"})
@@ -224,7 +224,7 @@ def test_threads_option_sets_torch_threads(tmp_path, linear_registered):
 def test_every_option_of_every_command_has_help_text(linear_registered):
     import argparse
 
-    from igkit.cli import _leaf_parsers, build_parser
+    from igkit.cli.main import _leaf_parsers, build_parser
 
     missing = []
     for parser in _leaf_parsers(build_parser()):
@@ -238,7 +238,7 @@ def test_help_and_plugins_load_no_domain_dependencies():
     import subprocess
     import sys
 
-    code = ("import sys; from igkit.cli import main\n"
+    code = ("import sys; from igkit.cli.main import main\n"
             "for argv in (['--help'], ['plugins']):\n"
             "    try: main(argv)\n"
             "    except SystemExit: pass\n"

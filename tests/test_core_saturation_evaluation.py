@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import igkit
-from igkit.saturation import layer_saturation, score_curve
+from igkit.attribution.saturation import layer_saturation, score_curve
 
 from models import TinyCNN
 
@@ -87,7 +87,7 @@ def test_fraction_inside_a_mask():
 
 
 def test_the_saturation_sheet_writes_picture_long_table_and_document(tmp_path):
-    from igkit.saturation_sheet import Curve, Panel, write_saturation
+    from igkit.outputs.saturation_sheet import Curve, Panel, write_saturation
 
     alpha = [0.0, 0.5, 1.0]
     curves = [Curve(f"item {k}", {"score": [k, k + 1, k + 2], "grad": [1, 0, -1]}, {"item": f"=x{k}"})

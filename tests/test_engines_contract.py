@@ -19,10 +19,10 @@ import torch
 
 import igkit
 from igkit.domain import Domain, Item, Prepared, content_digest
-from igkit.engines import get_engine
+from igkit.run.engines import get_engine
 from igkit.errors import Interrupted, OutputError
-from igkit.run_folder import run_to_folder
-from igkit.runner import RunOptions
+from igkit.run.run_folder import run_to_folder
+from igkit.run.runner import RunOptions
 
 WEIGHTS = torch.tensor([2.0, -1.0, 0.5])
 HAVE_RAY = importlib.util.find_spec("ray") is not None and importlib.util.find_spec("pyarrow") is not None
@@ -96,7 +96,7 @@ def ray_session():
     import ray
     import ray.cloudpickle
 
-    from igkit.engines.ray import connect
+    from igkit.run.engines.ray import connect
 
     started = connect(num_cpus=2)
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -109,7 +109,7 @@ def ray_session():
 def no_process_left():
     """The process engine keeps its pool for later runs: stop it when this module is done."""
     yield
-    from igkit.engines.process import shutdown
+    from igkit.run.engines.process import shutdown
 
     shutdown()
 
@@ -163,7 +163,7 @@ def test_a_finished_run_resumes_without_computing_anything(engine, tmp_path):
 
 
 def test_an_interrupt_counts_what_is_on_disk_and_the_rerun_does_only_the_rest(engine, tmp_path, monkeypatch):
-    from igkit import run_folder
+    from igkit.run import run_folder
 
     items, seen = numbers(24), []
     original = run_folder._Driver.record
@@ -202,7 +202,7 @@ def test_names_that_clean_alike_get_their_own_folders_and_identical_items_share_
     assert report["counts"] == {"written": 3, "kept": 0, "duplicate": 1, "skipped": 0}
     assert [e["source"] for e in report["items"]] == [f"argument {k}" for k in range(1, 5)]
     assert attributions_in(tmp_path, "argument 2") == [2.0, -2.0, 1.5]
-    from igkit.run_layout import folder_name
+    from igkit.run.run_layout import folder_name
 
     assert all(folder_name(Item("s", "v", n, "ab" * 32)).isascii() for n in ("é", "名前", "a/b"))
 
@@ -297,7 +297,7 @@ def test_sigterm_ends_a_run_like_ctrl_c(tmp_path, monkeypatch):
     import os
     import signal
 
-    from igkit import run_folder
+    from igkit.run import run_folder
 
     original, seen = run_folder._Driver.record, []
 

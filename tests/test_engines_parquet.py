@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import igkit
-from igkit.cli import main
+from igkit.cli.main import main
 
 pandas = pytest.importorskip("pandas", reason="the Parquet tables are read back with pandas")
 pa = pytest.importorskip("pyarrow", reason="--format parquet needs pyarrow (pip install 'igkit[parquet]')")

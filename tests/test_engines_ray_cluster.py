@@ -12,9 +12,9 @@ import torch
 
 import igkit
 from igkit.domain import Domain, Prepared, text_item
-from igkit.engines import get_engine
-from igkit.run_folder import run_to_folder
-from igkit.runner import RunOptions
+from igkit.run.engines import get_engine
+from igkit.run.run_folder import run_to_folder
+from igkit.run.runner import RunOptions
 
 HAVE_RAY = importlib.util.find_spec("ray") is not None and importlib.util.find_spec("pyarrow") is not None
 WEIGHTS = torch.tensor([1.0, -3.0])

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from igkit.errors import IgkitError  # noqa: E402
-from igkit.records import BadRow, read_json, read_table  # noqa: E402
+from igkit.io.records import BadRow, read_json, read_table  # noqa: E402
 
 FUZZ = settings(max_examples=60, deadline=timedelta(seconds=5), database=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -228,7 +228,7 @@ def test_text_checkpoint_config_reader(text_config, data):
 @given(text=st.text(max_size=300), limit=st.integers(1, 120))
 @example(text="\x1b]0;title\x07\u202e\u2028\x00\ud800", limit=120)
 def test_printable_output_is_always_safe_and_short(text, limit):
-    from igkit.printable import printable
+    from igkit.outputs.printable import printable
 
     shown = printable(text, limit)
     assert shown.isprintable()  # no control, format or separator character reaches a terminal
@@ -238,7 +238,7 @@ def test_printable_output_is_always_safe_and_short(text, limit):
 
 
 # ---------------------------------------------------------------------------------------- Parquet
-PARQUET = all(importlib.util.find_spec(name) is not None for name in ("pyarrow", "igkit.parquet_input"))
+PARQUET = all(importlib.util.find_spec(name) is not None for name in ("pyarrow", "igkit.io.parquet_input"))
 
 
 @functools.lru_cache(maxsize=1)

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from igkit import IGInputError
-from igkit.cli import main
+from igkit.cli.main import main
 from igkit.plugins.vision.images import MAX_PIXELS, MAX_SIDE, decode_image, read_image
 from igkit.plugins.vision.preprocessing import Preprocessing
 

@@ -20,10 +20,10 @@ from chemprop.models.utils import save_model  # noqa: E402
 from rdkit import Chem  # noqa: E402
 
 import igkit  # noqa: E402
-from igkit.cli import main  # noqa: E402
+from igkit.cli.main import main  # noqa: E402
 from igkit.errors import IGInputError, ModelError  # noqa: E402
 from igkit.plugins.molecules.chemprop_compare import train_benzene  # noqa: E402
-from igkit.plugins.molecules.chemprop_model import load_chemprop  # noqa: E402
+from igkit.plugins.molecules.chemprop_checkpoint import load_chemprop  # noqa: E402
 
 MOLECULES = ["c1ccccc1CCO", "CC(=O)Nc1ccc(O)cc1", "O=C(O)C[C@H](N)C(=O)O", "C"]
 

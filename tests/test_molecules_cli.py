@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from igkit.cli import main
+from igkit.cli.main import main
 from igkit.plugins.molecules.tasks import RDKIT_MOLECULES
 
 RULE = "benzene"

@@ -167,7 +167,8 @@ def test_a_10000_atom_molecule_featurises_without_an_atoms_squared_matrix(monkey
 
 def test_the_atom_limit_refuses_a_huge_molecule_before_featurising_and_can_be_raised(monkeypatch):
     from igkit.plugins.molecules import attribution, load_model
-    from igkit.plugins.molecules.domain import DEFAULT_MAX_ATOMS, MoleculesDomain
+    from igkit.plugins.molecules.defaults import DEFAULT_MAX_ATOMS
+    from igkit.plugins.molecules.domain import MoleculesDomain
     from igkit.plugins.molecules.readers import MoleculeInput
 
     model, domain = load_model(), MoleculesDomain()

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import igkit
-from igkit.cli import main
+from igkit.cli.main import main
 
 SMILES = ["c1ccccc1CCO", "c1ccccc1CCCO", "CC(=O)Nc1ccc(O)cc1", "OC(=O)c1ccccc1"]
 
@@ -103,7 +103,7 @@ def test_grad_cam_is_the_cam_over_real_atoms_and_does_not_depend_on_padding(mode
 
 
 def test_methods_a_weave_network_cannot_serve_are_refused_up_front_with_a_reason(model, tmp_path, capsys):
-    from igkit.cli import main
+    from igkit.cli.main import main
 
     for name, words in (("guided_backprop", "torch.relu"), ("blur_ig", "images"), ("xrai", "images")):
         with pytest.raises(igkit.IGInputError, match=f"{name} is unavailable for molecules.*{words}"):
@@ -113,7 +113,7 @@ def test_methods_a_weave_network_cannot_serve_are_refused_up_front_with_a_reason
 
 
 def test_expected_gradients_references_keep_the_graph_and_do_not_depend_on_padding(model):
-    from igkit.plugins.molecules.attribution import REFERENCE_DRAWS, reference_stack
+    from igkit.plugins.molecules.methods import REFERENCE_DRAWS, reference_stack
 
     atoms, pairs = reference_stack(model.featurization, 12, 70)
     assert atoms.shape == (1 + REFERENCE_DRAWS, 12, len(model.featurization.atom_feature_names))

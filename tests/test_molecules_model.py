@@ -8,7 +8,7 @@ from rdkit import Chem
 
 from igkit import integrated_gradients
 from igkit.errors import IGInputError, ModelError
-from igkit.plugins.molecules.attribution import explain_graphs
+from igkit.plugins.molecules.api import explain_graphs
 from igkit.plugins.molecules.batching import pack
 from igkit.plugins.molecules.checkpoint import load_model, new_model, predict, save_model
 from igkit.plugins.molecules.dead_features import dead_feature_groups
@@ -143,7 +143,7 @@ def test_a_large_molecule_and_a_failing_molecule_do_not_stop_the_others(monkeypa
 
 
 def test_python_api_explains_with_the_shipped_model():
-    from igkit.evaluation import attribution_auc
+    from igkit.attribution.evaluation import attribution_auc
     from igkit.plugins.molecules import explain_molecules
     from igkit.plugins.molecules.tasks import make_task
 
@@ -198,7 +198,7 @@ def test_train_cli_takes_the_pair_distance_from_the_architecture(tmp_path, capsy
     import csv
     import json
 
-    from igkit.cli import main
+    from igkit.cli.main import main
 
     data = tmp_path / "d.csv"
     with data.open("w", newline="") as fh:

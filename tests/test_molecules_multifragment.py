@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from igkit.evaluation import attribution_auc
+from igkit.attribution.evaluation import attribution_auc
 from igkit.plugins.molecules.checkpoint import new_model, predict
 from igkit.plugins.molecules.featurize import featurize
 from igkit.plugins.molecules.readers import parse_smiles
-from igkit.plugins.molecules.study import default_atom_scores, fragment_deletion
+from igkit.plugins.molecules.multifragment import default_atom_scores, fragment_deletion
 from igkit.plugins.molecules.tasks import fragments, make_task
 from igkit.plugins.molecules.train import Split, fit
 

@@ -16,7 +16,7 @@ from torch_geometric.nn import GCNConv, global_add_pool  # noqa: E402
 from torch_geometric.utils import from_rdmol, from_smiles  # noqa: E402
 
 import igkit  # noqa: E402
-from igkit.cli import main  # noqa: E402
+from igkit.cli.main import main  # noqa: E402
 from igkit.errors import IGInputError  # noqa: E402
 from igkit.plugins.molecules.pyg_model import PygModel  # noqa: E402
 

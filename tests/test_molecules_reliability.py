@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import igkit
-from igkit.cli import main
+from igkit.cli.main import main
 from igkit.plugins.molecules import attribution
 from igkit.plugins.molecules.checkpoint import DEFAULT_MODEL
 

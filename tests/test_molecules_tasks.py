@@ -106,7 +106,7 @@ def test_counterfactuals_delete_one_fragment_and_keep_the_test_split(tmp_path):
 def test_make_task_cli_builds_a_named_balanced_task(tmp_path):
     import csv
 
-    from igkit.cli import main
+    from igkit.cli.main import main
 
     pool = tmp_path / "pool.smi"
     pool.write_text("\n".join([f"FC{'C' * k}C(=O)N m{k}" for k in range(30)]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from igkit.cli import build_parser, main
+from igkit.cli.main import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
 #: options whose default depends on the machine: the README says how it is chosen instead

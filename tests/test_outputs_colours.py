@@ -1,9 +1,9 @@
-"""igkit.colours: one diverging convention, legends that say what colours and scales mean."""
+"""igkit.outputs.colours: one diverging convention, legends that say what colours and scales mean."""
 from __future__ import annotations
 
 import numpy as np
 
-from igkit import colours
+from igkit.outputs import colours
 
 
 def test_zero_is_neutral_and_ends_are_the_legend_colours():

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import igkit
-from igkit import explains
-from igkit.cli import main
+from igkit.outputs import explains
+from igkit.cli.main import main
 from igkit.domain import Domain, Prepared
 
 

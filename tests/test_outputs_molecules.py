@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("rdkit", reason="molecules need RDKit (pip install -e '.[test]')")
 
-from igkit.cli import main  # noqa: E402
+from igkit.cli.main import main  # noqa: E402
 
 CAFFEINE = "CN1C=NC2=C1C(=O)N(C(=O)N2C)C"
 INPUTS = [CAFFEINE, "CCO", "c1ccccc1CCO"]          # two size buckets: groups finish out of order

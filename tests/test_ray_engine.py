@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import igkit
-from igkit.cli import main
+from igkit.cli.main import main
 
 THIRD_PARTY = Path(__file__).parent / "thirdparty"
 HAVE_RAY = importlib.util.find_spec("ray") is not None and importlib.util.find_spec("pyarrow") is not None
@@ -56,7 +56,7 @@ def ray_session(toy_domain):
     import ray
     import ray.cloudpickle
 
-    from igkit.engines.ray import connect
+    from igkit.run.engines.ray import connect
 
     started = connect(num_cpus=2)
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -123,8 +123,8 @@ def _report(out: Path) -> dict:
 
 def _ray_run(domain, items, out, workers=2):
     from igkit.api import default_settings, run_options
-    from igkit.engines import get_engine
-    from igkit.run_folder import run_to_folder
+    from igkit.run.engines import get_engine
+    from igkit.run.run_folder import run_to_folder
 
     return run_to_folder(domain, domain.load_model(None), domain.read_items(items), out,
                          settings=default_settings(domain), options=run_options(domain, steps=8),
@@ -177,7 +177,7 @@ def test_unusable_ray_options_fail_in_seconds_before_anything_is_written(toy_dom
 
 @pytest.mark.skipif(not HAVE_RAY, reason="Ray is not installed (pip install 'igkit[ray]')")
 def test_a_cluster_without_gpus_refuses_gpu_workers(ray_session):
-    from igkit.engines.ray import check_gpus
+    from igkit.run.engines.ray import check_gpus
 
     if ray_session.cluster_resources().get("GPU", 0):
         pytest.skip("this Ray has GPUs")

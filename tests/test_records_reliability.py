@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from igkit import InputFileError, read_table, read_text
-from igkit import records
-from igkit.cli import main
-from igkit.printable import printable
-from igkit.records import MAX_FIELD_CHARS, BadRow
+from igkit.io import records
+from igkit.cli.main import main
+from igkit.outputs.printable import printable
+from igkit.io.records import MAX_FIELD_CHARS, BadRow
 
 pytestmark = pytest.mark.filterwarnings("ignore::igkit.errors.IgkitWarning")
 FAST = ["--steps", "8", "--method", "riemann_middle", "--no-pictures", "--quiet", "--threads", "1"]

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 import igkit
-from igkit.cli import main
+from igkit.cli.main import main
 from igkit.domain import Domain, Prepared, text_item
 
 WEIGHTS = torch.tensor([2.0, -1.0, 0.5])
@@ -159,7 +159,7 @@ def test_damaged_state_and_full_disks_are_one_clear_error_and_the_rerun_resumes(
     report.rmdir()
     [first, _] = item_folders(out)
     (out / first / "summary.json").write_text("[]")  # damaged: that item is computed again
-    from igkit import run_layout
+    from igkit.run import run_layout
 
     original = run_layout.write_json
 

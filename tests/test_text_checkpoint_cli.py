@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from igkit.cli import main
+from igkit.cli.main import main
 from igkit.errors import IGInputError, ModelError
 from igkit.plugins.text.checkpoint import (LanguageModel, check_same_vocabulary, load_language_model,
                                            model_paths, save_language_model)

@@ -112,7 +112,7 @@ def test_real_penn_treebank(shared_data):
 
 
 def test_train_evaluate_saturation_commands(ptb_dir, tmp_path, capsys):
-    from igkit.cli import main
+    from igkit.cli.main import main
 
     model = tmp_path / "model"
     assert main(["text", "train", "--data-dir", str(ptb_dir), "--out", str(model), "--epochs", "2"]) == 0

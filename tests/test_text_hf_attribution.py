@@ -58,7 +58,7 @@ def captum_layer_ig(lm, text: str, target_id: int, baseline_id: int) -> torch.Te
 def test_gauss_legendre_nodes_and_weights_are_captums():
     from captum.attr._utils.approximation_methods import approximation_parameters
 
-    from igkit.quadrature import quadrature
+    from igkit.attribution.quadrature import quadrature
 
     step_sizes, alphas = approximation_parameters("gausslegendre")
     nodes, weights = quadrature("gausslegendre", 32)

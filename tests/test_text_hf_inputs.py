@@ -12,7 +12,7 @@ import torch
 pytest.importorskip("transformers", reason="needs the transformers extra: pip install 'igkit[transformers]'")
 
 import igkit
-from igkit.cli import main
+from igkit.cli.main import main
 from igkit.errors import IGInputError, IgkitWarning, ModelError
 from igkit.plugins.text.domain import TextDomain
 from igkit.plugins.text.hf_attribution import points_per_pass

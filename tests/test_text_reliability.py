@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 import igkit
-import igkit.runner
-from igkit.cli import main
+import igkit.run.runner
+from igkit.cli.main import main
 from igkit.plugins.text import render
 from igkit.plugins.text.checkpoint import load_language_model
 from igkit.plugins.text.domain import TextDomain
@@ -146,7 +146,7 @@ CONTEXTS = ["the", "the stock", "the stock fell", "the stock fell more", "the st
 
 def _interrupt_on_call(monkeypatch, n: int) -> list[int]:
     calls: list[int] = []
-    real = igkit.runner.integrated_gradients
+    real = igkit.run.runner.integrated_gradients
 
     def interrupting(*args, **kwargs):
         calls.append(1)
@@ -154,7 +154,7 @@ def _interrupt_on_call(monkeypatch, n: int) -> list[int]:
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(igkit.runner, "integrated_gradients", interrupting)
+    monkeypatch.setattr(igkit.run.runner, "integrated_gradients", interrupting)
     return calls
 
 

@@ -13,7 +13,7 @@ from captum.attr import IntegratedGradients
 from torch import nn
 
 import igkit
-import igkit.runner
+import igkit.run.runner
 from igkit.errors import IGInputError
 from igkit.plugins.text.attribution import explain_next_word, next_word_probability
 from igkit.plugins.text.checkpoint import LanguageModel
@@ -144,13 +144,13 @@ def test_grouping_by_length_gives_the_same_numbers_as_one_at_a_time(trigger_mode
     lm = LanguageModel(trigger_model, Vocabulary(WORDS))
     texts = ["w1 alpha w2 then", "beta w3 w4 w5 w6 then", "w7 alpha w8 then", "alpha then"]
     calls = []
-    real = igkit.runner.integrated_gradients
+    real = igkit.run.runner.integrated_gradients
 
     def counted(forward, inputs, *args, **kwargs):
         calls.append(inputs.shape[0])
         return real(forward, inputs, *args, **kwargs)
 
-    monkeypatch.setattr(igkit.runner, "integrated_gradients", counted)
+    monkeypatch.setattr(igkit.run.runner, "integrated_gradients", counted)
     together = igkit.explain("text", texts, model=lm, integration={"steps": 16})
     monkeypatch.undo()
     assert sorted(calls) == [1, 1, 2]   # the two 4-word contexts share one call, nothing is padded

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from igkit.cli import main
+from igkit.cli.main import main
 from igkit.errors import IGInputError, NonFiniteError
 from igkit.plugins.molecules import train as molecule_training
 from igkit.plugins.molecules.featurize import Featurization

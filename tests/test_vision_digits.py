@@ -73,7 +73,7 @@ def test_a_weights_file_for_the_digits_network_is_loaded_and_a_wrong_one_refused
 
 
 def test_labels_lists_the_digits_classes(capsys):
-    from igkit.cli import main
+    from igkit.cli.main import main
 
     assert main(["vision", "labels", "--model", "digits"]) == 0
     assert capsys.readouterr().out.split() == [token for d in range(10) for token in (str(d), str(d))]

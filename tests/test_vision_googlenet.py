@@ -25,7 +25,7 @@ from safetensors.torch import save_file
 from torchvision.models import googlenet
 
 import igkit
-from igkit.cli import main
+from igkit.cli.main import main
 from igkit.plugins.vision import Preprocessing, VisionModel, load_model
 from igkit.plugins.vision.models import IMAGENET_CATEGORIES
 

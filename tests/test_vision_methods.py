@@ -18,11 +18,11 @@ import torch
 from PIL import Image
 
 import igkit
-from igkit.backprop import grad_cam, guided_backprop
-from igkit.blur_ig import blur_ig
-from igkit.cli import main
-from igkit.expected_gradients import expected_gradients
-from igkit.occlusion import occlusion
+from igkit.methods.backprop import grad_cam, guided_backprop
+from igkit.methods.blur_ig import blur_ig
+from igkit.cli.main import main
+from igkit.methods.expected_gradients import expected_gradients
+from igkit.methods.occlusion import occlusion
 from igkit.plugins.vision.tasks import held_out, train_patch_model
 
 ALL = ["saliency", "grad_x_input", "smoothgrad", "interior_gradient", "guided_backprop", "grad_cam", "occlusion",

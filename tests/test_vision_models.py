@@ -14,7 +14,7 @@ from torchvision.models import googlenet
 
 import igkit
 from igkit import IGInputError, ModelError
-from igkit.cli import main
+from igkit.cli.main import main
 from igkit.plugins.vision.models import cache_file, load_model, read_state_dict, resolve_device
 from torchvision.models import GoogLeNet_Weights
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from igkit.cli import main
+from igkit.cli.main import main
 
 FAST = ["--model", "squeezenet1_1", "--weights", "random", "--size", "32", "--steps", "4", "--frames", "2",
         "--curve-points", "2", "--layers", "", "--quiet"]

@@ -1,7 +1,7 @@
 """A per-request time budget with progress: one web request must not hold a model for minutes.
 
 The budget is checked after every forward/backward pass of the path engine (through
-:func:`igkit.progress.on_pass`) and between the stages of a request (read, integrate, write);
+:func:`igkit.run.progress.on_pass`) and between the stages of a request (read, integrate, write);
 when it is spent the request stops with :class:`BudgetExceeded`, which is a
 ``BaseException`` so that the runner's per-item error handling cannot turn it into a
 "skipped item". The same hook reports progress to the page.
@@ -12,7 +12,7 @@ import contextlib
 import time
 from typing import Callable, Iterator
 
-from ..progress import on_pass
+from igkit.run.progress import on_pass
 
 #: the app's default budget per request, in seconds (``igkit app --time-budget``)
 DEFAULT_BUDGET_S = 120.0

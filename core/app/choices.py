@@ -8,7 +8,7 @@ import argparse
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from ..errors import IGInputError
+from igkit.errors import IGInputError
 
 #: the settings offered as choices in every tab that has them, with the label people see
 PATH_SETTINGS = (("baseline", "Baseline (where the path starts)"), ("score", "Score explained"))

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import IGInputError, IgkitError
+from igkit.errors import IGInputError, IgkitError
 
 DEFAULT_PORT = 7860
 
@@ -60,13 +60,13 @@ def stop_on_signals() -> None:
 def run_app(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("gradio") is None:
         raise AppMissing("the web app needs Gradio: pip install 'igkit[app]' (or pip install 'gradio>=6,<7')")
-    from .budget import DEFAULT_BUDGET_S
+    from igkit.app.budget import DEFAULT_BUDGET_S
 
     budget = DEFAULT_BUDGET_S if args.time_budget is None else args.time_budget
     if not budget > 0:
         raise IGInputError(f"--time-budget must be a positive number of seconds, got {args.time_budget}")
     start = time.perf_counter()
-    from .server import build_app, launch, make_services, prepare_environment, work_root
+    from igkit.app.server import build_app, launch, make_services, prepare_environment, work_root
 
     root = work_root()
     stop_on_signals()

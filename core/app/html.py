@@ -66,7 +66,7 @@ def error_html(message: str) -> str:
 
 def highlighted_words(pieces: Sequence[tuple[str, float | None]], title: str) -> str:
     """Words on igkit's diverging colours (scores in [-1, 1]; None: plain text), escaped, with the legend."""
-    from .. import colours
+    from igkit.outputs import colours
 
     spans = []
     for text, score in pieces:

@@ -14,10 +14,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import IGInputError
-from .budget import DEFAULT_BUDGET_S
-from .html import PICTURE_GRID_CSS
-from .service import MAX_MODEL_BYTES, DomainService
+from igkit.app.budget import DEFAULT_BUDGET_S
+from igkit.app.html import PICTURE_GRID_CSS
+from igkit.app.service import MAX_MODEL_BYTES, DomainService
+from igkit.errors import IGInputError
 
 #: requests waiting in the queue at most (more get "the queue is full")
 MAX_QUEUE = 32
@@ -40,7 +40,7 @@ def make_services(root: Path, names: Sequence[str] | None = None,
                   models: dict[str, list[str]] | None = None,
                   budget_s: float = DEFAULT_BUDGET_S) -> list[DomainService]:
     """A :class:`DomainService` per installed domain (or the ``names`` given), in name order."""
-    from ..plugin_manager import domains
+    from igkit.plugin_manager import domains
 
     installed = domains()
     wanted = list(names) if names else sorted(installed)
@@ -67,7 +67,7 @@ def build_app(services: Sequence[DomainService], title: str = "igkit: attributio
     """The Gradio Blocks app with one tab per service."""
     import gradio as gr
 
-    from .tabs import build_tab
+    from igkit.app.tabs import build_tab
 
     with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown("# igkit: explore attributions\nEach tab runs the same explain path as "

@@ -33,18 +33,18 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..api import default_settings, run_options
-from ..domain import BadItem, Domain
-from ..errors import IGInputError, IgkitError, IgkitWarning
-from ..baselines import as_input_tuple, resolve_baselines
-from ..methods import gradients_at
-from ..records import read_json
-from ..run_layout import run_fingerprint, write_item_folder
-from ..runner import Explained, Skipped, explain_stream
-from .budget import DEFAULT_BUDGET_S, Budget, BudgetExceeded, ProgressCallback
-from .choices import chosen_settings, path_choices
-from .html import escape_markdown
-from .views import AppView, ModelChoice, Panels, find_view, score_curve_picture, summary_markdown
+from igkit.api import default_settings, run_options
+from igkit.app.budget import DEFAULT_BUDGET_S, Budget, BudgetExceeded, ProgressCallback
+from igkit.app.choices import chosen_settings, path_choices
+from igkit.app.html import escape_markdown
+from igkit.app.views import AppView, ModelChoice, Panels, find_view, score_curve_picture, summary_markdown
+from igkit.attribution.baselines import as_input_tuple, resolve_baselines
+from igkit.domain import BadItem, Domain
+from igkit.errors import IGInputError, IgkitError, IgkitWarning
+from igkit.io.records import read_json
+from igkit.methods.registry import gradients_at
+from igkit.run.run_layout import run_fingerprint, write_item_folder
+from igkit.run.runner import Explained, Skipped, explain_stream
 
 #: largest picture accepted (bytes)
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024

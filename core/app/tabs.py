@@ -17,10 +17,10 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from ..errors import IgkitError
-from .html import error_html, escape_html, escape_markdown, highlighted_words, picture_grid
-from .service import DomainService, Result
-from .views import Table, read_file_view, table_files
+from igkit.app.html import error_html, escape_html, escape_markdown, highlighted_words, picture_grid
+from igkit.app.service import DomainService, Result
+from igkit.app.views import Table, read_file_view, table_files
+from igkit.errors import IgkitError
 
 #: event functions of one domain share one queue slot: one model call at a time per model
 CONCURRENCY = 1
@@ -32,7 +32,7 @@ RESULT_OUTPUTS = ("message", "summary", "label", "highlight", "gallery", "method
 def method_choices(domain: Any = None) -> list[str]:
     """Methods computed beside integrated gradients (which is always computed), less those the
     domain declares unavailable."""
-    from ..methods import METHODS, refresh_plugin_methods
+    from igkit.methods.registry import METHODS, refresh_plugin_methods
 
     refresh_plugin_methods()
     unavailable = getattr(domain, "unavailable_methods", None) or {}
@@ -239,7 +239,7 @@ def _preview(gr: Any, service: DomainService, path: str | None) -> tuple[Any, An
     try:
         from PIL import Image
 
-        from .service import uploaded_file
+        from igkit.app.service import uploaded_file
 
         with Image.open(uploaded_file(path, service.upload_roots, "picture")) as probe:
             probe.thumbnail((512, 512))

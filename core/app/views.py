@@ -25,9 +25,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .. import colours
-from .choices import CustomInput  # re-exported: a plugin's view imports only igkit.app.views
-from .html import escape_markdown  # re-exported: views escape the user text they put in notes
+from igkit.outputs import colours
+from igkit.app.choices import CustomInput  # re-exported: a plugin's view imports only igkit.app.views
+from igkit.app.html import escape_markdown  # re-exported: views escape the user text they put in notes
 
 #: picture files shown in the tab, in this order of preference
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
@@ -137,7 +137,7 @@ class AppView:
     def custom_choice(self, values: dict[str, str]) -> ModelChoice:
         """The model of the user's own described by ``values`` (keys of :attr:`custom_inputs`; file
         fields hold the uploaded file's path, already checked to be an upload)."""
-        from ..errors import IGInputError
+        from igkit.errors import IGInputError
 
         raise IGInputError(f"the {self.domain.name} tab takes no model of your own")
 

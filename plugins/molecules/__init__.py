@@ -13,7 +13,7 @@ _API = {
     "read_molecules": ".readers", "MoleculesDomain": ".domain",
     "load_model": ".checkpoint", "save_model": ".checkpoint", "predict": ".checkpoint",
     "MoleculeModel": ".checkpoint", "Featurization": ".featurize", "featurize": ".featurize",
-    "MoleculeExplanation": ".attribution",
+    "MoleculeExplanation": ".explanation", "explain_graphs": ".api",
 }
 __all__ = sorted(_API)
 

@@ -7,19 +7,25 @@
 
 ``explain_molecules`` is :func:`igkit.explain` with the ``molecules`` domain (the same
 runner, defaults and skip reasons as ``igkit molecules explain``), plus a model
-given as a loaded :class:`MoleculeModel` or a checkpoint name.
+given as a loaded :class:`MoleculeModel` or a checkpoint name. ``explain_graphs`` runs
+molecules featurized already through that runner (evaluation and benchmarks featurize once).
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Sequence
 
-from igkit import Explanations, explain
-from igkit.errors import IGInputError
+from igkit import (Explained, Explanations, Integration, Item, Progress, Skipped, content_digest, explain,
+                   explain_stream, run_options)
 
+from .attribution import Featurized, check_score
 from .checkpoint import MoleculeModel
+from .defaults import DEFAULT_BASELINE, DEFAULT_MAX_ATOMS, DEFAULT_SCORE
+from .domain import MoleculesDomain
+from .explanation import MoleculeExplanation
 from .featurize import Featurization, MolGraph, featurize
-from .readers import MoleculeRecord, Problem, parse_smiles
+from .model_kinds import featurize_each
+from .readers import MoleculeInput, MoleculeRecord, Problem, parse_smiles
 
 
 def featurize_smiles(smiles: str, featurization: Featurization = Featurization()) -> MolGraph:
@@ -30,14 +36,7 @@ def featurize_smiles(smiles: str, featurization: Featurization = Featurization()
 def featurize_records(records: Sequence[MoleculeRecord], featurization: Featurization
                       ) -> tuple[list[MoleculeRecord], list[MolGraph], list[Problem]]:
     """Featurize each record; the ones that cannot be featurized become problems."""
-    kept, graphs, problems = [], [], []
-    for rec in records:
-        try:
-            graphs.append(featurize(rec.mol, featurization))
-            kept.append(rec)
-        except IGInputError as exc:
-            problems.append(Problem(rec.row, rec.id, rec.smiles, str(exc), rec.source))
-    return kept, graphs, problems
+    return featurize_each(records, lambda mol: featurize(mol, featurization))
 
 
 def explain_molecules(molecules: Sequence[Any] | str | Path, model: MoleculeModel | str | Path | None = None,
@@ -54,7 +53,7 @@ def explain_molecules(molecules: Sequence[Any] | str | Path, model: MoleculeMode
     ``saliency``, ...; see the README's "Other methods"), in each explanation's ``extra``
     (per atom, per pair) and ``extra_totals`` (per atom, half of each pair folded in).
     Returns :class:`igkit.Explanations`:
-    ``.explanations`` (one :class:`~.attribution.MoleculeExplanation` per molecule, in
+    ``.explanations`` (one :class:`~.explanation.MoleculeExplanation` per molecule, in
     input order) and ``.skipped`` (each with ``source`` and ``reason``).
     """
     if isinstance(model, MoleculeModel) or model is None:
@@ -62,3 +61,41 @@ def explain_molecules(molecules: Sequence[Any] | str | Path, model: MoleculeMode
                        **settings)
     return explain("molecules", molecules, model_source=str(model), methods=methods, integration=integration,
                    **settings)
+
+
+def explain_graphs(model: MoleculeModel, records: Sequence[MoleculeRecord], graphs: Sequence[MolGraph],
+                   *, task: str | int | None = None, score: str = DEFAULT_SCORE,
+                   baseline: str = DEFAULT_BASELINE, methods: Sequence[str] = (),
+                   integration: Integration | None = None, show_progress: bool = False,
+                   **integration_options: Any) -> tuple[list[MoleculeExplanation], list[Problem]]:
+    """Explain molecules featurized already (``graphs[k]`` of ``records[k]``) through igkit's runner.
+
+    For evaluation and benchmarks, which featurize once and reuse the graphs. Options
+    (``steps``, ``tolerance``, ``max_steps``, ``batch_size``, ...) override ``integration``
+    (default: the molecules domain's, adaptive to 1%). Returns the explanations in input
+    order and the molecules that failed, with reasons.
+    """
+    domain = MoleculesDomain()
+    if integration is not None:
+        integration_options = {**vars(integration), **integration_options}
+    options = run_options(domain, methods, **integration_options)
+    check_score(score)
+    model.task_index(task)
+    items = []
+    for k, (rec, graph) in enumerate(zip(records, graphs)):
+        molecule = MoleculeInput(rec.source or f"row {rec.row}", rec.smiles, rec.id, rec.row)
+        items.append(Item(molecule.source, Featurized(molecule, graph), rec.id, content_digest("graph", str(k))))
+    settings = {"task": task, "score": score, "baseline": baseline, "max_atoms": DEFAULT_MAX_ATOMS}
+    position = {item.digest: k for k, item in enumerate(items)}
+    found: dict[int, MoleculeExplanation] = {}
+    problems: list[Problem] = []
+    bar = Progress([], total=len(items), desc="explain molecules", enabled=show_progress)
+    for outcome in explain_stream(domain, model, items, settings, options):
+        bar.advance()
+        if isinstance(outcome, Explained):
+            found[position[outcome.item.digest]] = outcome.explanation
+        elif isinstance(outcome, Skipped):
+            rec = records[position[outcome.item.digest]]
+            problems.append(Problem(rec.row, rec.id, rec.smiles, outcome.reason, rec.source))
+    bar.close()
+    return [found[k] for k in sorted(found)], problems

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from igkit import colours
+from igkit.outputs import colours
 from igkit.app.views import AppView, Panels, Table, escape_markdown, figure_array, read_csv_table, read_json_file
 
 EXAMPLES = ("CCO", "c1ccccc1O", "CC(=O)Oc1ccccc1C(=O)O", "CN1C=NC2=C1C(=O)N(C(=O)N2C)C",
@@ -70,7 +70,7 @@ class MoleculesView(AppView):
                     gradient: bool = False) -> np.ndarray:
         """On the molecule, as the atom heat map: per atom (+ ½ of its pairs), summed over features —
         a method's map, or the integrand at α (whose average over α is the heat map's value)."""
-        from .attribution import with_pairs
+        from .explanation import with_pairs
 
         graph = explanation.graph
         sums = [v.detach().cpu()[0].reshape(v.shape[1], -1).sum(-1).double() for v in values]

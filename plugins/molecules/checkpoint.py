@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from igkit.checkpoint import Field, build_module, checkpoint_paths, load_checkpoint, save_checkpoint, validate_config
+from igkit.io.checkpoint import Field, build_module, checkpoint_paths, load_checkpoint, save_checkpoint, validate_config
 from igkit.errors import IGInputError, ModelError
 
 from .batching import pack, size_batches

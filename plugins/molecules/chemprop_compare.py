@@ -48,9 +48,9 @@ def compare(model: Path, smiles: list[str], folder: Path, task_name: str | None)
     import torch
 
     import igkit
-    from igkit.evaluation import attribution_auc, kendall_tau
+    from igkit.attribution.evaluation import attribution_auc, kendall_tau
 
-    from .chemprop_model import load_chemprop
+    from .chemprop_checkpoint import load_chemprop
     from .tasks import make_task
 
     torch.set_num_threads(1)

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 
-from igkit.commands import add_domain_group, positive_float, positive_int
+from igkit.cli.commands import add_domain_group, positive_float, positive_int
 from igkit.errors import IGInputError
 
 from .cli_scoring import add_scoring_commands, report_problems

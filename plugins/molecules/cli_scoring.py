@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from igkit.commands import add_integration_arguments, integration_from_args, positive_int
+from igkit.cli.commands import add_integration_arguments, integration_from_args, positive_int
 from igkit.errors import IGInputError
 
 from .domain import MoleculesDomain
@@ -177,7 +177,7 @@ def _score_command(args: argparse.Namespace) -> str:
 
 
 def _cmd_score_methods(args: argparse.Namespace) -> int:
-    from igkit.methods import get_method
+    from igkit.methods.registry import get_method
 
     from .compare import print_table, score_methods, write_scores
     from .model_kinds import featurize_records

@@ -1,6 +1,6 @@
 """Attribution methods scored on molecules whose answer is known (``igkit molecules score-methods``).
 
-Every method runs through the explain command's runner (:func:`.attribution.explain_graphs`:
+Every method runs through the explain command's runner (:func:`.api.explain_graphs`:
 the same preparation, padding, method options and integration). For a rule task
 (SMARTS, one or several fragments joined by AND), each test molecule the rule calls
 positive is scored per method by the ROC-AUC of its atom values at separating the
@@ -27,11 +27,13 @@ from typing import Any, Sequence
 import numpy as np
 
 from igkit import attribute, integrated_gradients
-from igkit.evaluation import attribution_auc, kendall_tau
+from igkit.attribution.evaluation import attribution_auc, kendall_tau
 from igkit.options import Integration
-from igkit.records import write_csv, write_json, write_text
+from igkit.io.records import write_csv, write_json, write_text
 
-from .attribution import Featurized, MoleculeExplanation, explain_graphs
+from .api import explain_graphs
+from .attribution import Featurized
+from .explanation import MoleculeExplanation
 from .checkpoint import MoleculeModel
 from .model_kinds import predict_any
 from .domain import COMPARED_METHODS

@@ -15,16 +15,13 @@ import argparse
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from igkit.commands import positive_int
+from igkit.cli.commands import positive_int
 from igkit.domain import BadItem, Domain, Item, Prepared
 
-from .defaults import BASELINES, DEFAULT_BASELINE, DEFAULT_SCORE, SCORES
+from .defaults import BASELINES, DEFAULT_BASELINE, DEFAULT_MAX_ATOMS, DEFAULT_SCORE, SCORES
 from .model_kinds import MODEL_KINDS, load_graph_model, model_settings, resolve_model_kind
 from igkit.options import Integration
 
-#: the default of ``--max-atoms``: heavy atoms (hydrogens are implicit) a molecule may have. Drug-like
-#: molecules have well under 70; large natural products (vancomycin 101, cyclosporin 85) fit too
-DEFAULT_MAX_ATOMS = 150
 #: the methods ``igkit molecules score-methods`` scores beside integrated gradients when none are named:
 #: every method that applies to weave networks and takes seconds for a few hundred molecules
 COMPARED_METHODS = ("saliency", "grad_x_input", "smoothgrad", "occlusion", "grad_cam", "expected_gradients",
@@ -135,7 +132,7 @@ class MoleculesDomain(Domain):
         return other_scale(explanation)
 
     def model_fingerprint(self, model: Any) -> str:
-        from igkit.checkpoint import fingerprint_tensors
+        from igkit.io.checkpoint import fingerprint_tensors
         from igkit.domain import content_digest
 
         if getattr(model, "family", "weave") != "weave":
@@ -184,9 +181,9 @@ class MoleculesDomain(Domain):
         return collate(group)
 
     def method_options(self, method: str, batch: Prepared) -> dict[str, Any]:
-        """What ``--methods`` need from a weave network: see :func:`.attribution.method_options`.
+        """What ``--methods`` need from a weave network: see :func:`.methods.method_options`.
         The other methods start from the paper's zero features (``--baseline`` is IG's path)."""
-        from .attribution import method_options
+        from .methods import method_options
 
         if batch.context.get("family", "weave") != "weave":
             from .bond_graph import method_options as bond_options
@@ -195,7 +192,7 @@ class MoleculesDomain(Domain):
         return {"baselines": None, **method_options(method, batch)}
 
     def explanation(self, attribution: Any):
-        from .attribution import MoleculeExplanation
+        from .explanation import MoleculeExplanation
 
         return MoleculeExplanation(attribution)
 

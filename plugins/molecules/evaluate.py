@@ -7,7 +7,7 @@ Crippen logP: Kendall's tau between atom attributions and the Crippen atom
 contributions, per molecule, averaged.
 
 Atom scores are the atoms' own attributions plus half of each of their pairs
-(:func:`~igkit.plugins.molecules.attribution.with_pairs`): with simple features a
+(:func:`~igkit.plugins.molecules.explanation.with_pairs`): with simple features a
 ring is visible only in its pairs. The atoms' own share is scored as well
 (``*_own`` columns) to show how much of the answer lives in the pairs.
 """
@@ -19,10 +19,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from igkit.evaluation import attribution_auc, kendall_tau
-from igkit.records import write_csv, write_json
+from igkit.attribution.evaluation import attribution_auc, kendall_tau
+from igkit.io.records import write_csv, write_json
 
-from .attribution import explain_graphs, with_pairs
+from .api import explain_graphs
+from .explanation import with_pairs
 from .render import new_figure
 from .checkpoint import MoleculeModel
 from .model_kinds import is_graph_model, predict_any
@@ -92,7 +93,7 @@ def evaluate_task(model: MoleculeModel, task: Task, records: Sequence[MoleculeRe
     methods = list(METHODS)
     found_rates: list[float] = []
     if task.task_type == "classification" and explanations and not is_graph_model(model):
-        from .study import default_attributions, fragments_found
+        from .multifragment import default_attributions, fragments_found
         from .defaults import DEFAULT_BASELINE
 
         used = baseline or DEFAULT_BASELINE

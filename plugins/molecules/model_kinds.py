@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from igkit.errors import IGInputError
 
@@ -29,7 +29,7 @@ def model_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 def resolve_model_kind(source: str | None, kind: str = "auto", weights: str | None = None) -> str:
     """``weave``, ``chemprop`` or ``pyg`` for ``--model source`` (``--model-kind`` forces one)."""
-    from .chemprop_model import is_chemprop_checkpoint
+    from .chemprop_checkpoint import is_chemprop_checkpoint
 
     if kind not in MODEL_KINDS:
         raise IGInputError(f"unknown --model-kind {kind!r}; choose one of {', '.join(MODEL_KINDS)}")
@@ -59,7 +59,7 @@ def load_graph_model(kind: str, source: str, *, trust_checkpoint: bool = False, 
         raise IGInputError("--baseline carbon is for igkit's weave networks (it rebuilds weave pair features); "
                            "chemprop and PyTorch Geometric models integrate from all-zero atom and bond features")
     if kind == "chemprop":
-        from .chemprop_model import load_chemprop
+        from .chemprop_checkpoint import load_chemprop
 
         model = load_chemprop(source, trust_checkpoint=trust_checkpoint)
     else:
@@ -88,16 +88,21 @@ def predict_any(model: Any, graphs: list, score: str = "logit"):
 
 def featurize_records(records: list, model: Any) -> tuple[list, list, list]:
     """Each record featurized as ``model`` reads molecules; the ones that cannot be become problems."""
-    from .api import featurize_records as featurize_weave
+    if is_graph_model(model):
+        return featurize_each(records, model.featurize)
+    from .featurize import featurize
 
-    if not is_graph_model(model):
-        return featurize_weave(records, model.featurization)
+    return featurize_each(records, lambda mol: featurize(mol, model.featurization))
+
+
+def featurize_each(records: list, featurize_one: Callable[[Any], Any]) -> tuple[list, list, list]:
+    """``(kept records, their graphs, problems)``: a record ``featurize_one`` refuses becomes a problem."""
     from .readers import Problem
 
     kept, graphs, problems = [], [], []
     for rec in records:
         try:
-            graphs.append(model.featurize(rec.mol))
+            graphs.append(featurize_one(rec.mol))
             kept.append(rec)
         except IGInputError as exc:
             problems.append(Problem(rec.row, rec.id, rec.smiles, str(exc), rec.source))

@@ -23,10 +23,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from igkit.explains import describe, shares_mislead
-from igkit.records import read_json, read_table, write_csv, write_json
+from igkit.outputs.explains import describe, shares_mislead
+from igkit.io.records import read_json, read_table, write_csv, write_json
 
-from .attribution import MoleculeExplanation, pair_matrix
+from .explanation import MoleculeExplanation, pair_matrix
 
 ACCOUNTING_KEYS = ("score_input", "score_baseline", "difference", "atoms", "bonded_pairs", "non_bonded_pairs",
                    "unexplained", "atoms_share", "bonded_pairs_share", "non_bonded_pairs_share", "shares_note")
@@ -102,7 +102,7 @@ def accounting(expl: MoleculeExplanation) -> dict[str, Any]:
 
 
 def caption(expl: MoleculeExplanation) -> tuple[str, list[str]]:
-    """A picture's title and the lines under it: what is explained (igkit.explains)."""
+    """A picture's title and the lines under it: what is explained (igkit.outputs.explains)."""
     lines = describe(expl.attribution, other_scale(expl))["lines"]
     title = f"{expl.id[:60]}: attributions to {expl.task} ({expl.score})"
     return title.replace("$", r"\$"), [line.replace("$", r"\$") for line in lines]
@@ -142,7 +142,7 @@ def _write_molblock(expl: MoleculeExplanation, path: Path) -> Path:
     """The molecule as a mol block, atoms in the order of atoms.csv (the run sheet redraws it)."""
     from rdkit import Chem
 
-    from igkit.records import write_text
+    from igkit.io.records import write_text
 
     return write_text(path, Chem.MolToMolBlock(expl.graph.mol))
 
@@ -205,7 +205,7 @@ def redraw_on_shared_scale(folders: Sequence[Path]) -> None:
     join the one scale)."""
     from rdkit import Chem
 
-    from igkit.colours import shared_peak
+    from igkit.outputs.colours import shared_peak
 
     from .render import atom_heatmap_png, atom_heatmap_svg, pair_heatmap
 

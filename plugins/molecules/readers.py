@@ -1,6 +1,6 @@
 """Reading molecules from SMILES strings and ``.smi``, ``.sdf``, ``.csv``/``.tsv`` files, as a stream.
 
-Files go through :mod:`igkit.records`: UTF-8 with or without a byte-order mark, LF or
+Files go through :mod:`igkit.io.records`: UTF-8 with or without a byte-order mark, LF or
 CRLF; any other encoding is an error naming the file and the line. Each molecule
 keeps where it came from in the file's own terms ("mols.csv line 7", "mols.sdf
 record 3 (line 25)", "argument 2"), and one bad row never loses the others: it
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from igkit.errors import IGInputError, InputFileError
-from igkit.records import MAX_FIELD_CHARS, BadRow, read_lines, read_table, read_text
+from igkit.io.records import MAX_FIELD_CHARS, BadRow, read_lines, read_table, read_text
 
 #: file name endings read as molecule files, and the reader each one uses
 FILE_KINDS = {".smi": "smi", ".smiles": "smi", ".txt": "smi", ".sdf": "sdf", ".sd": "sdf",
@@ -66,7 +66,7 @@ class Problem:
     source: str = ""
 
     def __str__(self) -> str:
-        from igkit.printable import printable
+        from igkit.outputs.printable import printable
 
         where = printable(self.source or f"row {self.row}")
         name = f" ({printable(self.id, 60)})" if self.id else ""
@@ -194,7 +194,7 @@ def _smi_inputs(path: Path) -> Iterator[MoleculeInput | Problem]:
 
 def _parquet_inputs(path: Path, smiles_col: str, id_col: str | None) -> Iterator[MoleculeInput | Problem]:
     """A Parquet file's rows, a record batch at a time (memory does not grow with the file)."""
-    from igkit.parquet_input import read_parquet_rows
+    from igkit.io.parquet_input import read_parquet_rows
 
     required = [(smiles_col, "--smiles-col"), *([(id_col, "--id-col")] if id_col else [])]
     _, rows = read_parquet_rows(path, required)

@@ -1,12 +1,12 @@
 """Pictures of molecule attributions: atoms on the RDKit depiction, pairs as an N×N matrix (Figure 7),
 and sheets of several methods side by side.
 
-Colours follow igkit's one convention (:mod:`igkit.colours`: red raises the target score relative
+Colours follow igkit's one convention (:mod:`igkit.outputs.colours`: red raises the target score relative
 to the baseline, blue lowers it, white no effect), centred on zero with the same scale on the
 colour bar, so signs and sizes read directly; the map's light ends keep black element symbols
 and atom indices legible. Every picture says which values share its colour scale: one
 molecule's own ±max, the whole run's (``--shared-scale``), or one scale per method across a
-sheet (``methods.png``), and repeats what is explained (:mod:`igkit.explains` caption lines).
+sheet (``methods.png``), and repeats what is explained (:mod:`igkit.outputs.explains` caption lines).
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from PIL import Image
 from rdkit import Chem
 from rdkit.Chem.Draw import rdMolDraw2D
 
-from igkit import colours
+from igkit.outputs import colours
 
 DRAW_SIZE = (520, 420)
 SHEET_DRAW_SIZE = (320, 260)

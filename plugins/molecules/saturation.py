@@ -42,7 +42,7 @@ def saturation_curves(model: MoleculeModel, graphs: Sequence[MolGraph], *, task:
 def write_saturation(curves: dict[str, np.ndarray], ids: Sequence[str], out_dir: Path, title: str) -> list[Path]:
     """``saturation.png`` (score and gradient sum along α, a line per molecule), ``saturation.csv``
     (long format) and ``saturation.json``: igkit's saturation sheet."""
-    from igkit.saturation_sheet import Curve, Panel, write_saturation as write_sheet
+    from igkit.outputs.saturation_sheet import Curve, Panel, write_saturation as write_sheet
 
     lines = [Curve(str(name), {"score": curves["score"][k], "gradient_sum": curves["gradient_sum"][k]},
                    {"molecule": name}) for k, name in enumerate(ids)]

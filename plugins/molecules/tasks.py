@@ -22,7 +22,7 @@ from rdkit import Chem, RDConfig, rdBase
 from rdkit.Chem import rdMolDescriptors
 
 from igkit.errors import IGInputError
-from igkit.records import write_csv
+from igkit.io.records import write_csv
 
 from .readers import MoleculeRecord
 

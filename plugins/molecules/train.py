@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from igkit.errors import IGInputError, NonFiniteError
-from igkit.evaluation import attribution_auc
-from igkit.progress import progress
+from igkit.attribution.evaluation import attribution_auc
+from igkit.run.progress import progress
 
 from .batching import pack, size_batches
 from .checkpoint import MoleculeModel, predict

@@ -1,6 +1,6 @@
 """A trained language model on disk: ``NAME.safetensors`` (weights) + ``NAME.json`` (the rest).
 
-Written and read with :mod:`igkit.checkpoint` (nothing is unpickled; a missing half, invalid
+Written and read with :mod:`igkit.io.checkpoint` (nothing is unpickled; a missing half, invalid
 JSON or damaged weights is a :class:`~igkit.errors.ModelError` naming the file). The JSON holds
 the configuration and vocabulary, a fingerprint of both, and a fingerprint of the weights, so
 weights paired with another vocabulary, configuration or JSON are refused instead of producing
@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from igkit.checkpoint import (Field, build_module, checkpoint_paths, fingerprint_tensors, load_checkpoint,
+from igkit.io.checkpoint import (Field, build_module, checkpoint_paths, fingerprint_tensors, load_checkpoint,
                               save_checkpoint, validate_config)
 from igkit.errors import IGInputError, ModelError
 

@@ -8,7 +8,7 @@ from typing import Iterator
 import torch
 
 from igkit.errors import IGInputError
-from igkit.records import read_lines as read_file_lines
+from igkit.io.records import read_lines as read_file_lines
 
 from .vocab import EOS, Vocabulary
 

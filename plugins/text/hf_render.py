@@ -12,8 +12,8 @@ import math
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from igkit.colours import html_legend, ink, signed_colour
-from igkit.records import read_json, write_csv, write_json, write_text
+from igkit.outputs.colours import html_legend, ink, signed_colour
+from igkit.io.records import read_json, write_csv, write_json, write_text
 
 TOKEN_COLUMNS = ("position", "token", "word_index", "word", "attribution")
 WORD_COLUMNS = ("word_index", "word", "attribution")

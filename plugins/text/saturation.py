@@ -34,7 +34,7 @@ def saturation_curves(lm: LanguageModel, windows: torch.Tensor, alphas: int = 51
 def write_saturation(curves: dict, out_dir: Path) -> list[Path]:
     """``saturation.png`` (a line per window, named in the legend by its number and predicted word),
     ``saturation.csv`` and ``saturation.json``: igkit's saturation sheet."""
-    from igkit.saturation_sheet import Curve, Panel, write_saturation as write_sheet
+    from igkit.outputs.saturation_sheet import Curve, Panel, write_saturation as write_sheet
 
     n = len(curves["probability"])
     lines = [Curve(f"{w}: {curves['predicted'][w]}", {"probability": probs},

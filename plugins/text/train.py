@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from igkit.errors import IGInputError, NonFiniteError
-from igkit.progress import progress
+from igkit.run.progress import progress
 
 from .data import Corpus, batchify, bptt_chunks, num_chunks
 from .model import LMConfig, WordLSTM

@@ -30,7 +30,7 @@ WARMUP = 100
 
 def read_split(data_dir: Path, split: str) -> str:
     """A PTB split as one string, sentences separated by newlines (as in Mikolov's files)."""
-    from igkit.records import read_lines
+    from igkit.io.records import read_lines
 
     return "\n".join(line.strip() for _, line in read_lines(data_dir / f"ptb.{split}.txt") if line.strip()) + "\n"
 

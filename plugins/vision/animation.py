@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from igkit.records import write_bytes
+from igkit.io.records import write_bytes
 
 from .figures import Line, Panel, chart_pixels
 from .records import Provenance, stamp

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from igkit.commands import add_domain_group, add_integration_arguments, integration_from_args, positive_int
+from igkit.cli.commands import add_domain_group, add_integration_arguments, integration_from_args, positive_int
 
 from .domain import DEFAULT_MODEL, VisionDomain, add_model_arguments, add_path_arguments
 

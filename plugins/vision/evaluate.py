@@ -15,7 +15,7 @@ import torch
 
 from igkit import (Duplicate, Explained, IGInputError, IgkitError, Integration, RunOptions, Skipped,
                    ablation_curve, aopc, explain_stream, fraction_inside, write_csv, write_json)
-from igkit.progress import Progress, on_pass
+from igkit.run.progress import Progress, on_pass
 
 from .attribution import ImageExplanation
 from .boxes import BoxSource

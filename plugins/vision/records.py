@@ -1,8 +1,8 @@
 """Writing pictures and the arrays beside them; random weights are stamped on every picture so an
 untrained model's output is never mistaken for a real explanation.
 
-Tables and JSON go through :mod:`igkit.records` (atomic, spreadsheet-safe); pictures and arrays
-are written whole or not at all too (rendered in memory, then :func:`igkit.records.write_bytes`).
+Tables and JSON go through :mod:`igkit.io.records` (atomic, spreadsheet-safe); pictures and arrays
+are written whole or not at all too (rendered in memory, then :func:`igkit.io.records.write_bytes`).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from PIL.PngImagePlugin import PngInfo
 
-from igkit.records import write_bytes, write_text
+from igkit.io.records import write_bytes, write_text
 
 RANDOM_STAMP = "RANDOM WEIGHTS"
 

@@ -38,7 +38,7 @@ import torch
 
 import igkit
 from igkit import IGInputError, gaussian_blur, read_json, write_csv, write_json
-from igkit.records import write_text
+from igkit.io.records import write_text
 
 from .compare import read_method_maps
 from .figures import Line, Panel, line_panels

@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from safetensors.torch import save_file
 
-    from igkit.records import write_json
+    from igkit.io.records import write_json
 
     torch.set_num_threads(args.threads)
     model, config = train(epochs=args.epochs)

@@ -57,7 +57,7 @@ def igkit_methods():
 
 @igkit.hookimpl
 def igkit_add_commands(subparsers: argparse._SubParsersAction):
-    from igkit.commands import add_domain_group
+    from igkit.cli.commands import add_domain_group
 
     commands = add_domain_group(subparsers, NumbersDomain(), help="toy commands")
     parser = commands.add_parser("sum", help="add the numbers up")

@@ -1,0 +1,209 @@
+"""Integrated Gradients: fixed quadrature rules and adaptive integration to a tolerance."""
+from __future__ import annotations
+
+import warnings
+from typing import Callable
+
+import torch
+
+from igkit.attribution.baselines import Baselines, as_input_tuple, resolve_baselines
+from igkit.errors import IGInputError, IgkitWarning
+from igkit.attribution.guard import (check_baselines, check_examples, check_model_matches, warn_if_incomplete,
+                    warn_if_training)
+from igkit.options import (DEFAULT_FIXED_STEPS, DEFAULT_FLOOR, DEFAULT_MAX_STEPS, DEFAULT_PLAN, DEFAULT_RULE,
+                      DEFAULT_TOLERANCE, MAX_PATH_POINTS)
+from igkit.attribution.nested_grid import INITIAL_INTERVALS, NestedGrid, collect, evaluate_nodes, refine_until_converged
+from igkit.attribution.path import PathEvaluator, PathIntegral
+from igkit.attribution.planned import check_deterministic, planned_grids, plans_first, warn_if_flat
+from igkit.attribution.quadrature import quadrature
+from igkit.attribution.result import IGResult
+from igkit.attribution.targets import Target, per_example_targets
+from igkit.options import check_plan
+
+ADAPTIVE_METHOD = "adaptive_simpson"
+
+
+def integrated_gradients(
+    forward: Callable[..., torch.Tensor],
+    inputs: torch.Tensor | tuple[torch.Tensor, ...],
+    baselines: Baselines = None,
+    *,
+    target: Target = None,
+    steps: int | None = None,
+    method: str | None = None,
+    batch_size: int | None = None,
+    tolerance: float | None = None,
+    floor: float = DEFAULT_FLOOR,
+    max_steps: int = DEFAULT_MAX_STEPS,
+    plan: str = DEFAULT_PLAN,
+    return_interior: bool = False,
+    forward_args: tuple = (),
+) -> IGResult:
+    """Attribute ``forward``'s score to ``inputs`` by integrating gradients along b → x.
+
+    ``forward(*scaled_inputs, *forward_args)`` returns ``[batch]`` scores or
+    ``[batch, classes]`` (then ``target`` picks). Several inputs are scaled with one
+    α. ``baselines`` default to zeros; a stack ``[K, *input_shape]`` (or a callable
+    returning one) averages the attributions of K baselines.
+
+    Integration (the same defaults as every igkit command, see :mod:`igkit.options`):
+    with neither ``steps`` nor ``method`` (nor a ``tolerance``) the α grid is refined
+    where the completeness error lives until it is at most ``tolerance`` (default 1%)
+    of |F(x) − F(b)|, or at most ``floor`` × ``tolerance`` × max(|F(x)|, |F(b)|) where
+    that difference is tiny, or ``max_steps`` path points were used. ``steps`` or
+    ``method`` ask for a fixed rule (default 50 Gauss–Legendre points). Tensors in
+    ``forward_args`` whose first dimension is the batch size follow their example.
+    """
+    xs, is_tuple = as_input_tuple(inputs)
+    check_examples(xs)
+    bs = resolve_baselines(baselines, xs)
+    check_baselines(bs)
+    targets = per_example_targets(target, xs[0].shape[0])
+    warn_if_training(forward)
+    check_model_matches(forward, xs)
+    evaluator = PathEvaluator(forward, xs, bs, targets, forward_args, batch_size)
+    fixed = tolerance is None and (steps is not None or method is not None)
+    if fixed:
+        steps = DEFAULT_FIXED_STEPS if steps is None else steps
+        method = DEFAULT_RULE if method is None else method
+        alphas, weights = quadrature(method, steps)
+        path = _integrate_fixed(evaluator, torch.as_tensor(alphas), torch.as_tensor(weights),
+                                return_interior)
+        used_method = method
+    else:
+        tolerance = DEFAULT_TOLERANCE if tolerance is None else tolerance
+        _check_adaptive_options(tolerance, floor, max_steps)
+        path, plan = _integrate_adaptive(evaluator, float(tolerance), float(floor), int(max_steps),
+                                         check_plan(plan), return_interior)
+        used_method = ADAPTIVE_METHOD
+    attributions = tuple(
+        ((x.unsqueeze(0) - b) * integral).mean(0) for x, b, integral in zip(xs, bs, path.integrals))
+    interior = None
+    if return_interior:
+        interior = tuple([g[e] for e in range(evaluator.batch)] for g in path.interior)
+    result = IGResult(
+        attributions=attributions if is_tuple else attributions[0],
+        score_input=path.score_input,
+        score_baseline=path.score_baseline,
+        alphas=path.alphas,
+        path_scores=path.path_scores,
+        steps=path.steps,
+        method=used_method,
+        interior=interior,
+        meta={"gradient_evaluations": evaluator.evaluations, "n_baselines": evaluator.n_baselines,
+              "tolerance": None if fixed else tolerance, "floor": None if fixed else floor,
+              "max_steps": None if fixed else max_steps, "plan": None if fixed else plan,
+              "costs": evaluator.costs()},
+    )
+    if fixed:
+        warn_if_incomplete(result.completeness_error, int(steps))
+    else:
+        _warn_if_not_converged(result, tolerance, floor, max_steps)
+    return result
+
+
+def _integrate_fixed(ev: PathEvaluator, alphas: torch.Tensor, weights: torch.Tensor,
+                     return_interior: bool) -> PathIntegral:
+    B, K, S = ev.batch, ev.n_baselines, alphas.numel()
+    dev = ev.device
+    alphas, weights = alphas.to(dev), weights.to(dev)
+    integrals = [torch.zeros((K * B, *x.shape[1:]), dtype=x.dtype, device=dev) for x in ev.xs]
+    interior = [torch.zeros((B * S, *x.shape[1:]), dtype=x.dtype, device=dev)
+                for x in ev.xs] if return_interior else []
+    path = torch.zeros(S * B * K, dtype=torch.float64, device=dev)
+    # rows run step-major (α, then example, then baseline); their indices are built one pass at a
+    # time, so memory stays flat in the step count
+    for start in range(0, S * B * K, ev.batch_size):
+        rows = torch.arange(start, min(start + ev.batch_size, S * B * K), device=dev)
+        s_idx, e_idx, k_idx = rows // (B * K), rows % (B * K) // K, rows % K
+        for _, scores, grads in ev.rows(e_idx, k_idx, alphas[s_idx]):
+            path[rows] = scores.double()
+            slot = k_idx * B + e_idx
+            w = weights[s_idx]
+            for i, g in enumerate(grads):
+                integrals[i].index_add_(0, slot, g * w.to(g.dtype).reshape(-1, *([1] * (g.dim() - 1))))
+                if return_interior:
+                    interior[i].index_add_(0, e_idx * S + s_idx, g / K)
+    score_input, score_baseline = _end_scores(ev)
+    per_example = path.reshape(S, B, K).mean(2)
+    return PathIntegral(
+        integrals=tuple(t.reshape(K, B, *t.shape[1:]) for t in integrals),
+        score_input=score_input,
+        score_baseline=score_baseline,
+        alphas=[alphas.cpu().clone() for _ in range(B)],
+        path_scores=[per_example[:, e].to(score_input.dtype) for e in range(B)],
+        steps=S * K,
+        interior=[t.reshape(B, S, *t.shape[1:]) for t in interior],
+    )
+
+
+def _end_scores(ev: PathEvaluator) -> tuple[torch.Tensor, torch.Tensor]:
+    """F at the inputs (α = 1) and at every baseline (α = 0), in one pass: a pass costs a dispatch."""
+    B, K, dev = ev.batch, ev.n_baselines, ev.device
+    ex = torch.arange(B, device=dev)
+    rows = torch.cat([ex, ex.repeat_interleave(K)])
+    baseline = torch.cat([torch.zeros_like(ex), torch.arange(K, device=dev).repeat(B)])
+    alpha = torch.cat([torch.ones(B, device=dev), torch.zeros(B * K, device=dev)])
+    scores = ev.scores_at(rows, baseline, alpha)
+    return scores[:B], scores[B:].reshape(B, K).mean(1)
+
+
+def _integrate_adaptive(ev: PathEvaluator, tolerance: float, floor: float, max_steps: int, plan: str,
+                        return_interior: bool) -> tuple[PathIntegral, str]:
+    """Adaptive Simpson from a planned grid (forward passes first) or from the coarsest one."""
+    if plans_first(plan, ev):
+        grids, flat, planned = planned_grids(ev, tolerance, floor, max_steps)
+        evaluate_nodes(ev, grids, [g.nodes() for g in grids])   # the one gradient pass
+        check_deterministic(grids, planned)
+        refine_until_converged(ev, grids, tolerance, floor, max_steps)
+        warn_if_flat(grids, flat)
+        return collect(ev, grids, return_interior), "forward"
+    grids = [NestedGrid() for _ in range(ev.batch)]
+    refine_until_converged(ev, grids, tolerance, floor, max_steps)
+    return collect(ev, grids, return_interior), "off"
+
+
+#: ``meta["converged_by"]`` values: which test of :func:`igkit.attribution.nested_grid.allowed_error` passed (None: neither)
+RELATIVE, ABSOLUTE_FLOOR = "relative tolerance", "absolute floor"
+
+
+def converged(result: IGResult, tolerance: float, floor: float) -> torch.Tensor:
+    """Per example: whether the completeness gap is within :func:`igkit.attribution.nested_grid.allowed_error`.
+
+    The one meaning of converged: within ``tolerance`` of |ΔF| OR within the absolute floor.
+    Which one held is recorded as ``result.meta["converged_by"]`` (see :data:`RELATIVE`), so a
+    large relative error passed by the floor (ΔF tiny) is never mistaken for a precise result.
+    """
+    gap = (result.score_input - result.score_baseline).double()
+    scale = torch.maximum(result.score_input.abs(), result.score_baseline.abs()).double()
+    error = result.completeness_delta.double().abs()
+    relative = error <= tolerance * gap.abs() * (1 + 1e-6)
+    by_floor = error <= floor * tolerance * scale * (1 + 1e-6)
+    result.meta["converged_by"] = [RELATIVE if r else ABSOLUTE_FLOOR if f else None
+                                   for r, f in zip(relative.tolist(), by_floor.tolist())]
+    return relative | by_floor
+
+
+def _check_adaptive_options(tolerance: float, floor: float, max_steps: int) -> None:
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance > 0:
+        raise IGInputError(f"tolerance must be a relative completeness error > 0 (e.g. 0.01), "
+                           f"got {tolerance!r}")
+    if isinstance(floor, bool) or not isinstance(floor, (int, float)) or floor < 0:
+        raise IGInputError(f"floor must be ≥ 0 (a fraction of tolerance × the score's magnitude), "
+                           f"got {floor!r}")
+    minimum = 2 * INITIAL_INTERVALS + 1
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or not minimum <= max_steps <= \
+            MAX_PATH_POINTS:
+        raise IGInputError(f"max_steps must be a whole number from {minimum} (the adaptive grid starts "
+                           f"with {minimum} path points) to {MAX_PATH_POINTS}, got {max_steps!r}")
+
+
+def _warn_if_not_converged(result: IGResult, tolerance: float, floor: float, max_steps: int) -> None:
+    ok = converged(result, tolerance, floor)
+    result.meta["converged"] = ok.tolist()
+    bad = (~ok).nonzero().flatten().tolist()
+    if bad:
+        worst = float(result.completeness_error[bad].max())
+        warnings.warn(f"examples {bad[:10]} did not reach tolerance {tolerance} within max_steps="
+                      f"{max_steps} path points (worst relative completeness error {worst:.3g}); "
+                      f"raise max_steps or check the model for discontinuities", IgkitWarning, stacklevel=3)

@@ -1,0 +1,225 @@
+"""Command-line pieces every domain shares: the explain command, integration and run options.
+
+``igkit <domain> explain`` and ``igkit explain --domain <domain>`` are built here from
+the domain contract, so both have the same options, defaults and files. Plugins build
+their other commands (train, evaluate, ...) with :func:`add_domain_group` and
+:func:`add_integration_arguments`.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from igkit.attribution.quadrature import RULES
+from igkit.domain import Domain
+from igkit.options import PLANS, Integration
+
+#: the most torch threads used unless --threads says otherwise: on machines shared with other
+#: work more threads spin against each other (measured 6-23x slower at torch's default)
+DEFAULT_MAX_THREADS = 4
+
+
+def default_threads() -> int:
+    """``$IGKIT_THREADS``, else the cores this process may use, at most :data:`DEFAULT_MAX_THREADS`."""
+    if os.environ.get("IGKIT_THREADS", "").isdigit() and int(os.environ["IGKIT_THREADS"]) > 0:
+        return int(os.environ["IGKIT_THREADS"])
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(DEFAULT_MAX_THREADS, cores))
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number ≥ 1, with a message that says so."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {value}")
+    return value
+
+
+def add_integration_arguments(parser: argparse.ArgumentParser, defaults: Integration) -> None:
+    """``--steps/--method/--tolerance/--max-steps/--batch-size`` with the domain's defaults."""
+    g = parser.add_argument_group("integration")
+    g.add_argument("--steps", type=positive_int, default=defaults.steps,
+                   help="path points of a fixed --method rule; without it integration is adaptive "
+                        "(see --tolerance)")
+    g.add_argument("--method", choices=RULES, default=defaults.method, help="quadrature rule used with --steps")
+    g.add_argument("--tolerance", type=positive_float, default=defaults.tolerance,
+                   help="adaptive: refine the path until the completeness error is at most this share of "
+                        "|F(x) - F(baseline)| (or of the absolute floor where that difference is tiny)")
+    g.add_argument("--max-steps", type=positive_int, default=defaults.max_steps,
+                   help="adaptive: cap on path points per item")
+    g.add_argument("--batch-size", type=positive_int, default=defaults.batch_size,
+                   help="path points per forward/backward pass (bounds memory; default: the domain's "
+                        "choice)")
+    g.add_argument("--plan", choices=PLANS, default=defaults.plan,
+                   help="adaptive: forward plans the grid from F on 17 points (forward passes only), then "
+                        "runs one gradient pass; off refines from 5 points, one pass per round; auto plans "
+                        "for recurrent models (LSTM, GRU), where a pass costs far more than its points")
+
+
+def integration_from_args(args: argparse.Namespace, defaults: Integration) -> Integration:
+    return defaults.with_overrides(steps=args.steps, method=args.method, tolerance=args.tolerance,
+                                   max_steps=args.max_steps, batch_size=args.batch_size, plan=args.plan)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--threads``, ``--quiet`` and ``--debug``: every igkit command has them."""
+    g = parser.add_argument_group("run")
+    g.add_argument("--threads", type=positive_int, default=default_threads(),
+                   help="torch threads (env IGKIT_THREADS; use 1 on a machine shared with other work)")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
+
+
+def add_domain_group(subparsers: argparse._SubParsersAction, domain: Domain, help: str
+                     ) -> argparse._SubParsersAction:
+    """``igkit <domain> ...`` with its ``explain`` command; returns the group's subparsers."""
+    group = subparsers.add_parser(domain.name, help=help, description=domain.description)
+    commands = group.add_subparsers(dest=f"{domain.name}_command", metavar="COMMAND", required=True)
+    add_explain_command(commands, domain)
+    return commands
+
+
+def add_explain_command(subparsers: argparse._SubParsersAction, domain: Domain, name: str = "explain"
+                        ) -> argparse.ArgumentParser:
+    """The explain command of ``domain``: its items and options, then the options all domains share."""
+    p = subparsers.add_parser(name, help=f"attribute {domain.name} predictions; one folder per item",
+                              description=f"{domain.description}. Writes OUT/<item>-<hash>/ per item, "
+                                          f"report.json and run.json (see README 'Run contract').",
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("items", nargs="*", help=domain.items_help)
+    p.add_argument("--out", required=True, help="output folder (created; rerunning resumes)")
+    p.add_argument("--model", default=None, help="model the domain loads (default: its own)")
+    domain.add_arguments(p)
+    p.add_argument("--methods", default="", help="other attribution methods computed beside integrated "
+                                                 "gradients, comma-separated (see `igkit methods`)")
+    p.add_argument("--no-pictures", action="store_true", help="tables only (faster for many items)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the results of a different earlier run in --out")
+    add_integration_arguments(p, domain.integration)
+    p.add_argument("--require-converged", action="store_true",
+                   help="exit 1 when any item's completeness check did not converge (the last line names "
+                        "them); default: such items are named but the exit code stays 0")
+    # every engine runs through the one driver (core/run/run_folder.py, core/run/engines/, docs/ray.md)
+    g = p.add_argument_group("engine")
+    g.add_argument("--engine", choices=("local", "process", "ray"), default="local",
+                   help="local: this process; process: --workers processes on this machine; ray: Ray "
+                        "actors (needs pip install 'igkit[ray]'); each worker loads the model once and "
+                        "writes the same item folders")
+    g.add_argument("--format", choices=("folders", "parquet"), default="folders", dest="output_format",
+                   help="parquet: also OUT/items/ (one row per item) and OUT/units/ (one row per atom, "
+                        "word or image patch), readable with pandas.read_parquet (needs pyarrow)")
+    g.add_argument("--ray-address", default=None,
+                   help="with --engine ray: the cluster to join (auto: the one `ray start` joined on this "
+                        "node; or HEAD:6379); --out must then be on storage every node shares; "
+                        "default: start a local one")
+    g.add_argument("--workers", type=positive_int, default=2,
+                   help="with --engine process or ray: model workers (each uses --threads torch threads; "
+                        "on Ray it reserves that many CPUs)")
+    g.add_argument("--gpus-per-worker", type=float, default=0.0,
+                   help="with --engine ray: GPUs each actor reserves (0: CPU only; 0.5: two per GPU)")
+    add_run_arguments(p)
+    p.set_defaults(func=lambda args: run_explain(domain, args))
+    return p
+
+
+def run_explain(domain: Domain, args: argparse.Namespace) -> int:
+    """Run an explain command: the one path, the CLI's printing; returns the exit code."""
+    from igkit.run.run_folder import run_to_folder
+    from igkit.run.runner import RunOptions, check_methods
+
+    settings = domain.settings(args)
+    options = RunOptions(integration_from_args(args, domain.integration),
+                         check_methods(args.methods.split(","), domain))
+    from igkit.run.engines import get_engine
+
+    engine = {"local": lambda: get_engine("local"),
+              "process": lambda: get_engine("process", workers=args.workers, threads=args.threads),
+              "ray": lambda: get_engine("ray", address=args.ray_address, workers=args.workers,
+                                        gpus_per_worker=args.gpus_per_worker, threads=args.threads)
+              }[args.engine]()
+    items = domain.read_items(domain.sources(args), **settings)
+    model = domain.load_model(args.model, **settings)
+    report = run_to_folder(domain, model, items, args.out, settings=settings, options=options,
+                           model_source=args.model, pictures=not args.no_pictures,
+                           overwrite=args.overwrite, show_progress=not args.quiet, engine=engine,
+                           output_format=args.output_format, inputs=domain.sources(args))
+    counts = report.as_dict()["counts"]
+    summaries = _summaries(report)
+    _warn_flat(summaries)
+    print(f"{domain.name}: {counts['written']} written, {counts['kept']} kept from an earlier run, "
+          f"{counts['duplicate']} duplicate(s), {counts['skipped']} skipped, in {args.out}"
+          f"{convergence_tail(summaries)}")
+    unconverged = [s for s in summaries if s.get("converged") is False]
+    if args.require_converged and unconverged:
+        return max(report.exit_code, 1)
+    return report.exit_code
+
+
+def _summaries(report: Any) -> list[dict[str, Any]]:
+    from igkit.io.records import read_json
+
+    return [read_json(folder / "summary.json") for folder in report.folders]
+
+
+def _item_ids(summaries: list[dict[str, Any]], limit: int = 10) -> str:
+    from igkit.outputs.printable import printable
+
+    ids = [printable(s.get("item", {}).get("name", "?"), 40) for s in summaries]
+    return ", ".join(ids[:limit]) + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
+
+
+def convergence_tail(summaries: list[dict[str, Any]]) -> str:
+    """The end of a run's last line: the worst completeness error and which items did not converge,
+    by id (one meaning of converged: relative tolerance or absolute floor, see summary.json)."""
+    if not summaries:
+        return ""
+    worst = max(summaries, key=lambda s: s["completeness_error"])
+    tail = f"; worst completeness error {worst['completeness_error']:.3%} ({_item_ids([worst])}"
+    if worst.get("converged_by") == "absolute floor":
+        tail += ", converged by the absolute floor: F(input) − F(baseline) is tiny)"
+    elif worst.get("converged") is None:
+        tail += ", a fixed --steps rule: no tolerance was asked, so convergence is not judged)"
+    else:
+        tail += ")"
+    unconverged = [s for s in summaries if s.get("converged") is False]
+    if unconverged:
+        tail += (f"; NOT converged: {_item_ids(unconverged)} (raise --max-steps; --require-converged "
+                 f"makes this exit 1)")
+    return tail
+
+
+def _warn_flat(summaries: list[dict[str, Any]]) -> None:
+    import warnings
+
+    from igkit.errors import IgkitWarning
+
+    flat = [s for s in summaries if s.get("explains", {}).get("flat")]
+    if flat:
+        warnings.warn(f"F(input) ≈ F(baseline) for {_item_ids(flat)}: there is nothing to attribute, "
+                      f"the attributions sum to about 0 and their colours show noise; try another "
+                      f"baseline or target", IgkitWarning, stacklevel=2)
+
+
+def set_threads(threads: int) -> None:
+    """Torch threads for this command, without importing torch for commands that never compute."""
+    import sys
+
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    else:  # read by torch when it is first imported
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
