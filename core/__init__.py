@@ -12,7 +12,7 @@ __version__ = "0.2.0"
 
 #: the public API, by the module that defines it (documented in README.md, "Public API")
 _PUBLIC = {
-    "api": ("explain", "explain_to_folder", "Explanations", "run_options"),
+    "api": ("explain", "explain_to_folder", "Results", "run_options"),
     "attribution.aggregate": ("aggregate",),
     "attribution.baselines": ("as_input_tuple", "resolve_baselines"),
     "attribution.evaluation": ("ablation_curve", "aopc", "attribution_auc", "fraction_inside", "kendall_tau"),
@@ -21,7 +21,8 @@ _PUBLIC = {
     "attribution.quadrature": ("RULES", "quadrature"),
     "attribution.result": ("IGResult",),
     "attribution.saturation": ("layer_saturation", "score_curve"),
-    "domain": ("Domain", "Prepared", "Item", "BadItem", "Attribution", "text_item", "content_digest"),
+    "domain": ("Domain", "Prepared", "Item", "BadItem", "Attribution", "Explanation", "text_item",
+               "content_digest"),
     "errors": ("IgkitError", "IGInputError", "InputFileError", "ModelError", "OutputError",
                "NonFiniteError", "Interrupted", "IgkitWarning",),
     "hookspecs": ("hookimpl",),
@@ -39,7 +40,7 @@ _PUBLIC = {
     "plugin_manager": ("domains", "get_domain", "list_plugins", "register", "unregister"),
     "run.progress": ("progress", "Progress"),
     "run.run_folder": ("RunReport", "run_to_folder"),
-    "run.runner": ("RunOptions", "Explained", "Skipped", "Duplicate", "explain_stream",
+    "run.runner": ("RunOptions", "Skipped", "Duplicate", "explain_stream",
                    "attribute_group", "check_methods",),
 }
 _EXPORTS = {name: module for module, names in _PUBLIC.items() for name in names}

@@ -2,23 +2,23 @@
 folder (:func:`explain_to_folder`), with the same defaults as ``igkit <domain> explain``."""
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from igkit.domain import Domain, Item
+from igkit.domain import Domain, Explanation, Item
 from igkit.errors import IGInputError
 from igkit.options import Integration
 from igkit.plugin_manager import get_domain
 from igkit.run.engines import Engine, get_engine
 from igkit.run.run_folder import RunReport, run_to_folder
-from igkit.run.runner import Explained, RunOptions, Skipped, check_methods, explain_stream
+from igkit.run.runner import RunOptions, Skipped, check_methods, explain_stream
 
 
 @dataclass
-class Explanations:
-    """The results of :func:`explain`: explanations in input order, and what was skipped."""
+class Results:
+    """What :func:`explain` returns: one :class:`~igkit.domain.Explanation` per item in input
+    order (iterate, index, ``len``), and what was skipped and why."""
 
     explanations: list[Any] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
@@ -38,19 +38,16 @@ def resolve_domain(domain: str | Domain) -> Domain:
 
 
 def default_settings(domain: Domain, **overrides: Any) -> dict[str, Any]:
-    """The domain's explain settings at their command-line defaults, with ``overrides``."""
-    parser = argparse.ArgumentParser(add_help=False)
-    domain.add_arguments(parser)
-    settings = domain.settings(parser.parse_args([]))
-    unknown = sorted(set(overrides) - set(settings))
-    if unknown:
-        raise IGInputError(f"domain {domain.name!r} has no setting {unknown[0]!r}; its settings are "
-                           f"{', '.join(sorted(settings)) or 'none'}")
-    return {**settings, **overrides}
+    """The domain's explain settings at their declared defaults, with ``overrides`` (checked: an
+    unknown name or a value outside its choices or limits is an ``IGInputError``)."""
+    return domain.keyword_settings(overrides)
 
 
 def run_options(domain: Domain, methods: Sequence[str] = (), **integration: Any) -> RunOptions:
-    """The domain's integration defaults with the options given (``steps``, ``tolerance``, ...)."""
+    """The one way a run's options are built and checked, by the CLI, the API, the app and the
+    evaluate commands: the domain's integration defaults with the options given (``steps``,
+    ``tolerance``, ...; None keeps the default), and the other methods, refused up front if unknown
+    or unavailable in this domain."""
     unknown = sorted(set(integration) - set(Integration.__dataclass_fields__))
     if unknown:
         raise IGInputError(f"unknown integration option {unknown[0]!r}; options are "
@@ -60,7 +57,7 @@ def run_options(domain: Domain, methods: Sequence[str] = (), **integration: Any)
 
 def explain(domain: str | Domain, items: Sequence[Any] | Any, *, model: Any = None,
             model_source: str | None = None, methods: Sequence[str] = (),
-            integration: dict[str, Any] | None = None, **settings: Any) -> Explanations:
+            integration: dict[str, Any] | None = None, **settings: Any) -> Results:
     """Explain ``items`` with ``domain`` in memory; one bad item never loses the others.
 
     ``items`` are what the domain reads (SMILES, sentences, image paths; see its
@@ -80,10 +77,10 @@ def explain(domain: str | Domain, items: Sequence[Any] | Any, *, model: Any = No
             yield entry
 
     found: dict[str, Any] = {}
-    result = Explanations()
+    result = Results()
     for outcome in explain_stream(domain, model, read(), settings, options):
-        if isinstance(outcome, Explained):
-            found[outcome.item.digest] = outcome.explanation
+        if isinstance(outcome, Explanation):
+            found[outcome.item.digest] = outcome
         elif isinstance(outcome, Skipped):
             result.skipped.append(outcome)
     result.explanations = [found[d] for d in order if d in found]
@@ -127,7 +124,7 @@ def _setup(domain: str | Domain, items: Any, model: Any, model_source: str | Non
     """What both entry points resolve the same way: the domain, its settings and defaults, the model."""
     sources = [items] if isinstance(items, (str, Path)) else list(_iterable_items(items))
     domain = resolve_domain(domain)
-    settings = default_settings(domain, **settings)
+    settings = domain.keyword_settings(settings, model_source=model_source, methods=methods, items=sources)
     options = run_options(domain, methods, **(integration or {}))
     if model is None:
         model = domain.load_model(model_source, **settings)

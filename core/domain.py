@@ -112,6 +112,38 @@ class Attribution:
         return self.result.summary(0)
 
 
+@dataclass(eq=False)
+class Explanation:
+    """One item's result, in every domain and from every route (``igkit.explain``, the runner, the
+    app): the runner's :class:`Attribution` and one way to reach what every result has. A domain's
+    own result type (``MoleculeExplanation``, ``TextExplanation``, ``ImageExplanation``) subclasses
+    it and adds what its people read (atoms, words, pixels). Compared by identity: it holds tensors."""
+
+    attribution: Attribution
+
+    @property
+    def item(self) -> Item:
+        return self.attribution.item
+
+    @property
+    def source(self) -> str:
+        """Where the item came from (a file and line, an argument): the same in every domain."""
+        return self.attribution.item.source
+
+    @property
+    def result(self) -> IGResult:
+        """The IG result (batch size 1): attributions, completeness, steps, path scores."""
+        return self.attribution.result
+
+    @property
+    def seconds(self) -> float:
+        return self.attribution.seconds
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return self.attribution.summary
+
+
 class Domain:
     """Base class for a kind of input. Subclass it and return it from ``igkit_domains``.
 
@@ -132,15 +164,52 @@ class Domain:
     #: attribution methods this domain cannot offer, and why: ``--methods`` stops with the reason
     #: before any work (e.g. Grad-CAM for an LSTM)
     unavailable_methods: dict[str, str] = {}
+    #: this domain's explain settings, declared once (a frozen dataclass of :func:`igkit.settings.setting`
+    #: fields): its options, the Python API's keywords, the app's choices, ``run.json`` and its README's
+    #: option table all come from it; None: no settings of its own
+    settings_class: type | None = None
 
     # --- options -----------------------------------------------------------------------------
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        """Add this domain's own explain options (model choice, target, input columns)."""
+        """This domain's own explain options: by default those of :attr:`settings_class`."""
+        if self.settings_class is not None:
+            from igkit.settings import add_options
+
+            add_options(parser, self.settings_class, self.name)
 
     def settings(self, args: argparse.Namespace) -> dict[str, Any]:
         """This domain's explain settings from parsed options: JSON values, part of the run's
-        fingerprint, passed as keywords to :meth:`load_model`, :meth:`read_items`, :meth:`prepare`."""
-        return {}
+        fingerprint, passed as keywords to :meth:`load_model`, :meth:`read_items`, :meth:`prepare`.
+        By default :attr:`settings_class`'s, checked, then :meth:`complete_settings`."""
+        if self.settings_class is None:
+            return {}
+        from igkit.settings import from_namespace
+
+        methods = [m.strip() for m in str(getattr(args, "methods", "") or "").split(",") if m.strip()]
+        return self.complete_settings(from_namespace(self.settings_class, args),
+                                      model_source=getattr(args, "model", None), methods=methods,
+                                      items=list(getattr(args, "items", None) or []))
+
+    def keyword_settings(self, values: dict[str, Any], *, model_source: str | None = None,
+                         methods: Sequence[str] = (), items: Sequence[Any] = ()) -> dict[str, Any]:
+        """The same settings from the Python API's (or the app's) keywords over the declared defaults:
+        an unknown name or a value outside its choices or limits is an ``IGInputError``."""
+        from igkit.settings import from_keywords
+
+        if self.settings_class is None:
+            if values:
+                from igkit.errors import IGInputError
+
+                raise IGInputError(f"domain {self.name!r} has no settings; leave out {', '.join(sorted(values))}")
+            return {}
+        return self.complete_settings(from_keywords(self.settings_class, f"the {self.name} domain", **values),
+                                      model_source=model_source, methods=list(methods), items=list(items))
+
+    def complete_settings(self, settings: dict[str, Any], *, model_source: str | None, methods: Sequence[str],
+                          items: Sequence[Any]) -> dict[str, Any]:
+        """Settings that follow from the others and from the run (``--model``, ``--methods``, the
+        items), the same for every route; and checks across settings. By default: as given."""
+        return settings
 
     def sources(self, args: argparse.Namespace) -> list[Any]:
         """What :meth:`read_items` reads, from parsed options: the positional items by default;
@@ -201,20 +270,20 @@ class Domain:
         return {}
 
     # --- outputs -----------------------------------------------------------------------------
-    def explanation(self, attribution: Attribution) -> Any:
-        """This domain's result type for one item (default: the :class:`Attribution` itself)."""
-        return attribution
+    def explanation(self, attribution: Attribution) -> Explanation:
+        """This domain's :class:`Explanation` of one item (default: the base type itself)."""
+        return Explanation(attribution)
 
-    def other_scale(self, explanation: Any) -> dict[str, Any] | None:
+    def other_scale(self, explanation: Explanation) -> dict[str, Any] | None:
         """F(input) and F(baseline) on the scale not explained, ``{"name", "input", "baseline"}``
         (the probability beside a logit, or the reverse), for captions; None if unknown."""
         return None
 
-    def summary_fields(self, explanation: Any) -> dict[str, Any]:
+    def summary_fields(self, explanation: Explanation) -> dict[str, Any]:
         """Domain fields added to the item's ``summary.json`` (JSON values)."""
         return {}
 
-    def write_item(self, explanation: Any, folder: Path, *, pictures: bool = True) -> list[str]:
+    def write_item(self, explanation: Explanation, folder: Path, *, pictures: bool = True) -> list[str]:
         """Write one item's files into ``folder`` (a fresh temporary folder); return their names.
 
         The default writes ``result.npz`` and one ``importance_*.csv`` per input, then the
@@ -224,7 +293,7 @@ class Domain:
 
         from igkit.io.records import write_csv
 
-        attribution: Attribution = explanation
+        attribution = explanation.attribution
         files = [attribution.result.save(folder / "result.npz").name]
         for name, values in self.importance(attribution.result, attribution.prepared).items():
             path = write_csv(folder / f"importance_{name}.csv", ("index", "value"),
@@ -234,11 +303,11 @@ class Domain:
             files += [Path(p).name for p in self.render(attribution.result, attribution.prepared, folder)]
         return files
 
-    def units(self, explanation: Any) -> list[dict[str, Any]]:
+    def units(self, explanation: Explanation) -> list[dict[str, Any]]:
         """One row per unit a person reads (an atom, a word, an image patch) for ``--format parquet``:
         ``unit`` (index), ``label``, ``attribution`` and any further numeric columns. By default one
         row per feature of each input, labelled ``input<i>[<j>]``."""
-        attribution: Attribution = getattr(explanation, "attribution", explanation)
+        attribution = explanation.attribution
         rows: list[dict[str, Any]] = []
         for i, values in enumerate(attribution.result.attribution_tuple):
             for j, value in enumerate(values[0].detach().cpu().reshape(-1).tolist()):

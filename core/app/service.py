@@ -33,18 +33,18 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from igkit.api import default_settings, run_options
+from igkit.api import run_options
 from igkit.app.budget import DEFAULT_BUDGET_S, Budget, BudgetExceeded, ProgressCallback
 from igkit.app.choices import chosen_settings, path_choices
 from igkit.app.html import escape_markdown
 from igkit.app.views import AppView, ModelChoice, Panels, find_view, score_curve_picture, summary_markdown
 from igkit.attribution.baselines import as_input_tuple, resolve_baselines
-from igkit.domain import BadItem, Domain
+from igkit.domain import BadItem, Domain, Explanation
 from igkit.errors import IGInputError, IgkitError, IgkitWarning
 from igkit.io.records import read_json
 from igkit.methods.registry import gradients_at
 from igkit.run.run_layout import run_fingerprint, write_item_folder
-from igkit.run.runner import Explained, Skipped, explain_stream
+from igkit.run.runner import Skipped, explain_stream
 
 #: largest picture accepted (bytes)
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
@@ -290,7 +290,9 @@ class DomainService:
             raise IGInputError(f"the target has {len(target)} characters; at most {MAX_TARGET_CHARS}")
         chosen = chosen_settings(self.path_choices, picked)
         overrides = {**dict(choice.settings), **self.view.settings(target or None), **chosen}
-        settings = default_settings(self.domain, **overrides)
+        # checked and completed as the CLI and the API do it, for the model chosen
+        settings = self.domain.keyword_settings(overrides, model_source=choice.source,
+                                                methods=[m for m in methods if m])
         steps = int(steps) if steps else None
         if steps is not None and not 2 <= steps <= 2048:
             raise IGInputError(f"steps must be between 2 and 2048 (0: adaptive), got {steps}")
@@ -315,8 +317,8 @@ class DomainService:
             budget.check("integrating")
             with budget.watching_passes():
                 outcomes = list(explain_stream(self.domain, model, entries, settings, options))
-            explained = next((o for o in outcomes if isinstance(o, Explained)), None)
-            if explained is None:
+            explanation = next((o for o in outcomes if isinstance(o, Explanation)), None)
+            if explanation is None:
                 skipped = next((o for o in outcomes if isinstance(o, Skipped)), None)
                 if skipped is None:
                     raise IGInputError("the input gave no result")
@@ -325,13 +327,13 @@ class DomainService:
                 raise IGInputError(skipped.reason)
             budget.check("writing the item's files")
             run = run_fingerprint(self.domain, model, choice.source, settings, options, True)
-            folder = write_item_folder(self.domain, explained, request_dir, run, True)
-            top = self.view.predictions(model, explained.explanation)
+            folder = write_item_folder(self.domain, explanation, request_dir, run, True)
+            top = self.view.predictions(model, explanation)
         summary = read_json(folder / "summary.json")
         zip_path = Path(shutil.make_archive(str(request_dir / folder.name), "zip", root_dir=folder.parent,
                                             base_dir=folder.name))
         result = Result(summary=summary, folder=folder, zip_path=zip_path,
-                        explanation=explained.explanation, choice=choice, chosen=chosen)
+                        explanation=explanation, choice=choice, chosen=chosen)
         budget.check("drawing the results")
         result.panels = self._panels(result)
         said = dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, IgkitWarning))
@@ -352,7 +354,7 @@ class DomainService:
             panels = AppView.panels(self.view, result.explanation, result.folder, result.summary)
             panels.notes.append(f"(the {self.domain.name} view failed: {type(exc).__name__}: {exc}; "
                                 f"showing the files)")
-        attribution = getattr(result.explanation, "attribution", result.explanation)
+        attribution = result.explanation.attribution
         methods = getattr(attribution, "methods", {}) or {}
         if methods:  # integrated gradients first, then every other method, drawn the same way
             maps = {"integrated gradients": attribution.result.attribution_tuple, **methods}
@@ -390,7 +392,7 @@ class DomainService:
         if not 0.0 <= alpha <= 1.0:
             raise IGInputError(f"α must be between 0 and 1, got {alpha}")
         result = self.result(token)
-        attribution = getattr(result.explanation, "attribution", result.explanation)
+        attribution = result.explanation.attribution
         ig = attribution.result
         target = result.summary.get("target")
         curve = score_curve_picture(ig.alphas[0].tolist(), ig.path_scores[0].tolist(), alpha,

@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from igkit.domain import Domain, Item
+from igkit.domain import Domain, Explanation, Item
 from igkit.errors import OutputError
 from igkit.io.records import read_json, write_json
 from igkit.outputs.explains import describe
-from igkit.run.runner import Duplicate, Explained, RunOptions
+from igkit.run.runner import Duplicate, RunOptions
 
 SCHEMA_VERSION = 1
 PARTIAL_PREFIX = ".partial-"
@@ -288,25 +288,25 @@ def is_complete(folder: Path, item: Item, run_id: str) -> bool:
             and all((folder / f).is_file() for f in summary.get("files", [])))
 
 
-def write_item_folder(domain: Domain, explained: Explained, out: Path, run: dict[str, Any],
+def write_item_folder(domain: Domain, explanation: Explanation, out: Path, run: dict[str, Any],
                       pictures: bool, units: bool = False) -> Path:
     """Write one item into a temporary folder, then rename it into place.
 
     ``units``: also its per-unit rows (:meth:`Domain.units`), from which ``--format parquet``
     builds ``OUT/units/`` (kept items included, without recomputing them).
     """
-    item, expl = explained.item, explained.explanation
+    item = explanation.item
     final = out / folder_name(item)
     partial = out / f"{PARTIAL_PREFIX}{final.name}-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir()
-    _attribution_of(expl).model = {"name": run["model"], "digest": run["model_fingerprint"][:10]}
+    explanation.attribution.model = {"name": run["model"], "digest": run["model_fingerprint"][:10]}
     try:
-        files = domain.write_item(expl, partial, pictures=pictures)
+        files = domain.write_item(explanation, partial, pictures=pictures)
         if units:
-            write_json(partial / UNITS_FILE, domain.units(expl))
+            write_json(partial / UNITS_FILE, domain.units(explanation))
             files.append(UNITS_FILE)
-        summary = item_summary(domain, explained, run, files)
+        summary = item_summary(domain, explanation, run, files)
         write_json(partial / "summary.json", summary)
         if final.exists():
             shutil.rmtree(final)  # a stale or partial earlier copy of this very item
@@ -317,21 +317,16 @@ def write_item_folder(domain: Domain, explained: Explained, out: Path, run: dict
     return final
 
 
-def item_summary(domain: Domain, explained: Explained, run: dict[str, Any], files: list[str]
+def item_summary(domain: Domain, explanation: Explanation, run: dict[str, Any], files: list[str]
                  ) -> dict[str, Any]:
     """The item's ``summary.json``: the same keys in every domain, then the domain's own."""
-    item, attribution = explained.item, _attribution_of(explained.explanation)
+    item, attribution = explanation.item, explanation.attribution
     prepared = attribution.prepared
     target = prepared.label or prepared.target
-    explains = describe(attribution, domain.other_scale(explained.explanation))
+    explains = describe(attribution, domain.other_scale(explanation))
     return {"schema_version": SCHEMA_VERSION, "domain": domain.name,
             "item": {"source": item.source, "name": item.name, "digest": item.digest},
             "target": target, **attribution.summary,
             "seconds": round(attribution.seconds, 4), "explains": explains,
             "methods": list(attribution.methods), "run_id": run["run_id"],
-            **domain.summary_fields(explained.explanation), "files": sorted(files)}
-
-
-def _attribution_of(explanation: Any):
-    """Domain explanations carry the runner's :class:`~igkit.domain.Attribution` as ``attribution``."""
-    return getattr(explanation, "attribution", explanation)
+            **domain.summary_fields(explanation), "files": sorted(files)}

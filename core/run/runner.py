@@ -17,18 +17,10 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import torch
 
 from igkit.attribution.integrated import integrated_gradients
-from igkit.domain import Attribution, BadItem, Domain, Item, Prepared
+from igkit.domain import Attribution, BadItem, Domain, Explanation, Item, Prepared
 from igkit.errors import IGInputError, IgkitError, NonFiniteError
 from igkit.methods.registry import attribute, get_method
 from igkit.options import Integration
-
-
-@dataclass
-class Explained:
-    """An item and its domain explanation."""
-
-    item: Item
-    explanation: Any
 
 
 @dataclass
@@ -54,7 +46,7 @@ class Duplicate:
     first: Item
 
 
-Outcome = Explained | Skipped | Duplicate
+Outcome = Explanation | Skipped | Duplicate
 
 
 @dataclass(frozen=True)
@@ -129,7 +121,7 @@ def _run_group(domain: Domain, group: list[tuple[Item, Prepared]], options: RunO
     on_item(group[0][0])
     try:
         attributions = attribute_group(domain, group, options)
-        outcomes: list[Outcome] = [Explained(a.item, domain.explanation(a)) for a in attributions]
+        outcomes: list[Outcome] = [_explanation(domain, a) for a in attributions]
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001
@@ -138,6 +130,14 @@ def _run_group(domain: Domain, group: list[tuple[Item, Prepared]], options: RunO
         else:  # isolate the culprit: the others still get their results
             outcomes = [o for single in group for o in _run_group(domain, [single], options, on_item)]
     yield from outcomes
+
+
+def _explanation(domain: Domain, attribution: Attribution) -> Explanation:
+    explanation = domain.explanation(attribution)
+    if not isinstance(explanation, Explanation):
+        raise TypeError(f"domain {domain.name!r}: explanation() returned {type(explanation).__name__}, "
+                        f"not an igkit.Explanation; subclass igkit.Explanation for the domain's result type")
+    return explanation
 
 
 def attribute_group(domain: Domain, group: Sequence[tuple[Item, Prepared]], options: RunOptions

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from igkit import (Explained, Explanations, Integration, Item, Progress, Skipped, content_digest, explain,
+from igkit import (Explanation, Integration, Item, Progress, Results, Skipped, content_digest, explain,
                    explain_stream, run_options)
 
 from .attribution import Featurized, check_score
@@ -41,7 +41,7 @@ def featurize_records(records: Sequence[MoleculeRecord], featurization: Featuriz
 
 def explain_molecules(molecules: Sequence[Any] | str | Path, model: MoleculeModel | str | Path | None = None,
                       *, methods: Sequence[str] = (), integration: dict[str, Any] | None = None,
-                      **settings: Any) -> Explanations:
+                      **settings: Any) -> Results:
     """Attribute ``model``'s score (default: the shipped model) to the atoms and pairs of each molecule.
 
     ``molecules``: SMILES strings, RDKit molecules, or molecule files (``.smi``, ``.sdf``,
@@ -52,7 +52,7 @@ def explain_molecules(molecules: Sequence[Any] | str | Path, model: MoleculeMode
     beside IG through the same runner (``occlusion``, ``grad_cam``, ``expected_gradients``,
     ``saliency``, ...; see the README's "Other methods"), in each explanation's ``extra``
     (per atom, per pair) and ``extra_totals`` (per atom, half of each pair folded in).
-    Returns :class:`igkit.Explanations`:
+    Returns :class:`igkit.Results`:
     ``.explanations`` (one :class:`~.explanation.MoleculeExplanation` per molecule, in
     input order) and ``.skipped`` (each with ``source`` and ``reason``).
     """
@@ -92,8 +92,8 @@ def explain_graphs(model: MoleculeModel, records: Sequence[MoleculeRecord], grap
     bar = Progress([], total=len(items), desc="explain molecules", enabled=show_progress)
     for outcome in explain_stream(domain, model, items, settings, options):
         bar.advance()
-        if isinstance(outcome, Explained):
-            found[position[outcome.item.digest]] = outcome.explanation
+        if isinstance(outcome, Explanation):
+            found[position[outcome.item.digest]] = outcome
         elif isinstance(outcome, Skipped):
             rec = records[position[outcome.item.digest]]
             problems.append(Problem(rec.row, rec.id, rec.smiles, outcome.reason, rec.source))

@@ -12,14 +12,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from igkit import Attribution, Item
+from igkit import Attribution, Explanation
 
 from .featurize import MolGraph
 from .readers import MoleculeInput
 
 
 @dataclass
-class MoleculeExplanation:
+class MoleculeExplanation(Explanation):
     """Attributions of one molecule's score to its atoms and atom pairs (the molecules domain's result).
 
     ``attribution`` is the runner's :class:`igkit.Attribution` (IG result of batch size 1,
@@ -27,11 +27,6 @@ class MoleculeExplanation:
     """
 
     attribution: Attribution
-
-    @property
-    def item(self) -> Item:
-        """The input as the runner read it (``source`` such as "mols.csv line 7", ``digest``)."""
-        return self.attribution.item
 
     @property
     def graph(self) -> MolGraph:
@@ -57,14 +52,6 @@ class MoleculeExplanation:
     @property
     def score(self) -> str:
         return self.attribution.prepared.context["score"]
-
-    @property
-    def result(self):
-        return self.attribution.result
-
-    @property
-    def seconds(self) -> float:
-        return self.attribution.seconds
 
     @cached_property
     def atom_features(self) -> np.ndarray:

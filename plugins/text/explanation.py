@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from igkit.domain import Attribution
+from igkit.domain import Attribution, Explanation
 
 from .contexts import Context
 from .methods import per_word, word_reduction
@@ -16,11 +16,9 @@ from .methods import per_word, word_reduction
 if TYPE_CHECKING:
     import numpy as np
 
-    from igkit import IGResult
-
 
 @dataclass
-class TextExplanation:
+class TextExplanation(Explanation):
     """One context's next-word attribution: the runner's :class:`~igkit.Attribution` plus the words.
 
     ``ig[i]`` and ``gradient[i]`` belong to ``context.tokens[i]`` (probability units: the
@@ -34,24 +32,6 @@ class TextExplanation:
     ig: np.ndarray
     gradient: np.ndarray
     scale: bool = False
-
-    @property
-    def item(self):
-        """The item explained (``item.source``, ``item.name``), as on every domain's result."""
-        return self.attribution.item
-
-    @property
-    def source(self) -> str:
-        return self.attribution.item.source
-
-    @property
-    def result(self) -> "IGResult":
-        return self.attribution.result
-
-    @property
-    def summary(self) -> dict[str, Any]:
-        """The core's fields: scores, attribution sum, completeness, this context's own steps."""
-        return self.attribution.summary
 
     @property
     def probability(self) -> float:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from igkit.domain import Attribution
+from igkit.domain import Attribution, Explanation
 
 from .methods import per_word, word_reduction
 from .hf_inputs import Readouts, TokenContext
@@ -20,7 +20,7 @@ KIND = "transformers"
 
 
 @dataclass
-class CausalExplanation:
+class CausalExplanation(Explanation):
     """What ``igkit.explain("text", ..., model=<transformers model>)`` returns per context."""
 
     attribution: Attribution
@@ -30,23 +30,6 @@ class CausalExplanation:
     baseline: str
     #: [tokens, readouts] each readout's own attribution, or None for one readout
     per_readout: np.ndarray | None = None
-
-    @property
-    def item(self) -> Any:
-        """The item explained (``item.source``, ``item.name``), as on every domain's result."""
-        return self.attribution.item
-
-    @property
-    def source(self) -> str:
-        return self.attribution.item.source
-
-    @property
-    def result(self) -> Any:
-        return self.attribution.result
-
-    @property
-    def summary(self) -> dict[str, Any]:
-        return self.attribution.summary
 
     @property
     def token_attributions(self) -> np.ndarray:

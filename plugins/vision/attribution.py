@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from igkit import Attribution, IGInputError, IGResult, NonFiniteError, Prepared, aggregate
+from igkit import Attribution, Explanation, IGInputError, IGResult, NonFiniteError, Prepared, aggregate
 from igkit import gradients_at, integrated_gradients, layer_saturation, score_curve
 from igkit.attribution.layers import resolve_module
 from igkit.methods.registry import saliency
@@ -120,7 +120,7 @@ def same_rule(result: IGResult) -> dict[str, Any]:
 
 
 @dataclass(eq=False)
-class ImageExplanation:
+class ImageExplanation(Explanation):
     """One image's explanation: the runner's :class:`igkit.Attribution` (IG for ``target``) plus
     the paper's other views, computed on first use. Attributions are ``[3, H, W]``, importance
     maps ``[H, W]``, all on the CPU."""
@@ -138,19 +138,9 @@ class ImageExplanation:
         return cls(attribution, c["model"], c["options"], c["pixels"], c["predictions"], c["target"])
 
     @property
-    def item(self):
-        """The item explained (``item.source``, ``item.name``), as on every domain's result."""
-        return self.attribution.item
-
-    # --- IG --------------------------------------------------------------------------------
-    @property
     def ig(self) -> IGResult:
         """IG for ``target`` (batch size 1): completeness, steps, path scores."""
         return self.attribution.result
-
-    @property
-    def seconds(self) -> float:
-        return self.attribution.seconds
 
     @property
     def predicted(self) -> Prediction:

@@ -13,8 +13,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from igkit import (Duplicate, Explained, IGInputError, IgkitError, Integration, RunOptions, Skipped,
-                   ablation_curve, aopc, explain_stream, fraction_inside, write_csv, write_json)
+from igkit import (Duplicate, Explanation, IGInputError, IgkitError, Integration, Skipped,
+                   ablation_curve, aopc, explain_stream, fraction_inside, run_options, write_csv,
+                   write_json)
 from igkit.run.progress import Progress, on_pass
 
 from .attribution import ImageExplanation
@@ -180,16 +181,16 @@ def evaluate_folder(model: VisionModel, paths: Sequence[Any], out_dir: str | Pat
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise IGInputError(f"--out {out} is a file; give a folder")
-    options = RunOptions(integration or domain.integration)
+    options = run_options(domain, **(vars(integration) if integration else {}))
     report = EvaluationReport()
     bar = Progress([], desc="evaluate images", enabled=show_progress)
     items = domain.read_items(list(paths), **settings)
     with on_pass(lambda n: bar.refresh("IG and ablation")):
         for outcome in explain_stream(domain, model, items, settings, options,
                                       on_item=lambda item: bar.refresh(item.name[:30] if item else "")):
-            if isinstance(outcome, Explained):
+            if isinstance(outcome, Explanation):
                 try:
-                    report.images.append(evaluate_explanation(outcome.explanation, outcome.item.source,
+                    report.images.append(evaluate_explanation(outcome, outcome.item.source,
                                                               ablation, source))
                 except IgkitError as exc:
                     report.failed[outcome.item.source] = str(exc)

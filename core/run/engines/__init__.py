@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from igkit.domain import BadItem, Domain, Item
+from igkit.domain import BadItem, Domain, Explanation, Item
 from igkit.errors import IGInputError, OutputError
 from igkit.run.run_layout import write_item_folder
-from igkit.run.runner import Explained, RunOptions, Skipped, explain_stream, skipped_outcome
+from igkit.run.runner import RunOptions, Skipped, explain_stream, skipped_outcome
 
 #: the engines ``--engine`` offers, and the module that holds each
 ENGINES = {"local": "local", "process": "process", "ray": "ray"}
@@ -105,7 +105,7 @@ def work(job: Job, model: Any, items: Iterable[Item | BadItem],
     out = Path(job.out)
     stream = explain_stream(job.domain, model, items, job.settings, job.options, on_item=on_item)
     for outcome in stream:
-        if isinstance(outcome, Explained):
+        if isinstance(outcome, Explanation):
             try:
                 folder = write_item_folder(job.domain, outcome, out, job.run, job.pictures, job.units)
             except OSError as exc:
