@@ -253,6 +253,23 @@ def markdown_rows(declaration: type) -> list[str]:
     return rows
 
 
+def with_declared_rows(text: str, declaration: type, command: str) -> str:
+    """``text`` (a README) with each row of a declared option in the table headed ``| `command`
+    option |`` replaced by its declared row; a README whose rows are current comes back unchanged."""
+    rows = {row.split("`")[1]: row for row in markdown_rows(declaration)}
+    lines = text.split("\n")
+    header = f"| `{command}` option |"
+    inside = False
+    for number, line in enumerate(lines):
+        if line.startswith(header):
+            inside = True
+        elif inside and not line.startswith("|"):
+            inside = False
+        elif inside and line.startswith("| `--"):
+            lines[number] = rows.get(line.split("`")[1], line)
+    return "\n".join(lines)
+
+
 def _range(minimum: float | None, maximum: float | None) -> str:
     if minimum is not None and maximum is not None:
         return f" from {_number(minimum)} to {_number(maximum)}"

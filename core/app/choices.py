@@ -1,17 +1,14 @@
-"""What a person may choose in a tab besides the item: the baseline and the score (read from the
-domain's own command-line options, so the app offers exactly what ``igkit <domain> explain``
-offers), and a model of their own (files or a folder, declared by the domain's view).
+"""What a person may choose in a tab besides the item: the baseline and the score (the domain's
+declared settings marked as app controls, :mod:`igkit.settings`, so the app offers exactly what
+``igkit <domain> explain`` offers), and a model of their own (files or a folder, declared by the
+domain's view).
 """
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 from igkit.errors import IGInputError
-
-#: the settings offered as choices in every tab that has them, with the label people see
-PATH_SETTINGS = (("baseline", "Baseline (where the path starts)"), ("score", "Score explained"))
 
 
 @dataclass(frozen=True)
@@ -36,18 +33,11 @@ class CustomInput:
 
 
 def path_choices(domain: Any) -> list[PathChoice]:
-    """The domain's ``--baseline`` and ``--score`` options (those it has), as choices."""
-    parser = argparse.ArgumentParser(add_help=False)
-    domain.add_arguments(parser)
-    found = {action.dest: action for action in parser._actions}  # noqa: SLF001 - argparse has no public list
-    choices = []
-    for setting, label in PATH_SETTINGS:
-        action = found.get(setting)
-        if action is None or not action.choices:
-            continue
-        choices.append(PathChoice(setting, label, tuple(str(c) for c in action.choices), str(action.default),
-                                  (action.help or "").replace("%(default)s", str(action.default))))
-    return choices
+    """The domain's declared app controls (its baseline and score, where it has them), as choices."""
+    from igkit.settings import controls
+
+    return [PathChoice(s.name, str(s.control), tuple(str(c) for c in s.choices or ()), str(s.default), s.help)
+            for s in controls(getattr(domain, "settings_class", None))]
 
 
 def chosen_settings(choices: Sequence[PathChoice], values: dict[str, str | None]) -> dict[str, str]:

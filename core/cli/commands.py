@@ -71,9 +71,17 @@ def add_integration_arguments(parser: argparse.ArgumentParser, defaults: Integra
                         "for recurrent models (LSTM, GRU), where a pass costs far more than its points")
 
 
+def integration_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The integration options of :func:`add_integration_arguments`, as keywords of
+    :func:`igkit.api.run_options`."""
+    return {"steps": args.steps, "method": args.method, "tolerance": args.tolerance, "max_steps": args.max_steps,
+            "batch_size": args.batch_size, "plan": args.plan}
+
+
 def integration_from_args(args: argparse.Namespace, defaults: Integration) -> Integration:
-    return defaults.with_overrides(steps=args.steps, method=args.method, tolerance=args.tolerance,
-                                   max_steps=args.max_steps, batch_size=args.batch_size, plan=args.plan)
+    """``defaults`` with the integration options given, checked as :func:`igkit.api.run_options` checks
+    them (for commands that integrate outside a run, e.g. scoring)."""
+    return defaults.with_overrides(**integration_options(args)).validated()
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -139,12 +147,11 @@ def add_explain_command(subparsers: argparse._SubParsersAction, domain: Domain, 
 
 def run_explain(domain: Domain, args: argparse.Namespace) -> int:
     """Run an explain command: the one path, the CLI's printing; returns the exit code."""
+    from igkit.api import run_options
     from igkit.run.run_folder import run_to_folder
-    from igkit.run.runner import RunOptions, check_methods
 
     settings = domain.settings(args)
-    options = RunOptions(integration_from_args(args, domain.integration),
-                         check_methods(args.methods.split(","), domain))
+    options = run_options(domain, args.methods.split(","), **integration_options(args))
     from igkit.run.engines import get_engine
 
     engine = {"local": lambda: get_engine("local"),

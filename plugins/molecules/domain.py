@@ -15,11 +15,11 @@ import argparse
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from igkit.cli.commands import positive_int
 from igkit.domain import BadItem, Domain, Item, Prepared
 
-from .defaults import BASELINES, DEFAULT_BASELINE, DEFAULT_MAX_ATOMS, DEFAULT_SCORE, SCORES
-from .model_kinds import MODEL_KINDS, load_graph_model, model_settings, resolve_model_kind
+from .defaults import DEFAULT_BASELINE, DEFAULT_MAX_ATOMS, DEFAULT_SCORE
+from .model_kinds import load_graph_model, resolve_model_kind
+from .settings import MoleculeSettings
 from igkit.options import Integration
 
 #: the methods ``igkit molecules score-methods`` scores beside integrated gradients when none are named:
@@ -54,55 +54,23 @@ class MoleculesDomain(Domain):
     integration = Integration()           # adaptive until completeness is within 1%
     max_group = 32                        # molecules of one size bucket per integration call
     unavailable_methods = UNAVAILABLE_METHODS
+    settings_class = MoleculeSettings
     items_help = ("SMILES strings, or molecule files (.smi, .sdf, .csv, .tsv, .parquet; see --input); "
                   "a SMILES with whitespace in it is refused")
-
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        g = parser.add_argument_group("molecules")
-        g.add_argument("--input", default=None,
-                       help=".smi, .sdf, .csv, .tsv or .parquet file of molecules (read after any SMILES "
-                            "arguments; Parquet is read a batch at a time)")
-        g.add_argument("--smiles-col", default="smiles", help="SMILES column of a CSV/TSV input")
-        g.add_argument("--id-col", default=None, help="column (CSV) or property (SDF) naming each molecule; without "
-                       "it: the SD title, the .smi name, else the SMILES")
-        g.add_argument("--task", "--target", dest="task", default=None,
-                       help="task name or index of a multitask model; none: the model's first task")
-        g.add_argument("--model-kind", choices=MODEL_KINDS, default="auto",
-                       help="auto: a .pt/.pth/.ckpt file is a chemprop v2 checkpoint, module:factory with "
-                            "--weights a PyTorch Geometric model, anything else an igkit weave checkpoint")
-        g.add_argument("--trust-checkpoint", action="store_true",
-                       help="unpickle a chemprop checkpoint in full even if it names code beyond chemprop's "
-                            "network classes (unpickling can run any code: only for files you trust)")
-        g.add_argument("--weights", default=None,
-                       help="state-dict file of a PyTorch Geometric model given as --model module:factory")
-        g.add_argument("--baseline", choices=BASELINES, default=DEFAULT_BASELINE,
-                       help="where the path starts: zero features (the paper's), the carbon skeleton, or "
-                            "both averaged (the default: README 'Multi-fragment rules')")
-        g.add_argument("--score", choices=SCORES, default=DEFAULT_SCORE,
-                       help="explain the class probability or the logit")
-        g.add_argument("--shared-scale", action="store_true",
-                       help="draw every molecule's atom picture on one colour scale, the run's largest "
-                            "|value| (redrawn when the run ends), so colours compare across molecules; "
-                            "without it each molecule has its own scale (every legend says which)")
-        g.add_argument("--max-atoms", type=positive_int, default=DEFAULT_MAX_ATOMS,
-                       help="skip molecules with more heavy atoms than this (checked before featurising; "
-                            "every drug-like molecule fits)")
 
     def sources(self, args: argparse.Namespace) -> list[Any]:
         """SMILES and molecule files as given, then ``--input`` (a file name is no setting: the same
         rows read from another file resume)."""
         return [*args.items, *([args.input] if args.input else [])]
 
-    def settings(self, args: argparse.Namespace) -> dict[str, Any]:
-        """The options as given; a chemprop or PyG model's path starts at zero features (the default
-        two-baseline average is the weave network's), so run.json says so."""
-        kind = resolve_model_kind(getattr(args, "model", None), getattr(args, "model_kind", "auto"),
-                                  getattr(args, "weights", None))
-        baseline = args.baseline if kind == "weave" or args.baseline == "carbon" else "zero"
-        return {"smiles_col": args.smiles_col, "id_col": args.id_col, "task": args.task,
-                "score": args.score, "baseline": baseline, "max_atoms": args.max_atoms,
-                **({"shared_scale": True} if getattr(args, "shared_scale", False) else {}),
-                **model_settings(args)}
+    def complete_settings(self, settings: dict[str, Any], *, model_source: str | None, methods: Sequence[str],
+                          items: Sequence[Any]) -> dict[str, Any]:
+        """A chemprop or PyG model's path starts at zero features (the default two-baseline average is
+        the weave network's), so run.json says so; a --model-kind that does not fit --model stops here."""
+        kind = resolve_model_kind(model_source, settings.get("model_kind", "auto"), settings.get("weights"))
+        if kind != "weave" and settings["baseline"] != "carbon":
+            return {**settings, "baseline": "zero"}
+        return settings
 
     def load_model(self, source: str | None, *, task: str | int | None = None, score: str = DEFAULT_SCORE,
                    model_kind: str = "auto", trust_checkpoint: bool = False, weights: str | None = None,

@@ -5,26 +5,12 @@ Light on purpose (no torch, RDKit or chemprop import): the explain command's opt
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any, Callable
 
 from igkit.errors import IGInputError
 
 MODEL_KINDS = ("auto", "weave", "chemprop", "pyg")
-
-
-def model_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """The model options as run settings, only where they differ from the defaults (a weave run's
-    settings, and so its run id, stay what they were)."""
-    found: dict[str, Any] = {}
-    if getattr(args, "model_kind", "auto") != "auto":
-        found["model_kind"] = args.model_kind
-    if getattr(args, "trust_checkpoint", False):
-        found["trust_checkpoint"] = True
-    if getattr(args, "weights", None):
-        found["weights"] = args.weights
-    return found
 
 
 def resolve_model_kind(source: str | None, kind: str = "auto", weights: str | None = None) -> str:

@@ -19,14 +19,11 @@ from typing import Any, Iterable, Sequence
 from igkit.domain import Attribution, BadItem, Domain, Item, Prepared
 from igkit.errors import IGInputError
 
-from .arguments import non_negative_int, positive_int
 from .contexts import DEFAULT_MAX_WORDS, DEFAULT_WINDOW, ContextSpec, read_contexts
 from .explanation import TextExplanation
 from .lstm_domain import lstm_explanation, lstm_method_options, prepare_lstm_item
 from .methods import TEXT_INTEGRATION, UNAVAILABLE_METHODS
-
-#: explain options that only transformers causal LMs take (the LSTM refuses them by name)
-TRANSFORMERS_SETTINGS = ("contrast", "generate", "baseline", "last_tokens", "max_memory", "trust_remote_code")
+from .settings import TRANSFORMERS_SETTINGS, TextSettings
 
 
 class TextDomain(Domain):
@@ -37,46 +34,13 @@ class TextDomain(Domain):
                    "causal LM (--model FOLDER, a cached Hub id, or ptb-gpt2)")
     integration = TEXT_INTEGRATION
     unavailable_methods = UNAVAILABLE_METHODS
+    settings_class = TextSettings
     items_help = ('contexts, e.g. "the shareholders claimed more" (several allowed); or --input FILE')
 
     # --- options -----------------------------------------------------------------------------
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        g = parser.add_argument_group("text")
-        g.add_argument("--input", action="append", default=[], metavar="FILE",
-                       help="file with one context per line (CONTEXT<TAB>TARGET names the target); "
-                            "may be repeated")
-        g.add_argument("--target", default=None,
-                       help="explain this next word instead of the model's prediction")
-        g.add_argument("--every-position", action="store_true",
-                       help="read --input as a tokenised corpus and explain the word that follows at "
-                            "every position")
-        g.add_argument("--window", type=positive_int, default=DEFAULT_WINDOW,
-                       help="context words per position (--every-position)")
-        g.add_argument("--start", type=non_negative_int, default=0,
-                       help="skip this many positions first (--every-position)")
-        g.add_argument("--limit", type=positive_int, default=None,
-                       help="at most this many positions (--every-position; None: all)")
-        g.add_argument("--max-words", type=positive_int, default=DEFAULT_MAX_WORDS,
-                       help="longer contexts are cut to their last MAX_WORDS words, with a warning "
-                            "(the shipped model was trained on 20-word windows)")
-        g.add_argument("--scale", action="store_true",
-                       help="print attributions x1e-3 (for tiny predictions, as in the paper's Figure 10)")
-        g.add_argument("--shared-scale", action="store_true",
-                       help="colour the words of every context in the run's attribution.html on one scale "
-                            "(the run's largest |IG|); without it each context has its own (the legend says which)")
-        from .hf_domain import add_causal_arguments
-
-        add_causal_arguments(parser)
-
     def sources(self, args: argparse.Namespace) -> list[str | Path]:
         """Contexts, then the ``--input`` files as Path objects (a str item is always a context)."""
         return [*args.items, *(Path(f) for f in getattr(args, "input", None) or [])]
-
-    def settings(self, args: argparse.Namespace) -> dict[str, Any]:
-        return {"target": args.target, "every_position": args.every_position, "window": args.window,
-                "start": args.start, "limit": args.limit, "max_words": args.max_words, "scale": args.scale,
-                **({"shared_scale": True} if getattr(args, "shared_scale", False) else {}),
-                **{key: getattr(args, key) for key in TRANSFORMERS_SETTINGS}}
 
     # --- model -------------------------------------------------------------------------------
     def load_model(self, source: str | None, *, trust_remote_code: bool = False, **settings: Any):

@@ -6,13 +6,11 @@ calls these when its model is a :class:`~igkit.plugins.text.hf_model.CausalLM`.
 """
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 from igkit.domain import Prepared
 from igkit.errors import IGInputError
 
-from .arguments import positive_int
 from .contexts import ContextSpec
 from .methods import EXPECTED_GRADIENT_SAMPLES
 from .vocab import EOS
@@ -27,26 +25,6 @@ CAUSAL_UNAVAILABLE = {
                "integrated_gradients",
     "xrai": "xrai ranks image segments; for tokens use occlusion or integrated_gradients",
 }
-
-
-def add_causal_arguments(parser: argparse.ArgumentParser) -> None:
-    """The explain options only transformers models take (the LSTM refuses them by name)."""
-    hf = parser.add_argument_group("transformers causal LMs (--model FOLDER, a cached Hub id, or ptb-gpt2)")
-    hf.add_argument("--contrast", default=None, metavar="WORD",
-                    help="explain log p(target) - log p(WORD): why the target rather than WORD")
-    hf.add_argument("--generate", type=positive_int, default=None, metavar="N",
-                    help="generate N tokens greedily and attribute each over the prompt and the tokens "
-                         "generated before it")
-    hf.add_argument("--baseline", default="zero",
-                    help="embedding the tokens are scaled from: zero, eos, pad or token:TEXT")
-    hf.add_argument("--last-tokens", type=positive_int, default=None, metavar="N",
-                    help="explain only the last N tokens of each context (needed when a context is "
-                         "longer than the model's positions)")
-    hf.add_argument("--max-memory", default=None, metavar="SIZE",
-                    help="activation memory per pass of path points, e.g. 2GiB or 512MiB (default 2GiB); "
-                         "long contexts get fewer path points per pass")
-    hf.add_argument("--trust-remote-code", action="store_true",
-                    help="run Python code that ships with the model (auto_map); off unless given")
 
 
 def prepare_causal_item(lm: Any, spec: ContextSpec, *, target: str | None = None, contrast: str | None = None,

@@ -10,7 +10,8 @@ import argparse
 
 from igkit.cli.commands import add_domain_group, add_integration_arguments, integration_from_args, positive_int
 
-from .domain import DEFAULT_MODEL, VisionDomain, add_model_arguments, add_path_arguments
+from .domain import DEFAULT_MODEL, VisionDomain
+from .settings import add_evaluate_options
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -33,8 +34,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ablate-per-step", type=positive_int, default=100,
                    help="pixels ablated per step (paper: 100)")
     p.add_argument("--model", default=DEFAULT_MODEL, help="torchvision classification model")
-    add_model_arguments(p)
-    add_path_arguments(p, label=False)
+    add_evaluate_options(p)
     add_integration_arguments(p, VisionDomain.integration)
     p.set_defaults(func=_cmd_evaluate)
 

@@ -8,7 +8,6 @@ imported inside the methods: ``igkit --help`` loads none of them.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import unicodedata
@@ -17,127 +16,26 @@ from typing import Any, Iterable, Sequence
 
 from igkit import Attribution, BadItem, Domain, IGInputError, Integration, Item, Prepared, content_digest
 
-from .choices import BASELINES, DEFAULT_MODEL, POLARITIES, SCORES, UNDERLAYS
+from .choices import DEFAULT_MODEL
+from .settings import VisionSettings
 
 #: the side in pixels of the image patches of ``--format parquet`` (``OUT/units/``)
 UNIT_PATCH = 16
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--weights``, ``--size``, ``--device`` (``--model`` is the explain command's own)."""
-    g = parser.add_argument_group("model")
-    g.add_argument("--weights", default=None,
-                   help="FILE (state dict: .pth/.pt/.safetensors), a weights name of the model "
-                        "(IMAGENET1K_V1), or 'random' (untrained, seeded, marked as such in every output); "
-                        "None: the model's ImageNet weights (torch cache, else download)")
-    g.add_argument("--labels", default=None, metavar="FILE",
-                   help="class names, one per line in the order of the model's outputs (None: the "
-                        "official weights' names; a --weights file's classes are named by index)")
-    g.add_argument("--size", type=int, default=None,
-                   help="crop size in pixels instead of the weights' own (e.g. 224); smaller is faster")
-    g.add_argument("--device", default=None, help="torch device: cpu, cuda, cuda:N or mps "
-                                                  "(None: cuda if available, else cpu)")
-
-
-def add_path_arguments(parser: argparse.ArgumentParser, label: bool = True) -> None:
-    """What IG explains and where the path starts."""
-    g = parser.add_argument_group("path")
-    if label:
-        g.add_argument("--label", default=None,
-                       help="class NAME or INDEX to explain (None: the top prediction); where the "
-                            "model's top label differs, Figure 6 compares both")
-    g.add_argument("--score", choices=SCORES, default="probability",
-                   help="what IG explains: softmax probability (the paper) or the logit")
-    g.add_argument("--baseline", choices=BASELINES, default="black", help="where the path starts")
-    g.add_argument("--blur-sigma", type=float, default=None,
-                   help="blur baseline width in pixels (None: image size / 28)")
-    g.add_argument("--noise-draws", type=int, default=4, help="noise baseline: draws averaged")
-
-
-def add_picture_arguments(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("pictures")
-    g.add_argument("--frames", type=int, default=20, help="interior-gradient frames (alphas) in the GIF")
-    g.add_argument("--curve-points", type=int, default=21, help="alphas on the saturation curves")
-    g.add_argument("--layers", default=None,
-                   help="comma-separated module names for inner-layer saturation, or '' for none "
-                        "(None: the paper's for googlenet, else the last four blocks)")
-    g.add_argument("--clip", nargs=2, type=float, default=(0.0, 99.5), metavar=("LOW", "HIGH"),
-                   help="percentiles of importance mapped to black and full brightness")
-    g.add_argument("--polarity", choices=POLARITIES, default="both",
-                   help="overlays: positive (green), negative (red) or both")
-    g.add_argument("--underlay", choices=UNDERLAYS, default="grey",
-                   help="overlays: what lies under the colours")
-    g.add_argument("--shared-scale", action="store_true",
-                   help="overlays of the whole run on one colour scale (redrawn when the run ends), so "
-                        "colours compare across images; without it each image has its own (overlay.json "
-                        "says which)")
-    g.add_argument("--outline-top", type=float, default=10.0,
-                   help="overlays: outline regions of the top PERCENT of pixels (0: none)")
-
-
-def add_method_arguments(parser: argparse.ArgumentParser) -> None:
-    """What ``--methods`` need from images (see ``methods.py`` and the README)."""
-    g = parser.add_argument_group("other methods (--methods)")
-    g.add_argument("--cam-layer", default=None,
-                   help="grad_cam: module name of the map (None: the model's last conv block, e.g. "
-                        "inception5b for googlenet, layer4 for resnet)")
-    g.add_argument("--occlusion", choices=("superpixels", "patches"), default="superpixels",
-                   help="occlusion: SLIC superpixels (needs scikit-image; else patches, with a warning) "
-                        "or square patches, set to the baseline")
-    g.add_argument("--occlusion-patch", type=int, default=None,
-                   help="occlusion: patch side in pixels (superpixels: about that area); None: side / 14")
-    g.add_argument("--reference", action="append", default=None, metavar="PATH",
-                   help="expected_gradients, multi_baseline_ig: reference image files or folders "
-                        "(repeatable); None: the run's own images")
-    g.add_argument("--reference-count", type=int, default=16,
-                   help="expected_gradients, multi_baseline_ig: at most this many reference images "
-                        "(the first by sorted path)")
-
-
-def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The vision settings (JSON values) of parsed options; options a command lacks keep their default."""
-    layers = getattr(args, "layers", None)
-    clip = getattr(args, "clip", (0.0, 99.5))
-    return {
-        "weights": getattr(args, "weights", None), "size": getattr(args, "size", None),
-        "device": getattr(args, "device", None), "label": getattr(args, "label", None),
-        "labels": getattr(args, "labels", None),
-        "score": getattr(args, "score", "probability"), "baseline": getattr(args, "baseline", "black"),
-        "blur_sigma": getattr(args, "blur_sigma", None), "noise_draws": getattr(args, "noise_draws", 4),
-        "frames": getattr(args, "frames", 20), "curve_points": getattr(args, "curve_points", 21),
-        "layers": None if layers is None else [n.strip() for n in layers.split(",") if n.strip()],
-        "clip": [float(clip[0]), float(clip[1])], "polarity": getattr(args, "polarity", "both"),
-        "underlay": getattr(args, "underlay", "grey"), "outline_top": getattr(args, "outline_top", 10.0),
-        **({"shared_scale": True} if getattr(args, "shared_scale", False) else {}),
-        "cam_layer": getattr(args, "cam_layer", None), "occlusion": getattr(args, "occlusion", "superpixels"),
-        "occlusion_patch": getattr(args, "occlusion_patch", None), "reference": _reference(args),
-        "reference_count": getattr(args, "reference_count", 16),
-    }
-
-
-def _reference(args: argparse.Namespace) -> list[str] | None:
-    """``--reference``, or the run's own images where expected gradients need references (only
-    then: the item list is part of the settings, so a resumed run with more images is refused)."""
-    given = getattr(args, "reference", None)
-    if given:
-        return [str(p) for p in given]
-    methods = {m.strip() for m in str(getattr(args, "methods", "") or "").split(",")}
-    if methods & {"expected_gradients", "multi_baseline_ig"} and getattr(args, "items", None):
-        return [str(p) for p in args.items]
-    return None
-
-
 def vision_settings(**overrides: Any) -> dict[str, Any]:
-    """The settings at their command-line defaults, with ``overrides`` (unknown names refused)."""
-    parser = argparse.ArgumentParser(add_help=False)
-    VisionDomain().add_arguments(parser)
-    settings = settings_from_args(parser.parse_args([]))
-    unknown = sorted(set(overrides) - set(settings))
-    if unknown:
-        raise IGInputError(f"the vision domain has no setting {unknown[0]!r}; its settings are "
-                           f"{', '.join(sorted(settings))}")
-    return {**settings, **overrides}
+    """The settings at their declared defaults, with ``overrides`` (checked; unknown names refused)."""
+    return VisionDomain().keyword_settings(overrides)
+
+
+def own_references(methods: Sequence[str], items: Sequence[Any]) -> list[str] | None:
+    """The run's own image paths where a method needs reference images and none were given (only
+    then: the item list is part of the settings, so a resumed run with more images is refused)."""
+    paths = [str(item) for item in items if isinstance(item, (str, os.PathLike))]
+    if set(methods) & {"expected_gradients", "multi_baseline_ig"} and paths:
+        return paths
+    return None
 
 
 #: where each --baseline starts the path, in words for captions
@@ -171,25 +69,20 @@ class VisionDomain(Domain):
     integration = Integration()  # adaptive, 1%: Inception's saturated softmax defeats fixed steps
     #: images per integration call (adaptive integration keeps each image's path gradients)
     max_group = 4
+    settings_class = VisionSettings
     items_help = ("image files (JPEG, PNG, anything Pillow reads) or folders of them (searched "
                   "recursively, in sorted order)")
 
     # --- options -----------------------------------------------------------------------------
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        add_model_arguments(parser)
-        add_path_arguments(parser)
-        add_picture_arguments(parser)
-        add_method_arguments(parser)
-
-    def settings(self, args: argparse.Namespace) -> dict[str, Any]:
-        settings = settings_from_args(args)
+    def complete_settings(self, settings: dict[str, Any], *, model_source: str | None, methods: Sequence[str],
+                          items: Sequence[Any]) -> dict[str, Any]:
+        """The run's own images as references when none are given; a bad --clip or --blur-sigma
+        stops before any work."""
         from .attribution import VisionOptions
 
-        VisionOptions.from_settings(settings)  # a bad --clip or --frames stops before any work
-        if settings["occlusion_patch"] is not None and settings["occlusion_patch"] < 1:
-            raise IGInputError(f"--occlusion-patch must be at least 1 pixel, got {settings['occlusion_patch']}")
-        if settings["reference_count"] < 1:
-            raise IGInputError(f"--reference-count must be at least 1, got {settings['reference_count']}")
+        if not settings["reference"]:
+            settings = {**settings, "reference": own_references(methods, items)}
+        VisionOptions.from_settings(settings)
         return settings
 
     # --- model -------------------------------------------------------------------------------
