@@ -12,7 +12,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from igkit.domain import Domain
-    from igkit.methods.registry import AttributionMethod
+    from igkit.methods.protocol import AttributionMethod
 
 PROJECT = "igkit"
 hookspec = pluggy.HookspecMarker(PROJECT)

@@ -2,7 +2,7 @@
 gradients and SmoothGrad. Plugins add methods through the ``igkit_methods`` hook."""
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -16,18 +16,8 @@ from igkit.methods.blur_ig import blur_ig_method
 from igkit.methods.expected_gradients import expected_gradients_method, multi_baseline_ig_method
 from igkit.methods.guided_ig import guided_ig_method
 from igkit.methods.occlusion import occlusion
+from igkit.methods.protocol import AttributionMethod, Attributions
 from igkit.methods.xrai import xrai_method
-
-Attributions = torch.Tensor | tuple[torch.Tensor, ...]
-
-
-class AttributionMethod(Protocol):
-    """``method(forward, inputs, baselines=None, *, target=None, **options) -> attributions``."""
-
-    def __call__(self, forward: Callable[..., torch.Tensor], inputs: Attributions,
-                 baselines: Baselines = None, *, target: Target = None, **options: Any
-                 ) -> Attributions: ...
-
 
 def gradients_at(forward: Callable[..., torch.Tensor], inputs: Attributions, alphas: Sequence[float],
                  baselines: Baselines = None, *, target: Target = None, forward_args: tuple = (),
