@@ -200,7 +200,8 @@ class Domain:
             if values:
                 from igkit.errors import IGInputError
 
-                raise IGInputError(f"domain {self.name!r} has no settings; leave out {', '.join(sorted(values))}")
+                raise IGInputError(f"domain {self.name!r} has no setting {sorted(values)[0]!r}: it declares no "
+                                   f"settings of its own")
             return {}
         return self.complete_settings(from_keywords(self.settings_class, f"the {self.name} domain", **values),
                                       model_source=model_source, methods=list(methods), items=list(items))
