@@ -153,3 +153,14 @@ def test_package_has_no_import_cycle(package):
     assert not cycles, (f"{package} has import cycles (imports inside functions count): "
                         + "; ".join(" -> ".join(cycle) for cycle in cycles)
                         + ". Move what both modules need into a lower module that imports neither.")
+
+
+def test_the_core_has_no_import_cycle_across_its_subpackages():
+    """The core's subpackages read in layers too (contract → attribution → methods → run → front
+    ends): no cycle among all of ``igkit``'s own modules, whichever subpackage each is in. The
+    package ``igkit`` itself is left out: its ``__init__`` names the public API, imported on first
+    use, and imports nothing when loaded."""
+    core = {name: path for package, modules in PACKAGES.items() if not package.startswith("igkit.plugins")
+            for name, path in modules.items() if name != "igkit"}
+    cycles = import_cycles(package_graph(core, KNOWN_MODULES))
+    assert not cycles, "; ".join(" -> ".join(cycle) for cycle in cycles)
