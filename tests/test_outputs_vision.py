@@ -1,6 +1,8 @@
 """Image outputs say what they explain and are honest about labels: the model and weights, the
 class and where its name comes from, F(input) and F(baseline) on both scales, the baseline; the
-overlay uses igkit's one colour convention; a weights file's classes are indices unless --labels."""
+overlay uses igkit's one colour convention; a weights file's classes are indices unless --labels.
+The IG overlay (also when redrawn on a shared scale) and every frame of the interior-gradients GIF
+carry that caption and a legend under the picture."""
 from __future__ import annotations
 
 import json
@@ -42,6 +44,17 @@ def _item(out):
     return out / entry["folder"]
 
 
+def _inked_rows(picture: np.ndarray) -> int:
+    """How many rows of an RGB picture hold dark pixels (text)."""
+    return int((np.asarray(picture)[..., :3] < 128).any(axis=(1, 2)).sum())
+
+
+def _caption_height(lines, width: int) -> int:
+    from igkit.plugins.vision.figures import caption_pixels
+
+    return caption_pixels(lines, width).shape[0]
+
+
 def test_summary_and_figure_say_what_is_explained(tmp_path, photo):
     out = tmp_path / "out"
     assert main(["vision", "explain", str(photo), "--out", str(out), "--weights", "random", *FAST]) == 0
@@ -58,6 +71,32 @@ def test_summary_and_figure_say_what_is_explained(tmp_path, photo):
     assert overlay["legend"].startswith("red: raises the probability of")
     assert "this image's own scale" in overlay["scale"]
     assert (item / "figure4.png").is_file()
+    with Image.open(item / "ig_overlay.png") as png:   # the overlay's own legend and scale under it
+        assert png.text["igkit-caption"].split("\n") == [*lines, "overlay: " + overlay["legend"], overlay["scale"]]
+    # every GIF frame: the picture (32 px enlarged to 224) over the caption block of these lines
+    with Image.open(item / "interior.gif") as gif:
+        comment = gif.info["comment"].decode("utf-8").split("\n")
+        sizes = set()
+        for frame in range(gif.n_frames):
+            gif.seek(frame)
+            picture = np.asarray(gif.convert("RGB"))
+            sizes.add(picture.shape)
+            assert _inked_rows(picture[224:]) > 40          # the caption text is drawn in every frame
+    caption = comment[1:]
+    assert caption[:len(lines)] == lines                     # model, target, F(input), F(baseline), baseline
+    assert f"the probability of {summary['label']['label']}" in caption[len(lines)]
+    assert caption[-1].startswith("brightness scale: each frame its own")
+    (shape,) = sizes
+    assert shape[0] == 224 + _caption_height(caption, shape[1])
+
+
+def test_a_caption_block_wraps_to_its_width_and_grows_with_the_text():
+    from igkit.plugins.vision.figures import caption_pixels
+
+    short, long = caption_pixels(["model: m"], 640), caption_pixels(["target " * 150], 640)
+    assert short.shape[1] == long.shape[1] == 640 and short.dtype == np.uint8
+    assert 0 < _inked_rows(short) < _inked_rows(long) and long.shape[0] > 5 * short.shape[0]
+    assert not (long[:, -4:] < 128).any()                   # no line runs off the right edge
 
 
 def test_overlay_draws_raises_red_and_lowers_blue():
@@ -113,6 +152,17 @@ def test_shared_scale_redraws_every_overlay_on_one_scale_and_says_so(tmp_path, p
     notes = [json.loads((out / e["folder"] / "overlay.json").read_text())["scale"] for e in report["items"]]
     assert all("shared by every item of this run (--shared-scale)" in n for n in notes)
     assert len({n.split(",")[0] for n in notes}) == 1        # the same full-colour value for both
+    for entry, note in zip(report["items"], notes):           # the redrawn picture says so under itself
+        item = out / entry["folder"]
+        described = json.loads((item / "overlay.json").read_text())
+        with Image.open(item / "ig_overlay.png") as png:
+            caption = png.text["igkit-caption"].split("\n")
+            picture = np.asarray(png.convert("RGB"))
+        assert caption == [*described["explains"], "overlay: " + described["legend"], note]
+        assert described["legend"] == colours.legend(
+            f"the probability of {json.loads((item / 'summary.json').read_text())['label']['label']}")
+        assert picture.shape[0] == 224 + _caption_height(caption, picture.shape[1])
+        assert _inked_rows(picture[224:]) > 40
 
 
 def test_a_chosen_label_is_said_to_be_chosen(tmp_path, photo):

@@ -23,6 +23,13 @@ MAX_LEGEND_LINES = 10
 MAX_FIGURE_LEGEND = 60
 COLOURS = tuple(f"C{i}" for i in range(10))
 DASHES = ("-", "--", ":", "-.")
+#: pictures whose shorter side is smaller are enlarged (nearest neighbour) so a small --size stays visible
+MIN_DISPLAY = 224
+#: the narrowest caption block in pixels: narrower, the caption lines would wrap into a tall column
+MIN_CAPTION_WIDTH = 640
+#: caption text size and colour, the same under every picture (matplotlib charts and pixel pictures)
+CAPTION_POINTS = 7.5
+CAPTION_COLOUR = "#333333"
 
 
 @dataclass
@@ -74,8 +81,8 @@ def picture_row_figure(cells: Sequence[Cell], title: str, made_by: Provenance,
                 spine.set_visible(False)
     fig.suptitle(wrap(made_by.mark(title), 3.0 * len(cells), 11), fontsize=11)
     if caption:
-        fig.supxlabel(wrap("\n".join(caption), 3.0 * len(cells), 7.5), fontsize=7.5, ha="left", x=0.01,
-                      color="#333333")
+        fig.supxlabel(wrap("\n".join(caption), 3.0 * len(cells), CAPTION_POINTS), fontsize=CAPTION_POINTS,
+                      ha="left", x=0.01, color=CAPTION_COLOUR)
     return fig
 
 
@@ -163,6 +170,40 @@ def chart_pixels(panel: Panel, width: int, height: int) -> tuple[np.ndarray, np.
     return rgba[..., :3].copy(), points
 
 
+def enlarged(picture: np.ndarray) -> np.ndarray:
+    """``picture`` ``[H, W, 3]`` enlarged by a whole factor (nearest neighbour, pixels stay square)
+    until its shorter side is at least :data:`MIN_DISPLAY`."""
+    zoom = max(1, -(-MIN_DISPLAY // min(picture.shape[:2])))
+    return np.repeat(np.repeat(picture, zoom, axis=0), zoom, axis=1)
+
+
+def caption_pixels(lines: Sequence[str], width: int) -> np.ndarray:
+    """``lines`` wrapped to ``width`` pixels in the still pictures' caption font: an RGB block
+    ``[h, width, 3]`` (uint8, white background) to put under a pixel picture or animation frame."""
+    dpi = 100
+    text = wrap("\n".join(lines), width / dpi - 0.1, CAPTION_POINTS)
+    rows = text.count("\n") + 1
+    fig = Figure(figsize=(width / dpi, (rows * CAPTION_POINTS * 1.6 / 72) + 0.2), dpi=dpi)
+    canvas = FigureCanvasAgg(fig)
+    fig.text(0.05 * dpi / width, 1 - 0.05 * dpi / (fig.get_figheight() * dpi), text, ha="left", va="top",
+             fontsize=CAPTION_POINTS, color=CAPTION_COLOUR)
+    canvas.draw()
+    block = np.asarray(canvas.buffer_rgba())[..., :3]
+    inked = np.flatnonzero((block < 250).any(axis=(1, 2)))
+    bottom = int(inked[-1]) + 6 if inked.size else 0
+    return block[:bottom].copy()
+
+
+def captioned(picture: np.ndarray, block: np.ndarray) -> np.ndarray:
+    """``picture`` (centred) over a caption ``block``, on white, as wide as the wider of the two."""
+    width = max(picture.shape[1], block.shape[1])
+    out = np.full((picture.shape[0] + block.shape[0], width, 3), 255, dtype=np.uint8)
+    left = (width - picture.shape[1]) // 2
+    out[:picture.shape[0], left:left + picture.shape[1]] = picture
+    out[picture.shape[0]:, :block.shape[1]] = block
+    return out
+
+
 def _draw_panel(ax, panel: Panel, styles: dict[str, tuple[str, str]] | None = None) -> None:
     labelled = styles is None and len(panel.lines) <= MAX_LEGEND_LINES
     for line in panel.lines:
@@ -231,8 +272,8 @@ def method_grid_figure(rows: Sequence[GridRow], methods: Sequence[str], title: s
         ax.set_ylabel(wrap(row.name, cell, 7), fontsize=7)
         for c, method in enumerate(methods, start=1):
             ax = axes[r, c]
-            shown = ax.imshow(np.clip(row.maps[method], 0, None), cmap=colours.magnitude_cmap(), vmin=0.0, vmax=scales[method],
-                              interpolation="nearest") if method in row.maps else None
+            shown = ax.imshow(np.clip(row.maps[method], 0, None), cmap=colours.magnitude_cmap(), vmin=0.0,
+                              vmax=scales[method], interpolation="nearest") if method in row.maps else None
             if shown is None:
                 ax.text(0.5, 0.5, "not computed", ha="center", va="center", fontsize=7, transform=ax.transAxes)
             if r == len(rows) - 1 and shown is not None:

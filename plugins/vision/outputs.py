@@ -4,7 +4,7 @@ gets them whole)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -12,12 +12,16 @@ from igkit import read_json, read_table, write_csv, write_json
 from igkit.outputs import colours
 from igkit.outputs.explains import describe
 
-from .animation import interior_gif, trend_panel
+from .animation import interior_gif, legend_lines, trend_panel
 from .attribution import ImageExplanation
 from .compare import write_methods
-from .figures import Cell, Line, Panel, line_panels, picture_row
+from .figures import (MIN_CAPTION_WIDTH, Cell, Line, Panel, caption_pixels, captioned, enlarged, line_panels,
+                      picture_row)
 from .records import Provenance, save_array, save_picture, write_matrix
 from .render import OVERLAY_SCALE, RenderSettings, as_image, overlay, overlay_peak, paper_rendering
+
+if TYPE_CHECKING:
+    import torch
 
 
 def other_scale(exp: ImageExplanation) -> dict | None:
@@ -32,10 +36,32 @@ def other_scale(exp: ImageExplanation) -> dict | None:
     return {"name": name, "input": float(values[-1]), "baseline": float(values[0]) if single else None}
 
 
+def explains(exp: ImageExplanation) -> list[str]:
+    """What the pictures explain (igkit.outputs.explains): model, target, F(input) and F(baseline)
+    on both scales, the baseline, completeness."""
+    return describe(exp.attribution, other_scale(exp))["lines"]
+
+
+def legend(exp: ImageExplanation) -> str:
+    """What an overlay's red and blue mean (igkit.outputs.colours), naming the score explained."""
+    return colours.legend(f"the {exp.options.score} of {exp.target.label}")
+
+
 def caption(exp: ImageExplanation) -> list[str]:
-    """What the pictures explain (igkit.outputs.explains) and what their colours mean (igkit.outputs.colours)."""
-    lines = describe(exp.attribution, other_scale(exp))["lines"]
-    return [*lines, "overlay: " + colours.legend(f"the {exp.options.score} of {exp.target.label}"), OVERLAY_SCALE]
+    """The lines under the IG pictures: what is explained, what the colours mean and their scale."""
+    return overlay_caption(explains(exp), legend(exp), OVERLAY_SCALE)
+
+
+def overlay_caption(explained: Sequence[str], legend_text: str, scale: str) -> list[str]:
+    """The caption of an overlay: what is explained, the colour legend, the colour scale in use."""
+    return [*explained, "overlay: " + legend_text, scale]
+
+
+def overlay_picture(image: np.ndarray, attributions: "torch.Tensor", render: RenderSettings, lines: Sequence[str],
+                    peak: float | None = None) -> np.ndarray:
+    """The IG overlay (enlarged when small) with its caption and colour legend under it."""
+    picture = enlarged(overlay(image, attributions, render, peak))
+    return captioned(picture, caption_pixels(lines, max(picture.shape[1], MIN_CAPTION_WIDTH)))
 
 
 def write_image(exp: ImageExplanation, d: Path, *, pictures: bool = True) -> list[str]:
@@ -77,14 +103,18 @@ def _attribution_maps(exp: ImageExplanation, d: Path, image: np.ndarray, made_by
         files += [f"attributions_{name}.npy", f"importance_{name}.csv"]
         if pictures:
             save_picture(paper_rendering(image, importance.numpy(), render), d / f"{name}_paper.png", made_by)
-            save_picture(overlay(image, attributions, render), d / f"{name}_overlay.png", made_by)
+            if name == "ig":  # the overlay of what the run explains carries its caption and legend
+                lines = caption(exp)
+                save_picture(overlay_picture(image, attributions, render, lines), d / "ig_overlay.png", made_by,
+                             lines)
+            else:
+                save_picture(overlay(image, attributions, render), d / f"{name}_overlay.png", made_by)
             files += [f"{name}_paper.png", f"{name}_overlay.png"]
     if pictures:
         write_json(d / "overlay.json", {**render.describe(), "colours": {"positive": colours.RAISES,
                                                                           "negative": colours.LOWERS,
                                                                           "outline": "yellow"},
-                                        "legend": colours.legend(f"the {exp.options.score} of {exp.target.label}"),
-                                        "scale": OVERLAY_SCALE, "explains": caption(exp)[:-2],
+                                        "legend": legend(exp), "scale": OVERLAY_SCALE, "explains": explains(exp),
                                         "maps": list(maps), **exp.model.describe()})
         files.append("overlay.json")
     return files
@@ -112,7 +142,7 @@ def _panels(exp: ImageExplanation, d: Path, image: np.ndarray, made_by: Provenan
         picture_row([Cell("original", image), Cell("scores", text=text),
                      Cell(f"IG for {exp.predicted.label}", predicted), Cell(f"IG for {exp.target.label}", ig)],
                     d / "figure6.png", "misclassification: the model's label vs the given label", made_by,
-                    caption(exp)[:-2])
+                    explains(exp))
         write_json(d / "figure6.json", {"predicted": exp.predicted.as_dict(), "label": exp.target.as_dict(),
                                         "maps": {"predicted": "importance_ig_predicted.csv",
                                                  "label": "importance_ig.csv"}, **exp.model.describe()})
@@ -131,7 +161,7 @@ def _path_files(exp: ImageExplanation, d: Path, image: np.ndarray, made_by: Prov
     files = ["interior_trend.csv", "saturation.csv"]
     if pictures:
         interior_gif(image, exp.interior_alphas, exp.interior_importance, d / "interior.gif", exp.options.render,
-                     made_by)
+                     made_by, [*explains(exp), *legend_lines(f"the {exp.options.score} of {label}")])
         line_panels([trend], d / "interior_trend.png", f"interior gradients for {label}", made_by)
         line_panels(saturation_panels({label: (alpha, probability, logit)}), d / "saturation.png",
                     f"saturation for {label}", made_by)
@@ -184,7 +214,7 @@ def _rows(path: Path) -> list[dict[str, str]]:
 def redraw_on_shared_scale(item_dirs: Sequence[Path], out: Path) -> None:
     """``--shared-scale``: every image's IG overlay redrawn with full colour at one |value| for the
     whole run (the largest of the images' upper --clip percentiles), from the item folders' own
-    files, and overlay.json says so."""
+    files; the caption under the picture and overlay.json say so."""
     from PIL import Image
 
     settings = read_json(out / "run.json").get("settings", {}) if (out / "run.json").is_file() else {}
@@ -200,9 +230,11 @@ def redraw_on_shared_scale(item_dirs: Sequence[Path], out: Path) -> None:
         made_by = Provenance(str(summary.get("model")), str(summary.get("weights")),
                              summary.get("random_weights") is True)
         image = np.asarray(Image.open(d / "input.png").convert("RGB"), dtype=np.float64) / 255
-        save_picture(overlay(image, torch_tensor(attributions), render, peak), d / "ig_overlay.png", made_by)
         described = read_json(d / "overlay.json")
         described["scale"] = colours.scale_note(peak, True, "(|Σ over channels| of a pixel)")
+        lines = overlay_caption(described["explains"], described["legend"], described["scale"])
+        save_picture(overlay_picture(image, torch_tensor(attributions), render, lines, peak), d / "ig_overlay.png",
+                     made_by, lines)
         write_json(d / "overlay.json", described)
 
 

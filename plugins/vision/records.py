@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -37,13 +38,17 @@ class Provenance:
                 "igkit-random-weights": str(self.random_weights).lower()}
 
 
-def save_picture(picture: np.ndarray | Image.Image, path: Path, made_by: Provenance) -> Path:
-    """A PNG with the model and weights in its metadata (and a visible stamp for random weights)."""
+def save_picture(picture: np.ndarray | Image.Image, path: Path, made_by: Provenance,
+                 caption: Sequence[str] = ()) -> Path:
+    """A PNG with the model and weights in its metadata (and a visible stamp for random weights);
+    ``caption``, the lines drawn under the picture, goes into the metadata too (``igkit-caption``)."""
     image = picture if isinstance(picture, Image.Image) else Image.fromarray(picture)
     image = stamp(image.convert("RGB"), made_by)
     info = PngInfo()
     for key, value in made_by.metadata().items():
         info.add_text(key, value)
+    if caption:
+        info.add_text("igkit-caption", "\n".join(caption))
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", pnginfo=info)
     return write_bytes(path, buffer.getvalue())
