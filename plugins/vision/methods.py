@@ -20,9 +20,9 @@ The runner calls :func:`method_options` for each method listed with ``--methods`
   and the fall-back, with a warning, where scikit-image is not installed).
 * ``expected_gradients`` / ``multi_baseline_ig``: reference images from ``--reference`` (files
   or folders; at most ``--reference-count``, sorted by path), resized and cropped like the
-  images explained. On the command line without ``--reference`` they are the run's own images
-  (an image may then be among its own references; its term adds nothing). In Python, pass
-  ``reference=[paths]``; without it the methods stop with a clear error.
+  images explained. Without ``--reference`` (``reference=[paths]`` in Python) they are the run's
+  own image files (an image may then be among its own references; its term adds nothing); where
+  there are none (in-memory images, the app's one upload) the methods stop with a clear error.
 * ``blur_ig``: its own path from the image blurred with σ = 50 px × side / 224 (the paper's
   50 px at 224), 100 segments; the run's ``--baseline`` is not used.
 * ``guided_ig``, ``interior_gradient``: one baseline (the first noise draw with ``--baseline
@@ -76,8 +76,9 @@ def method_options(method: str, batch: Prepared) -> dict[str, Any]:
         paths = settings.get("reference")
         if not paths:
             raise IGInputError(f"{method} needs reference images of the same kind as the images explained: "
-                               f"give --reference FILES/FOLDERS (in Python reference=[paths]); the command "
-                               f"line uses the run's own images by default")
+                               f"give --reference FILES/FOLDERS (in Python reference=[paths]); by default "
+                               f"the run's own image files are used, and this run has none (images in "
+                               f"memory, or the app's one upload)")
         reference = reference_images(model, tuple(str(p) for p in paths),
                                      int(settings.get("reference_count") or 16))
         if reference.shape[1:] != x.shape[1:]:
