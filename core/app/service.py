@@ -340,6 +340,8 @@ class DomainService:
         for other in (w for w in caught if not issubclass(w.category, IgkitWarning)):
             warnings.showwarning(other.message, other.category, other.filename, other.lineno)  # to the log
         result.panels.notes[:0] = [f"⚠️ {escape_markdown(message)}" for message in said]
+        if choice not in self.choices:  # the person's own model: which one, and what igkit cannot know of it
+            result.panels.notes.insert(0, f"**Your own model:** {escape_markdown(choice.label)}. {choice.note}")
         if top:
             result.panels.label = result.panels.label or top
             if self.view.target_label and result.panels.targets is None:
