@@ -66,11 +66,11 @@ def probe(tool: str, name: str, tokens: int, threads: int, max_memory: str,
     text = context_of(lm, tokens)
     eos = lm.tokenizer.eos_token_id
     ids = torch.tensor([lm.tokenizer(text)["input_ids"]])
-    with torch.no_grad():
-        log_p = torch.log_softmax(lm.model(input_ids=ids, use_cache=False).logits[0, -1], -1)
+    with torch.no_grad():  # the last position's logits only, so this set-up adds no peak of its own
+        log_p = torch.log_softmax(lm.model(input_ids=ids, use_cache=False, logits_to_keep=1).logits[0, -1], -1)
         target = int(log_p.argmax())
         base = torch.log_softmax(lm.model(inputs_embeds=lm.embedding(torch.full_like(ids, eos)),
-                                          use_cache=False).logits[0, -1], -1)[target]
+                                          use_cache=False, logits_to_keep=1).logits[0, -1], -1)[target]
     gap = float(log_p[target] - base)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # GiB: interpreter + model
     start = time.perf_counter()
@@ -82,7 +82,10 @@ def probe(tool: str, name: str, tokens: int, threads: int, max_memory: str,
         if found.skipped:
             raise SystemExit(f"igkit skipped the context: {found.skipped[0].reason}")
         summary = found[0].summary
-        runs = [{"path_points": summary["path_points"], "error": summary["completeness_error"]}]
+        plan = found[0].attribution.prepared.context["memory_plan"]
+        runs = [{"path_points": summary["path_points"], "error": summary["completeness_error"],
+                 "points_per_pass": plan.points, "checkpointed_blocks": plan.checkpoint,
+                 "estimated_gib_per_point": round(plan.bytes_per_point / 2 ** 30, 3)}]
     else:
         from captum.attr import LayerIntegratedGradients, LLMGradientAttribution, TextTokenInput
 
@@ -97,10 +100,16 @@ def probe(tool: str, name: str, tokens: int, threads: int, max_memory: str,
             if error <= TRUSTED:
                 break
     seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+    if tool == "igkit":  # the budget is for the attribution's memory, on top of the loaded model
+        from igkit.plugins.text.hf_memory import parse_memory
+
+        runs[-1]["max_memory"] = max_memory
+        runs[-1]["growth_within_budget"] = (peak - before) * 2 ** 30 <= parse_memory(max_memory)
     return {"tool": tool, "model": name, "tokens": len(ids[0]), "seconds": round(seconds, 2), "runs": runs,
             "trusted": runs[-1]["error"] <= TRUSTED, "threads": threads, "captum_batch": captum_batch,
             "rss_before_gib": round(before, 3),
-            "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20, 3)}
+            "peak_rss_gib": round(peak, 3)}
 
 
 def measure(tool: str, name: str, tokens: int, threads: int, max_memory: str, cap_gib: float,
@@ -132,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", default="ptb-gpt2", help="ptb-gpt2 and/or gpt2-124m, comma-separated")
     p.add_argument("--tokens", default="100", help="context lengths, comma-separated")
     p.add_argument("--threads", type=int, default=1, help="torch threads of each process")
-    p.add_argument("--max-memory", default="2GiB", help="igkit's activation budget per pass")
+    p.add_argument("--max-memory", default="2GiB",
+                   help="igkit's memory budget for the attribution; several, comma-separated: one igkit row each")
     p.add_argument("--cap-gib", type=float, default=12.0, help="address-space cap of each process")
     p.add_argument("--captum-batch", type=int, default=None,
                    help="Captum's internal_batch_size (default: its own, every step in one pass)")
@@ -148,17 +158,20 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name in args.models.split(","):
         for tokens in (int(t) for t in args.tokens.split(",")):
-            pair = [measure(tool, name, tokens, args.threads, args.max_memory, args.cap_gib, args.captum_batch)
-                    for tool in ("igkit", "captum")]
-            rows += pair
-            for row in pair:
+            ours = [measure("igkit", name, tokens, args.threads, budget, args.cap_gib)
+                    for budget in args.max_memory.split(",")]
+            theirs = measure("captum", name, tokens, args.threads, args.max_memory.split(",")[0], args.cap_gib,
+                             args.captum_batch)
+            rows += [*ours, theirs]
+            for row in (*ours, theirs):
                 print(json.dumps(row), flush=True)
-            if all("seconds" in r for r in pair):
-                ours, theirs = pair
-                grown = [r["peak_rss_gib"] - r["rss_before_gib"] for r in pair]
-                print(f"{name}, {tokens} tokens: Captum ÷ igkit seconds {theirs['seconds'] / ours['seconds']:.2f}; "
-                      f"peak memory igkit ÷ Captum {ours['peak_rss_gib'] / theirs['peak_rss_gib']:.2f} (whole "
-                      f"process), {grown[0] / max(grown[1], 1e-9):.2f} (growth during attribution)", flush=True)
+            for row in ours:
+                if "seconds" in row and "seconds" in theirs:
+                    grown = [r["peak_rss_gib"] - r["rss_before_gib"] for r in (row, theirs)]
+                    print(f"{name}, {tokens} tokens, igkit --max-memory {row['runs'][0]['max_memory']}: Captum ÷ "
+                          f"igkit seconds {theirs['seconds'] / row['seconds']:.2f}; peak memory igkit ÷ Captum "
+                          f"{row['peak_rss_gib'] / theirs['peak_rss_gib']:.2f} (whole process), "
+                          f"{grown[0] / max(grown[1], 1e-9):.2f} (growth during attribution)", flush=True)
     if args.json:
         args.json.write_text(json.dumps({"command": " ".join(["python -m bench.transformers", *(argv or sys.argv[1:])]),
                                          "machine": machine(), "rows": rows}, indent=2) + "\n")

@@ -1,10 +1,9 @@
 """Transformers causal LMs: every bad input gets a clear error and loses nothing; the command line
-writes tokens.csv and words.csv per item; long contexts run within --max-memory."""
+writes tokens.csv and words.csv per item (memory: test_text_hf_memory.py)."""
 from __future__ import annotations
 
 import csv
 import json
-import warnings
 
 import pytest
 import torch
@@ -15,8 +14,7 @@ import igkit
 from igkit.cli.main import main
 from igkit.errors import IGInputError, IgkitWarning, ModelError
 from igkit.plugins.text.domain import TextDomain
-from igkit.plugins.text.hf_attribution import points_per_pass
-from igkit.plugins.text.hf_inputs import Readouts, continuation_ids, tokenize_context
+from igkit.plugins.text.hf_inputs import continuation_ids, tokenize_context
 from igkit.plugins.text.hf_model import causal_lm
 
 from hf_models import save_tiny, tiny_gpt2, tiny_tokenizer
@@ -156,24 +154,3 @@ def test_an_unknown_model_is_one_error_line(tmp_path, capsys, monkeypatch):
                  "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("igkit: error:") and "Traceback" not in err
-
-
-def test_long_context_runs_within_max_memory(tmp_path):
-    """2,048 tokens on the CPU: path points are chunked to fit --max-memory; a budget below one point
-    is refused with the options to change."""
-    tokenizer = tiny_tokenizer()
-    lm = causal_lm(tiny_gpt2(tokenizer, positions=2048, width=16), tokenizer)
-    text = " ".join(["the stock market fell on monday"] * 400)
-    context = tokenize_context(lm, text, last_tokens=2048)
-    assert len(context.ids) == 2048
-    readouts = Readouts([0], [1.0], [], ["x"], "next")
-    small, large = points_per_pass(lm, context, readouts, "16MiB"), points_per_pass(lm, context, readouts, "64MiB")
-    assert 1 <= small < large
-    with pytest.raises(IGInputError, match="--max-memory"):
-        points_per_pass(lm, context, readouts, "1MiB")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", IgkitWarning)
-        found = igkit.explain("text", [text], model=lm, last_tokens=2048, max_memory="16MiB",
-                              integration={"tolerance": 0.01})
-    assert found[0].summary["converged"] and found[0].summary["completeness_error"] <= 0.01
-    assert len(found[0].token_attributions) == 2048

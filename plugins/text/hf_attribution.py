@@ -10,7 +10,6 @@ holds at most as many path points as ``--max-memory`` allows, measured on the mo
 """
 from __future__ import annotations
 
-import re
 from typing import Any, Callable
 
 import torch
@@ -19,24 +18,23 @@ from igkit.domain import Prepared
 from igkit.errors import IGInputError
 
 from .hf_inputs import Readouts, TokenContext
+from .hf_memory import checkpointed, plan_passes, transformer_blocks
 from .hf_model import CausalLM
 
-#: activation memory per pass of path points unless ``--max-memory`` says otherwise
-DEFAULT_MAX_MEMORY = "2GiB"
-_SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([KMGT]?)(i?B)?\s*$", re.IGNORECASE)
-
-
-def log_prob_forward(lm: CausalLM) -> Callable[..., torch.Tensor]:
+def log_prob_forward(lm: CausalLM, checkpoint: bool = False) -> Callable[..., torch.Tensor]:
     """``f(embeds [n, T, D], continuation [n, C], token_ids [n, K], signs [n, K], back [n, K])`` →
-    ``[n, K + 1]``: each readout's signed log-probability, then their sum (the score explained)."""
+    ``[n, K + 1]``: each readout's signed log-probability, then their sum (the score explained).
+    With ``checkpoint`` the transformer blocks keep only their inputs for the backward pass."""
     model, embedding = lm.model, lm.embedding
+    blocks = transformer_blocks(model) if checkpoint else []
 
     def forward(embeds: torch.Tensor, continuation: torch.Tensor, token_ids: torch.Tensor,
                 signs: torch.Tensor, back: torch.Tensor) -> torch.Tensor:
         if continuation.shape[1]:
             embeds = torch.cat([embeds, embedding(continuation).to(embeds.dtype)], dim=1)
         keep = int(back.max())
-        logits = _logits(model, embeds, keep)[:, -keep:].float()
+        with checkpointed(blocks):
+            logits = _logits(model, embeds, keep)[:, -keep:].float()
         rows = logits.gather(1, (keep - back).unsqueeze(-1).expand(-1, -1, logits.shape[-1]))
         log_probs = torch.log_softmax(rows, dim=-1).gather(-1, token_ids.unsqueeze(-1)).squeeze(-1)
         signed = log_probs * signs
@@ -74,62 +72,6 @@ def baseline_ids(lm: CausalLM, choice: str) -> int | None:
     raise IGInputError(f"--baseline {choice!r}: choose zero, eos, pad or token:TEXT")
 
 
-def parse_memory(text: str) -> int:
-    """Bytes in "2GiB", "512MiB", "1.5G", "800M" (powers of 1024)."""
-    match = _SIZE.match(str(text))
-    if not match:
-        raise IGInputError(f"--max-memory {text!r} is not a size; write e.g. 2GiB or 512MiB")
-    value = float(match.group(1)) * 1024 ** " KMGT".index((match.group(2) or " ").upper())
-    if value < 1024 ** 2:
-        raise IGInputError(f"--max-memory {text!r} is below 1 MiB; give the memory for one pass of path points")
-    return int(value)
-
-
-def bytes_per_point(lm: CausalLM, length: int, continuation: int, readouts: int) -> int:
-    """Activation bytes one path point keeps for its backward pass, measured once per shape by
-    summing the tensors autograd saves during one forward (weights excluded)."""
-    key = (length, continuation, readouts)
-    if key not in lm.bytes_per_point:
-        forward = log_prob_forward(lm)
-        parameters = {p.data_ptr() for p in lm.model.parameters()}
-        seen: set[int] = set()
-        total = 0
-
-        def pack(tensor: torch.Tensor) -> torch.Tensor:
-            nonlocal total
-            storage = tensor.untyped_storage()
-            pointer = storage.data_ptr()
-            if pointer not in seen and pointer not in parameters:
-                seen.add(pointer)
-                total += storage.nbytes()
-            return tensor
-
-        width = lm.embedding.weight.shape[1]
-        embeds = torch.zeros(1, length, width, device=lm.device, requires_grad=True)
-        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            out = forward(embeds, torch.zeros(1, continuation, dtype=torch.long, device=lm.device),
-                          torch.zeros(1, readouts, dtype=torch.long, device=lm.device),
-                          torch.ones(1, readouts, device=lm.device),
-                          torch.arange(readouts, 0, -1, device=lm.device).unsqueeze(0))
-        del out
-        lm.bytes_per_point[key] = max(total, 1)
-    return lm.bytes_per_point[key]
-
-
-def points_per_pass(lm: CausalLM, context: TokenContext, readouts: Readouts, max_memory: str | None) -> int:
-    """Path points per forward/backward pass within the memory budget (at least one, or an error)."""
-    budget = parse_memory(max_memory or DEFAULT_MAX_MEMORY)
-    # gradients and the scaled copies of the inputs come on top of what autograd saves
-    per_point = bytes_per_point(lm, len(context.ids), len(readouts.continuation), len(readouts.token_ids))
-    per_point += 3 * len(context.ids) * lm.embedding.weight.shape[1] * 4
-    if per_point > budget:
-        raise IGInputError(f"one path point of this {len(context.ids)}-token context needs "
-                           f"{per_point / 2 ** 20:.0f} MiB of activations, more than --max-memory "
-                           f"{max_memory or DEFAULT_MAX_MEMORY}; raise --max-memory, or explain fewer tokens "
-                           f"with --last-tokens N")
-    return max(1, budget // per_point)
-
-
 def prepare_causal(lm: CausalLM, context: TokenContext, readouts: Readouts, *, baseline: str = "zero",
                    max_memory: str | None = None, name: str = "") -> Prepared:
     """The runner's view of one item: embeddings, forward, baseline, target column, pass size."""
@@ -147,12 +89,16 @@ def prepare_causal(lm: CausalLM, context: TokenContext, readouts: Readouts, *, b
                     torch.tensor([readouts.signs], dtype=torch.float32, device=device),
                     torch.tensor([readouts.back], dtype=torch.long, device=device))
     label = " − ".join(readouts.labels) if readouts.kind == "contrast" else "".join(readouts.labels)
-    return Prepared(name=name, inputs=embeds, forward=log_prob_forward(lm), target=len(readouts.token_ids),
+    plan = plan_passes(lambda checkpoint: log_prob_forward(lm, checkpoint), lm.model, len(context.ids),
+                       forward_args, max_memory, lm.memory_estimates)
+    return Prepared(name=name, inputs=embeds, forward=log_prob_forward(lm, plan.checkpoint),
+                    target=len(readouts.token_ids),
                     baselines=baselines, forward_args=forward_args, label=label,
-                    context={"lm": lm, "tokens": context, "readouts": readouts, "baseline": baseline},
+                    context={"lm": lm, "tokens": context, "readouts": readouts, "baseline": baseline,
+                             "memory_plan": plan},
                     group=("transformers", len(context.ids), len(readouts.continuation),
-                           tuple(readouts.signs), tuple(readouts.back), baseline),
-                    batch_size=points_per_pass(lm, context, readouts, max_memory))
+                           tuple(readouts.signs), tuple(readouts.back), baseline, plan.checkpoint),
+                    batch_size=plan.points)
 
 
 def per_readout(prepared: Prepared, result: Any, batch_size: int | None) -> torch.Tensor | None:

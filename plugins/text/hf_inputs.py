@@ -114,12 +114,16 @@ def continuation_ids(lm: CausalLM, context: str, target: str) -> list[int]:
 
 
 def next_token_logits(lm: CausalLM, ids: list[int]) -> Any:
-    """Logits of the token after ``ids`` (no gradient, no cache kept)."""
+    """Logits of the token after ``ids`` (no gradient, no cache kept, the last position only: the
+    vocabulary's logits at every position of a long context would cost more than the model)."""
     import torch
 
     with torch.no_grad():
         batch = torch.tensor([ids], device=lm.device)
-        return lm.model(input_ids=batch, use_cache=False).logits[0, -1].float()
+        try:
+            return lm.model(input_ids=batch, use_cache=False, logits_to_keep=1).logits[0, -1].float()
+        except TypeError:  # an older or custom model without logits_to_keep: all positions
+            return lm.model(input_ids=batch, use_cache=False).logits[0, -1].float()
 
 
 def greedy_continuation(lm: CausalLM, ids: list[int], tokens: int) -> list[int]:

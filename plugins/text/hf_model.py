@@ -33,8 +33,8 @@ class CausalLM:
     name: str
     #: the longest context the model can read (its position embeddings), or None if unbounded
     max_positions: int | None
-    #: activation bytes per path point per token, measured once per context length (memory sizing)
-    bytes_per_point: dict[int, int] = field(default_factory=dict, repr=False)
+    #: saved bytes per path point, measured once per shape (see :mod:`.hf_memory`)
+    memory_estimates: dict = field(default_factory=dict, repr=False)
 
     @property
     def device(self) -> Any:
