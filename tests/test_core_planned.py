@@ -6,6 +6,7 @@ for the bad cases (F constant, NaN on the path, dropout left on).
 """
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from captum.attr import IntegratedGradients
@@ -13,11 +14,13 @@ from torch import nn
 
 import igkit
 from igkit.errors import IGInputError, IgkitWarning, NonFiniteError
-from igkit.attribution.planned import PLAN_INTERVALS
+from igkit.attribution.nested_grid import NestedGrid, refinement
+from igkit.attribution.planned import CANCELLATION_LIMIT, PLAN_FORWARD_POINTS, PLAN_INTERVALS, UNIFORM_SHARE
+from igkit.attribution.warp import PlannedPath
 
 from models import SaturatingReLUNet, TinyCNN
 
-PLAN_POINTS = PLAN_INTERVALS + 1
+PLAN_POINTS = PLAN_FORWARD_POINTS
 
 
 def _relative_l2(actual: torch.Tensor, expected: torch.Tensor) -> float:
@@ -154,3 +157,58 @@ def test_an_unknown_plan_is_refused_with_the_choices():
         igkit.integrated_gradients(lambda v: v.sum(1), torch.rand(1, 3), plan="later")
     with pytest.raises(IGInputError, match="plan"):
         igkit.Integration(plan="later").validated()
+
+
+def test_a_plan_with_constant_slope_maps_u_to_the_eased_uniform_path():
+    """F linear in α: the density is uniform, so α(u) is the ease 3u² − 2u³ and dα/du = 6u(1 − u)."""
+    path = PlannedPath.from_plan(np.linspace(0.2, 0.9, PLAN_INTERVALS + 1), UNIFORM_SHARE)
+    for u in np.linspace(0, 1, 41):
+        assert path.alpha(u) == pytest.approx(3 * u * u - 2 * u ** 3, abs=1e-12)
+        assert path.speed(u) == pytest.approx(6 * u * (1 - u), abs=1e-12)
+
+
+def test_the_planned_map_spends_u_where_f_moves_and_keeps_a_uniform_share():
+    alphas = np.linspace(0, 1, PLAN_INTERVALS + 1)
+    path = PlannedPath.from_plan(1 / (1 + np.exp(-60 * (alphas - 0.5))), UNIFORM_SHARE)
+    u = np.linspace(0, 1, 2001)
+    a = np.array([path.alpha(v) for v in u])
+    assert a[0] == 0.0 and a[-1] == 1.0 and np.all(np.diff(a) >= 0)
+    np.testing.assert_allclose(np.gradient(a, u)[1:-1], [path.speed(v) for v in u[1:-1]], rtol=0.02, atol=1e-3)
+    moving = float(((a > 0.35) & (a < 0.65)).mean())
+    assert moving > 0.5                                  # 30% of the path, most of the points
+    assert float((a < 0.3).mean()) > 0.05               # the flat part still gets some
+
+
+def test_the_ends_gradients_are_never_used_on_a_planned_path():
+    """ReLU at the zero baseline: torch's gradient at α = 0 is 0, at every α > 0 it is 1. The planned
+    path weighs α = 0 by dα/du = 0, so it integrates the constant exactly on its first 3 points."""
+    x = torch.tensor([[0.5, 2.0, 1.5]])
+    planned = igkit.integrated_gradients(lambda v: torch.relu(v).sum(1), x, plan="forward")
+    torch.testing.assert_close(planned.attributions, x, rtol=1e-6, atol=1e-7)
+    assert planned.summary(0)["gradient_evaluations"] == 3
+    assert float(planned.alphas[0].min()) > 0 and float(planned.alphas[0].max()) < 1
+    off = igkit.integrated_gradients(lambda v: torch.relu(v).sum(1), x, plan="off")
+    assert off.summary(0)["gradient_evaluations"] > 3   # the wrong gradient at α = 0 costs rounds
+
+
+def test_interior_gradients_of_a_planned_path_cover_its_ends():
+    model = SaturatingReLUNet().eval()
+    result = igkit.integrated_gradients(model, torch.rand(2, 8) * 3, plan="forward", return_interior=True)
+    for e in range(2):
+        assert float(result.alphas[e][0]) == 0.0 and float(result.alphas[e][-1]) == 1.0
+        assert result.interior[0][e].shape == (len(result.alphas[e]), 8)   # input 0, example e
+    assert torch.all(result.completeness_error <= 0.01)
+
+
+def test_interval_errors_that_cancel_do_not_settle_a_grid_with_a_cancellation_limit():
+    """F rises 0.5 on each half, but the Simpson estimates from dF/du at the nodes are 0 and 1: the
+    two errors are −0.5 + 0.5 = 0 in sum, so the gap alone says converged; the limit says not."""
+    def grid(limit):
+        g = NestedGrid(cancellation_limit=limit)
+        g.mean_scores = {0.0: 0.0, 0.25: 0.25, 0.5: 0.5, 0.75: 0.75, 1.0: 1.0}
+        g.mean_dots = {0.0: 0.0, 0.25: 0.0, 0.5: 0.0, 0.75: 3.0, 1.0: 0.0}
+        return g
+    assert grid(None).absolute_error() == pytest.approx(0.0)
+    assert grid(None).settled(0.01)
+    assert not grid(CANCELLATION_LIMIT).settled(0.01)
+    assert refinement(grid(CANCELLATION_LIMIT), 0.01, 0.0, 1024)  # both halves are bisected

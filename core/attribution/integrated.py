@@ -12,9 +12,9 @@ from igkit.attribution.guard import (check_baselines, check_examples, check_mode
                     warn_if_training)
 from igkit.options import (DEFAULT_FIXED_STEPS, DEFAULT_FLOOR, DEFAULT_MAX_STEPS, DEFAULT_PLAN, DEFAULT_RULE,
                       DEFAULT_TOLERANCE, MAX_PATH_POINTS)
-from igkit.attribution.nested_grid import INITIAL_INTERVALS, NestedGrid, collect, evaluate_nodes, refine_until_converged
+from igkit.attribution.nested_grid import INITIAL_INTERVALS, NestedGrid, collect, refine_until_converged
 from igkit.attribution.path import PathEvaluator, PathIntegral
-from igkit.attribution.planned import check_deterministic, planned_grids, plans_first, warn_if_flat
+from igkit.attribution.planned import planned_grids, plans_first, warn_if_flat
 from igkit.attribution.quadrature import quadrature
 from igkit.attribution.result import IGResult
 from igkit.attribution.targets import Target, per_example_targets
@@ -150,11 +150,9 @@ def _end_scores(ev: PathEvaluator) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _integrate_adaptive(ev: PathEvaluator, tolerance: float, floor: float, max_steps: int, plan: str,
                         return_interior: bool) -> tuple[PathIntegral, str]:
-    """Adaptive Simpson from a planned grid (forward passes first) or from the coarsest one."""
+    """Adaptive Simpson on a path planned with forward passes first, or on the uniform one."""
     if plans_first(plan, ev):
-        grids, flat, planned = planned_grids(ev, tolerance, floor, max_steps)
-        evaluate_nodes(ev, grids, [g.nodes() for g in grids])   # the one gradient pass
-        check_deterministic(grids, planned)
+        grids, flat = planned_grids(ev, tolerance, floor, evaluate_ends=return_interior)
         refine_until_converged(ev, grids, tolerance, floor, max_steps)
         warn_if_flat(grids, flat)
         return collect(ev, grids, return_interior), "forward"

@@ -2,15 +2,18 @@
 
 Each example owns a grid of (a, m, c) intervals. F is known at every node, so an
 interval's completeness error |Simpson estimate − (F(c) − F(a))| is exact, and
-refinement bisects where the error is, reusing a, m and c. Where the grid starts
-is someone else's choice: two intervals (plain adaptive) or a grid planned from
-forward passes (:mod:`igkit.attribution.planned`).
+refinement bisects where the error is, reusing a, m and c. The grid lives in a
+variable u mapped to α by the grid's path (:mod:`igkit.attribution.warp`): the identity
+(plain adaptive), or a map planned from forward passes (:mod:`igkit.attribution.planned`)
+that spends the points where F moves. Nodes whose weight is zero (the eased ends of a
+planned path) are never evaluated: their F comes from the plan.
 """
 from __future__ import annotations
 
 import torch
 
 from igkit.attribution.path import PathEvaluator, PathIntegral
+from igkit.attribution.warp import PlannedPath, UniformPath
 
 #: the coarsest grid: two Simpson intervals, five path points (the floor every example gets)
 INITIAL_INTERVALS = 2
@@ -19,18 +22,27 @@ INITIAL_INTERVALS = 2
 class NestedGrid:
     """One example's nested grid and what is known at its nodes."""
 
-    def __init__(self, n_intervals: int = INITIAL_INTERVALS):
+    def __init__(self, n_intervals: int = INITIAL_INTERVALS, path: UniformPath | PlannedPath | None = None,
+                 cancellation_limit: float | None = None):
         edges = [i / n_intervals for i in range(n_intervals + 1)]
         self.intervals = [(a, (a + c) / 2, c) for a, c in zip(edges[:-1], edges[1:])]
-        self.scores: dict[float, torch.Tensor] = {}   # α -> F per baseline [K]
+        self.path = UniformPath() if path is None else path   # u -> α; nodes are keyed by u
+        # if set, Σ |interval error| must also stay within this many times the allowed error: a
+        # coarse grid whose intervals' errors cancel in the sum has not converged per feature
+        self.cancellation_limit = cancellation_limit
+        self.scores: dict[float, torch.Tensor] = {}   # u -> F per baseline [K]
         # the error bookkeeping runs on plain floats (means over baselines: every estimate is
         # linear in them); tiny tensors here cost more than a small model's passes
-        self.mean_scores: dict[float, float] = {}     # α -> F, mean over baselines
-        self.mean_dots: dict[float, float] = {}       # α -> ∇F·(x − b), mean over baselines
-        self.grads: dict[float, tuple[torch.Tensor, ...]] = {}  # α -> per input [K, *features]
+        self.mean_scores: dict[float, float] = {}     # u -> F, mean over baselines
+        self.mean_dots: dict[float, float] = {}       # u -> dF/du = ∇F·(x − b)·dα/du, mean over baselines
+        self.grads: dict[float, tuple[torch.Tensor, ...]] = {}  # u -> ∇F per input [K, *features]
 
     def nodes(self) -> list[float]:
         return sorted({a for tri in self.intervals for a in tri})
+
+    def unevaluated(self) -> list[float]:
+        """Nodes whose gradient is still needed (an eased end's F came from the plan: its weight is 0)."""
+        return [u for u in self.nodes() if u not in self.mean_dots]
 
     def interval_errors(self) -> list[float]:
         return [abs(self._estimate(tri) - self._exact(tri)) for tri in self.intervals]
@@ -45,6 +57,13 @@ class NestedGrid:
     def absolute_error(self) -> float:
         """|Simpson sum − ΔF|: the completeness gap of the current grid."""
         return abs(sum(self._estimate(tri) for tri in self.intervals) - self.gap())
+
+    def settled(self, allowed: float) -> bool:
+        """The completeness gap is within ``allowed`` (and, with a cancellation limit, not by luck)."""
+        if self.absolute_error() > allowed:
+            return False
+        return self.cancellation_limit is None or \
+            sum(self.interval_errors()) <= self.cancellation_limit * allowed
 
     def gap(self) -> float:
         return self.mean_scores[1.0] - self.mean_scores[0.0]
@@ -67,13 +86,14 @@ class NestedGrid:
         return new_nodes
 
     def weights(self) -> dict[float, float]:
+        """The weight of ∇F at each node with a gradient: Simpson's in u, times dα/du."""
         w: dict[float, float] = {}
         for a, m, c in self.intervals:
             h = (c - a) / 6
             w[a] = w.get(a, 0.0) + h
             w[m] = w.get(m, 0.0) + 4 * h
             w[c] = w.get(c, 0.0) + h
-        return w
+        return {u: weight * self.path.speed(u) for u, weight in w.items() if u in self.grads}
 
 
 def allowed_error(gap: float, score_input: float, score_baseline: float, tolerance: float,
@@ -86,7 +106,7 @@ def allowed_error(gap: float, score_input: float, score_baseline: float, toleran
 def refinement(grid: NestedGrid, tolerance: float, floor: float, max_steps: int) -> list[float]:
     """Nodes to add for one example: bisect every interval above its fair share of the error."""
     allowed = grid.allowed(tolerance, floor)
-    if grid.absolute_error() <= allowed:
+    if grid.settled(allowed):
         return []
     budget = (max_steps - len(grid.nodes())) // 2
     if budget < 1:
@@ -101,7 +121,7 @@ def refinement(grid: NestedGrid, tolerance: float, floor: float, max_steps: int)
 def refine_until_converged(ev: PathEvaluator, grids: list[NestedGrid], tolerance: float, floor: float,
                            max_steps: int) -> None:
     """Evaluate every grid's unevaluated nodes, then refine round by round (one pass per round)."""
-    evaluate_nodes(ev, grids, [[a for a in g.nodes() if a not in g.grads] for g in grids])
+    evaluate_nodes(ev, grids, [g.unevaluated() for g in grids])
     while True:
         todo = [refinement(g, tolerance, floor, max_steps) for g in grids]
         if not any(todo):
@@ -110,15 +130,17 @@ def refine_until_converged(ev: PathEvaluator, grids: list[NestedGrid], tolerance
 
 
 def evaluate_nodes(ev: PathEvaluator, grids: list[NestedGrid], nodes: list[list[float]]) -> None:
-    """Evaluate F and ∇F at new nodes of every example, all examples packed into shared passes."""
+    """Evaluate F and ∇F at new nodes (u) of every example, all examples packed into shared passes."""
     K, dev = ev.n_baselines, ev.device
-    ex, ks, al = [], [], []
+    ex, ks, al, us = [], [], [], []
     for e, new in enumerate(nodes):
-        for a in new:
+        for u in new:
+            a = grids[e].path.alpha(u)
             for k in range(K):
                 ex.append(e)
                 ks.append(k)
                 al.append(a)
+                us.append(u)
     if not ex:
         return
     ex_t = torch.tensor(ex, device=dev)
@@ -138,29 +160,30 @@ def evaluate_nodes(ev: PathEvaluator, grids: list[NestedGrid], nodes: list[list[
     grads_cat = [torch.cat(g) for g in grads]
     score_values, dot_values = scores.tolist(), dots.tolist()
     for r in range(0, len(ex), K):
-        e, a = ex[r], al[r]
+        e, u = ex[r], us[r]
         grid = grids[e]
-        grid.scores[a] = scores[r:r + K]
-        grid.mean_scores[a] = sum(score_values[r:r + K]) / K
-        grid.mean_dots[a] = sum(dot_values[r:r + K]) / K
-        grid.grads[a] = tuple(g[r:r + K] for g in grads_cat)
+        grid.scores[u] = scores[r:r + K]
+        grid.mean_scores[u] = sum(score_values[r:r + K]) / K
+        grid.mean_dots[u] = sum(dot_values[r:r + K]) / K * grid.path.speed(u)
+        grid.grads[u] = tuple(g[r:r + K] for g in grads_cat)
 
 
 def collect(ev: PathEvaluator, grids: list[NestedGrid], return_interior: bool) -> PathIntegral:
-    """The Simpson integrals of every example's final grid, and its saturation curve."""
+    """The Simpson integrals of every example's final grid, and its saturation curve at the nodes
+    where gradients were evaluated (their number is the example's step count)."""
     B, K, dev = ev.batch, ev.n_baselines, ev.device
     integrals = [torch.zeros((K, B, *x.shape[1:]), dtype=x.dtype, device=dev) for x in ev.xs]
     interior: list[list[torch.Tensor]] = [[] for _ in ev.xs]
     alphas, path_scores = [], []
     for e, grid in enumerate(grids):
-        nodes = grid.nodes()
+        nodes = [u for u in grid.nodes() if u in grid.grads]
         weights = grid.weights()
         for i in range(len(ev.xs)):
-            integrals[i][:, e] = sum(weights[a] * grid.grads[a][i] for a in nodes)
+            integrals[i][:, e] = sum(weights[u] * grid.grads[u][i] for u in nodes)
             if return_interior:
-                interior[i].append(torch.stack([grid.grads[a][i].mean(0) for a in nodes]))
-        alphas.append(torch.tensor(nodes, dtype=torch.float64))
-        path_scores.append(torch.stack([grid.scores[a].mean() for a in nodes]).to(ev.xs[0].dtype))
+                interior[i].append(torch.stack([grid.grads[u][i].mean(0) for u in nodes]))
+        alphas.append(torch.tensor([grid.path.alpha(u) for u in nodes], dtype=torch.float64))
+        path_scores.append(torch.stack([grid.scores[u].mean() for u in nodes]).to(ev.xs[0].dtype))
     dtype = ev.xs[0].dtype
     return PathIntegral(
         integrals=tuple(integrals),
