@@ -120,6 +120,37 @@ def test_contrast_is_the_difference_of_two_log_probabilities(lm):
     assert both.to_dict()["score"] == "log p(' than') − log p(' company')"
 
 
+def summed_log_p(lm, prefix, tokens: list[int]) -> float:
+    """Known answer: Σ log p(token k | prefix, tokens before k), from one plain forward of the model
+    over the prefix (token ids, or embeddings) followed by the tokens."""
+    following = lm.embedding(torch.tensor([tokens]))
+    embeds = lm.embedding(torch.tensor([prefix])) if isinstance(prefix, list) else prefix
+    with torch.no_grad():
+        logits = lm.model(inputs_embeds=torch.cat([embeds, following], 1), use_cache=False).logits[0]
+    log_p = torch.log_softmax(logits, -1)
+    first = embeds.shape[1] - 1
+    return sum(float(log_p[first + k, t]) for k, t in enumerate(tokens))
+
+
+def test_contrast_of_several_tokens_is_the_difference_of_summed_log_probabilities(lm):
+    exp = explain(lm, [CONTEXT], target="than the company", contrast="shares of")[0]
+    ids = lm.tokenizer(CONTEXT)["input_ids"]
+    target = lm.tokenizer(" than the company", add_special_tokens=False)["input_ids"]
+    foil = lm.tokenizer(" shares of", add_special_tokens=False)["input_ids"]
+    assert len(target) >= 2 and len(foil) >= 2 and len(target) != len(foil)
+    assert exp.summary["score_input"] == pytest.approx(
+        summed_log_p(lm, ids, target) - summed_log_p(lm, ids, foil), abs=1e-4)
+    zero = torch.zeros(1, len(ids), lm.embedding.weight.shape[1])  # the baseline: zero context embeddings
+    assert exp.summary["score_baseline"] == pytest.approx(
+        summed_log_p(lm, zero, target) - summed_log_p(lm, zero, foil), abs=1e-4)
+    gap = exp.summary["score_input"] - exp.summary["score_baseline"]
+    assert abs(float(exp.token_attributions.sum()) - gap) <= 1e-3 * abs(gap)  # completeness, 32 points
+    assert exp.per_readout.shape == (len(ids), len(target) + len(foil))
+    np.testing.assert_allclose(exp.per_readout.sum(1), exp.token_attributions, atol=1e-5)
+    assert exp.to_dict()["score"] == (f"Σ log p of {len(target)} tokens ' than the company' − "
+                                      f"Σ log p of {len(foil)} tokens ' shares of'")
+
+
 def test_generated_tokens_are_attributed_over_what_came_before_them(lm):
     exp = explain(lm, [CONTEXT], generate=3)[0]
     prompt = exp.context.prompt_tokens

@@ -22,20 +22,30 @@ from .hf_memory import checkpointed, plan_passes, transformer_blocks
 from .hf_model import CausalLM
 
 def log_prob_forward(lm: CausalLM, checkpoint: bool = False) -> Callable[..., torch.Tensor]:
-    """``f(embeds [n, T, D], continuation [n, C], token_ids [n, K], signs [n, K], back [n, K])`` →
-    ``[n, K + 1]``: each readout's signed log-probability, then their sum (the score explained).
-    With ``checkpoint`` the transformer blocks keep only their inputs for the backward pass."""
+    """``f(embeds [n, T, D], continuation [n, C] or [n, S, C], token_ids [n, K], signs [n, K],
+    back [n, K], sequence [n, K])`` → ``[n, K + 1]``: each readout's signed log-probability, then
+    their sum (the score explained). With S continuations every path point runs S sequences (the
+    context followed by each), and readout k reads sequence ``sequence[k]`` (default 0). With
+    ``checkpoint`` the transformer blocks keep only their inputs for the backward pass."""
     model, embedding = lm.model, lm.embedding
     blocks = transformer_blocks(model) if checkpoint else []
 
     def forward(embeds: torch.Tensor, continuation: torch.Tensor, token_ids: torch.Tensor,
-                signs: torch.Tensor, back: torch.Tensor) -> torch.Tensor:
-        if continuation.shape[1]:
-            embeds = torch.cat([embeds, embedding(continuation).to(embeds.dtype)], dim=1)
+                signs: torch.Tensor, back: torch.Tensor, sequence: torch.Tensor | None = None) -> torch.Tensor:
+        n = embeds.shape[0]
+        following = continuation if continuation.dim() == 3 else continuation.unsqueeze(1)  # [n, S, C]
+        count = following.shape[1]
+        if count > 1:
+            embeds = embeds.repeat_interleave(count, dim=0)
+        if following.shape[2]:
+            extra = embedding(following.reshape(n * count, -1)).to(embeds.dtype)
+            embeds = torch.cat([embeds, extra], dim=1)
         keep = int(back.max())
         with checkpointed(blocks):
             logits = _logits(model, embeds, keep)[:, -keep:].float()
-        rows = logits.gather(1, (keep - back).unsqueeze(-1).expand(-1, -1, logits.shape[-1]))
+        logits = logits.reshape(n, count * keep, logits.shape[-1])  # sequence-major rows
+        row = (keep - back) + (0 if sequence is None else sequence * keep)
+        rows = logits.gather(1, row.unsqueeze(-1).expand(-1, -1, logits.shape[-1]))
         log_probs = torch.log_softmax(rows, dim=-1).gather(-1, token_ids.unsqueeze(-1)).squeeze(-1)
         signed = log_probs * signs
         return torch.cat([signed, signed.sum(-1, keepdim=True)], dim=-1)
@@ -84,11 +94,13 @@ def prepare_causal(lm: CausalLM, context: TokenContext, readouts: Readouts, *, b
     if base_id is not None:
         with torch.no_grad():
             baselines = lm.embedding(torch.full_like(ids, base_id)).detach().float()
-    forward_args = (torch.tensor([readouts.continuation], dtype=torch.long, device=device).reshape(1, -1),
+    forward_args = (continuation_tensor(lm, readouts),
                     torch.tensor([readouts.token_ids], dtype=torch.long, device=device),
                     torch.tensor([readouts.signs], dtype=torch.float32, device=device),
-                    torch.tensor([readouts.back], dtype=torch.long, device=device))
-    label = " − ".join(readouts.labels) if readouts.kind == "contrast" else "".join(readouts.labels)
+                    torch.tensor([readouts.back], dtype=torch.long, device=device),
+                    torch.tensor([readouts.sequence], dtype=torch.long, device=device))
+    label = (f"{readouts.side(1.0)} − {readouts.side(-1.0)}" if readouts.kind == "contrast"
+             else "".join(readouts.labels))
     plan = plan_passes(lambda checkpoint: log_prob_forward(lm, checkpoint), lm.model, len(context.ids),
                        forward_args, max_memory, lm.memory_estimates)
     return Prepared(name=name, inputs=embeds, forward=log_prob_forward(lm, plan.checkpoint),
@@ -96,9 +108,21 @@ def prepare_causal(lm: CausalLM, context: TokenContext, readouts: Readouts, *, b
                     baselines=baselines, forward_args=forward_args, label=label,
                     context={"lm": lm, "tokens": context, "readouts": readouts, "baseline": baseline,
                              "memory_plan": plan},
-                    group=("transformers", len(context.ids), len(readouts.continuation),
-                           tuple(readouts.signs), tuple(readouts.back), baseline, plan.checkpoint),
+                    group=("transformers", len(context.ids), tuple(map(len, readouts.continuations)),
+                           tuple(readouts.signs), tuple(readouts.back), tuple(readouts.sequence), baseline,
+                           plan.checkpoint),
                     batch_size=plan.points)
+
+
+def continuation_tensor(lm: CausalLM, readouts: Readouts) -> torch.Tensor:
+    """``[1, C]`` the tokens fed after the context, or ``[1, 2, C]`` for a contrast of several tokens
+    (the shorter one padded at its end with the end-of-text token, never read)."""
+    sequences = readouts.continuations
+    width = max(map(len, sequences))
+    pad = lm.tokenizer.eos_token_id or 0
+    padded = [ids + [pad] * (width - len(ids)) for ids in sequences]
+    tensor = torch.tensor([padded], dtype=torch.long, device=lm.device).reshape(1, len(padded), width)
+    return tensor[:, 0] if len(padded) == 1 else tensor
 
 
 def per_readout(prepared: Prepared, result: Any, batch_size: int | None) -> torch.Tensor | None:

@@ -77,11 +77,18 @@ class CausalExplanation(Explanation):
 
     @property
     def score_name(self) -> str:
-        """The explained score in words, e.g. "log p(' than')" or "log p(' than') − log p(' as')"."""
-        parts = [f"log p({label!r})" for label in self.readouts.labels]
+        """The explained score in words, e.g. "log p(' than')" or "log p(' than') − log p(' as')"
+        (a string of several tokens: "Σ log p of 2 tokens ' than the'")."""
         if self.readouts.kind == "contrast":
-            return f"{parts[0]} − {parts[1]}"
-        return parts[0] if len(parts) == 1 else f"Σ log p of {len(parts)} tokens {''.join(self.readouts.labels)!r}"
+            signs = self.readouts.signs
+            return f"{summed_log_p(self.readouts.side(1.0), signs.count(1.0))} − " \
+                   f"{summed_log_p(self.readouts.side(-1.0), signs.count(-1.0))}"
+        return summed_log_p("".join(self.readouts.labels), len(self.readouts.labels))
+
+
+def summed_log_p(text: str, tokens: int) -> str:
+    """"log p(' than')" for one token, "Σ log p of 3 tokens ' than the company'" for several."""
+    return f"log p({text!r})" if tokens == 1 else f"Σ log p of {tokens} tokens {text!r}"
 
 
 def sum_by_word(values: np.ndarray, word_index: list[int], words: int) -> np.ndarray:

@@ -32,8 +32,10 @@ class TokenContext:
 @dataclass
 class Readouts:
     """What the score reads: ``signs[k]`` × log p(``token_ids[k]``) at the ``back[k]``-th position from
-    the end (1: the last); ``continuation`` are tokens fed after the attributed ones and not
-    attributed (the first tokens of a target string)."""
+    the end (1: the last) of sequence ``sequence[k]``; ``continuation`` are tokens fed after the
+    attributed ones and not attributed (the first tokens of a target string). A contrast of several
+    tokens reads a second sequence, the context followed by ``contrast_continuation`` (the shorter
+    of the two is padded at its end, which a causal model's earlier positions never see)."""
 
     token_ids: list[int]
     signs: list[float]
@@ -41,10 +43,25 @@ class Readouts:
     labels: list[str]
     kind: str  # "next", "target", "contrast", "generate"
     back: list[int] = field(default_factory=list)
+    contrast_continuation: list[int] | None = None
+    sequence: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.back:  # one token per position, the last K positions in order
             self.back = list(range(len(self.token_ids), 0, -1))
+        if not self.sequence:
+            self.sequence = [0] * len(self.token_ids)
+
+    @property
+    def continuations(self) -> list[list[int]]:
+        """The tokens fed after the context, one list per sequence the score reads."""
+        if self.contrast_continuation is None:
+            return [self.continuation]
+        return [self.continuation, self.contrast_continuation]
+
+    def side(self, sign: float) -> str:
+        """The readouts of one sign as text: the target's (+1) or the contrast's (−1) tokens."""
+        return "".join(label for label, s in zip(self.labels, self.signs) if s == sign)
 
 
 def tokenize_context(lm: CausalLM, text: str, last_tokens: int | None = None, room: int = 0) -> TokenContext:
@@ -151,22 +168,34 @@ def readouts_for(lm: CausalLM, context: TokenContext, *, target: str | None, con
     else:
         chosen = continuation_ids(lm, context.text, target)
     if contrast is not None:
-        foil = continuation_ids(lm, context.text, contrast)
-        if len(chosen) != 1 or len(foil) != 1:
-            several = target if len(chosen) != 1 else contrast
-            raise IGInputError(f"--contrast compares two next tokens, but {several!r} is several tokens "
-                               f"({len(chosen) if several == target else len(foil)}) for this tokenizer; "
-                               f"give single-token words (most common words with a leading space are one)")
-        if foil == chosen:
-            raise IGInputError(f"the contrast {contrast!r} is the same token as the target; give another word")
-        return context, Readouts([chosen[0], foil[0]], [1.0, -1.0], [],
-                                 [lm.token_text(chosen[0]), lm.token_text(foil[0])], "contrast", back=[1, 1])
+        return context, contrast_readouts(lm, context, chosen, continuation_ids(lm, context.text, contrast))
     if lm.max_positions is not None and len(context.ids) + len(chosen) - 1 > lm.max_positions:
         raise IGInputError(f"the context ({len(context.ids)} tokens) and the target ({len(chosen)} tokens) "
                            f"do not fit in {lm.max_positions} positions; pass --last-tokens "
                            f"{lm.max_positions - len(chosen) + 1}")
     return context, Readouts(chosen, [1.0] * len(chosen), chosen[:-1], [lm.token_text(t) for t in chosen],
                              "next" if target is None else "target")
+
+
+def contrast_readouts(lm: CausalLM, context: TokenContext, chosen: list[int], foil: list[int]) -> Readouts:
+    """log p(chosen) − log p(foil), each the summed log-probability of its tokens after the context
+    (teacher-forced: each token given the context and the tokens of its own string before it)."""
+    if foil == chosen:
+        raise IGInputError("the contrast is the same tokens as the target; give another word")
+    longest = max(len(chosen), len(foil))
+    if lm.max_positions is not None and len(context.ids) + longest - 1 > lm.max_positions:
+        raise IGInputError(f"the context ({len(context.ids)} tokens) and the longer of the target and the "
+                           f"contrast ({longest} tokens) do not fit in {lm.max_positions} positions; pass "
+                           f"--last-tokens {lm.max_positions - longest + 1}")
+    # both sequences are padded to the context + (longest − 1) tokens; token k of either string is
+    # read at the context's last position + k
+    back = [longest - k for k in range(len(chosen))] + [longest - k for k in range(len(foil))]
+    # one sequence serves both when they feed the same tokens (two single tokens: the context alone)
+    second = None if foil[:-1] == chosen[:-1] else foil[:-1]
+    return Readouts(chosen + foil, [1.0] * len(chosen) + [-1.0] * len(foil), chosen[:-1],
+                    [lm.token_text(t) for t in chosen + foil], "contrast", back=back,
+                    contrast_continuation=second,
+                    sequence=[0] * len(chosen) + [0 if second is None else 1] * len(foil))
 
 
 def extend_context(lm: CausalLM, context: TokenContext, generated: list[int]) -> TokenContext:

@@ -164,7 +164,7 @@ def point_bytes(forward_for: Callable[[bool], Callable[..., torch.Tensor]], mode
                 args: tuple[torch.Tensor, ...], cache: dict) -> tuple[float, float, float]:
     """Saved bytes of one path point: all of them, those outside the checkpointed blocks, and one
     block's; measured at short lengths, extrapolated, cached per shape on ``cache``."""
-    key = (length, *(tuple(a.shape) for a in args), tuple(args[-1].tolist()[0]))
+    key = (length, *(tuple(a.shape) for a in args), *(tuple(a.flatten().tolist()) for a in args[2:]))
     if key not in cache:
         parameters = {p.data_ptr() for p in model.parameters()}
         lengths = [length] if length <= PROBE_LENGTHS[-1] else list(PROBE_LENGTHS)
