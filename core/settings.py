@@ -50,6 +50,16 @@ class Setting:
         return self.flags[0]
 
     @property
+    def kinds(self) -> tuple[type, ...]:
+        """The types one value may have (a list's items for a list setting)."""
+        kind = self.item if self.type in (list, tuple) else self.type
+        return kind if isinstance(kind, tuple) else (kind,)
+
+    def outside(self, value: Any) -> bool:
+        """Whether a number is below ``minimum`` or above ``maximum``."""
+        return (self.minimum is not None and value < self.minimum) or (self.maximum is not None and value > self.maximum)
+
+    @property
     def is_flag(self) -> bool:
         """A switch (``--shared-scale``): given or not, no value."""
         return self.type is bool
@@ -78,20 +88,19 @@ class Setting:
                 raise IGInputError(f"{self.name} must be a list, got {value!r}; {self._allowed()}")
             values = [self._one(v) for v in value]
             if self.count is not None and len(values) != self.count:
-                raise IGInputError(f"{self.name} needs {self.count} values, got {len(values)}")
+                raise IGInputError(f"{self.name} needs {self.count} values, got {len(values)}; {self._allowed()}")
             return values
         return self._one(value)
 
     def _one(self, value: Any) -> Any:
-        kind = self.item if self.type in (list, tuple) else self.type
-        kinds = kind if isinstance(kind, tuple) else (kind,)
+        kinds = self.kinds
         if float in kinds and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
             raise IGInputError(f"{self.name}={value!r} has type {type(value).__name__}; {self._allowed()}")
         if self.choices is not None and value not in self.choices:
             raise IGInputError(f"{self.name}={value!r} is not offered; {self._allowed()}")
-        if (self.minimum is not None and value < self.minimum) or (self.maximum is not None and value > self.maximum):
+        if self.outside(value):
             raise IGInputError(f"{self.name}={value!r} is out of range; {self._allowed()}")
         return value
 
@@ -99,10 +108,8 @@ class Setting:
         """What this setting takes, in words (every refusal ends with it)."""
         if self.choices is not None:
             return f"{self.name} is one of {', '.join(map(str, self.choices))}"
-        kind = self.item if self.type in (list, tuple) else self.type
         names = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        what = " or ".join(names.get(k, k.__name__) for k in kinds)
+        what = " or ".join(names.get(k, k.__name__) for k in self.kinds)
         if self.type in (list, tuple):
             what = f"a list of {self.count or 'any number of'} × {what}"
         return f"{self.name} takes {what}{_range(self.minimum, self.maximum)}" + (
@@ -110,22 +117,18 @@ class Setting:
 
     def argument_type(self, text: str) -> Any:
         """argparse's ``type``: the text of one value, parsed and checked as the CLI's error says."""
-        kind = self.item if self.type in (list, tuple) else self.type
-        kinds = kind if isinstance(kind, tuple) else (kind,)
         if self.parse is not None:
             return self.parse(text)
-        if str in kinds:
+        if str in self.kinds:
             return text
-        whole = int in kinds
+        whole = int in self.kinds
+        expected = f"expected {'a whole number' if whole else 'a number'}{_range(self.minimum, self.maximum)}"
         try:
             value = int(text) if whole else float(text)
         except ValueError:
-            word = "a whole number" if whole else "a number"
-            raise argparse.ArgumentTypeError(f"expected {word}{_range(self.minimum, self.maximum)}, "
-                                             f"got {text!r}") from None
-        if (self.minimum is not None and value < self.minimum) or (self.maximum is not None and value > self.maximum):
-            word = "a whole number" if whole else "a number"
-            raise argparse.ArgumentTypeError(f"expected {word}{_range(self.minimum, self.maximum)}, got {value}")
+            raise argparse.ArgumentTypeError(f"{expected}, got {text!r}") from None
+        if self.outside(value):
+            raise argparse.ArgumentTypeError(f"{expected}, got {value}")
         return value
 
 
