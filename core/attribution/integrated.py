@@ -116,14 +116,14 @@ def _integrate_fixed(ev: PathEvaluator, alphas: torch.Tensor, weights: torch.Ten
     for start in range(0, S * B * K, ev.batch_size):
         rows = torch.arange(start, min(start + ev.batch_size, S * B * K), device=dev)
         s_idx, e_idx, k_idx = rows // (B * K), rows % (B * K) // K, rows % K
-        for _, scores, grads in ev.rows(e_idx, k_idx, alphas[s_idx]):
-            path[rows] = scores.double()
-            slot = k_idx * B + e_idx
-            w = weights[s_idx]
+        for sl, scores, grads in ev.rows(e_idx, k_idx, alphas[s_idx]):   # one pass or several (sizer)
+            path[rows[sl]] = scores.double()
+            slot = k_idx[sl] * B + e_idx[sl]
+            w = weights[s_idx[sl]]
             for i, g in enumerate(grads):
                 integrals[i].index_add_(0, slot, g * w.to(g.dtype).reshape(-1, *([1] * (g.dim() - 1))))
                 if return_interior:
-                    interior[i].index_add_(0, e_idx * S + s_idx, g / K)
+                    interior[i].index_add_(0, e_idx[sl] * S + s_idx[sl], g / K)
     score_input, score_baseline = _end_scores(ev)
     per_example = path.reshape(S, B, K).mean(2)
     return PathIntegral(

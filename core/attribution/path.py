@@ -2,7 +2,9 @@
 
 A *row* is one point: (example e, baseline k, α). Integration strategies decide
 which rows to evaluate; this module evaluates them, chunked to ``batch_size``
-rows per forward/backward pass, and checks every score and gradient is finite.
+rows per forward/backward pass (given, or chosen from measured costs below the
+memory limit: :mod:`igkit.attribution.pass_size`), and checks every score and
+gradient is finite.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Callable, Iterator
 
 import torch
 
+from igkit.attribution.pass_size import PassSizer
 from igkit.attribution.targets import select_scores
 from igkit.errors import IGInputError, NonFiniteError
 from igkit.run.progress import report_pass
@@ -58,7 +61,10 @@ class PathEvaluator:
         self.forward_args = tuple(forward_args)
         self.batch = xs[0].shape[0]
         self.n_baselines = bs[0].shape[0]
+        # the most rows a pass may hold; without a given batch_size the sizer picks the pass size
+        # below the memory limit from the measured cost of the first passes
         self.batch_size = int(batch_size) if batch_size is not None else default_batch_size(xs)
+        self.sizer = PassSizer(self.batch_size) if batch_size is None else None
         self.device = xs[0].device
         self.evaluations = 0
         # per example: what its answer cost (recorded in every summary). A pass shared by several
@@ -68,18 +74,28 @@ class PathEvaluator:
         self.example_passes = torch.zeros(self.batch, dtype=torch.long)
 
     def costs(self) -> dict[str, list[int]]:
-        """Per example: gradient (forward + backward) and forward-only evaluations, and passes."""
+        """Per example: gradient (forward + backward) and forward-only evaluations, passes, and the
+        pass size in effect at the end (given, chosen from measured costs, or the memory limit)."""
+        size = self.batch_size if self.sizer is None else self.sizer.size()
         return {"gradient_evaluations": self.example_gradients.tolist(),
                 "forward_evaluations": self.example_forwards.tolist(),
-                "passes": self.example_passes.tolist()}
+                "passes": self.example_passes.tolist(),
+                "pass_size": [size] * self.batch}
 
     def rows(self, ex: torch.Tensor, k: torch.Tensor, alpha: torch.Tensor, *, grad: bool = True
              ) -> Iterator[tuple[slice, torch.Tensor, tuple[torch.Tensor, ...] | None]]:
         """Yield ``(rows slice, scores, gradients or None)`` chunk by chunk."""
-        total = ex.numel()
-        for start in range(0, total, self.batch_size):
-            sl = slice(start, min(start + self.batch_size, total))
+        total, start = ex.numel(), 0
+        while start < total:
+            # gradient passes probe sizes and set the choice (they are the cost); forward-only ones follow
+            size = self.batch_size if self.sizer is None else \
+                self.sizer.next_size(total - start) if grad else self.sizer.size()
+            sl = slice(start, min(start + size, total))
+            start = sl.stop
+            began = self.sizer.clock() if self.sizer is not None and grad else 0.0
             scores, grads = self._evaluate(ex[sl], k[sl], alpha[sl], grad)
+            if self.sizer is not None and grad:
+                self.sizer.record(sl.stop - sl.start, self.sizer.clock() - began)
             report_pass(sl.stop - sl.start)
             rows_per_example = torch.bincount(ex[sl].cpu(), minlength=self.batch)
             (self.example_gradients if grad else self.example_forwards).add_(rows_per_example)
