@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import pytest
 import torch
@@ -154,3 +155,23 @@ def test_an_unknown_model_is_one_error_line(tmp_path, capsys, monkeypatch):
                  "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("igkit: error:") and "Traceback" not in err
+
+
+@pytest.mark.parametrize("method, why", [("guided_backprop", "GELU/SiLU activations are not ReLUs"),
+                                         ("grad_cam", "hidden states mix every earlier token")])
+def test_methods_refused_for_a_transformers_model_say_why_for_it(folder, tmp_path, capsys, method, why):
+    """Refused before any work (the model is not loaded yet: the reason names both model kinds), and
+    where a batch reaches the method, by the transformers model's own name."""
+    from igkit.plugins.text.contexts import ContextSpec
+    from igkit.plugins.text.hf_domain import prepare_causal_item
+
+    code = main(["text", "explain", "the stock", "--model", str(folder), "--methods", method,
+                 "--out", str(tmp_path / "out"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "With a transformers causal LM" in err and why in err and "Traceback" not in err
+    lm = load(folder)
+    with pytest.raises(IGInputError, match=f"transformers causal LM.*{why}"):
+        igkit.explain("text", ["the stock"], model=lm, methods=[method])
+    prepared = prepare_causal_item(lm, ContextSpec("the stock"))
+    with pytest.raises(IGInputError, match=f"^{re.escape(str(folder))} is a transformers causal LM: .*{why}"):
+        TextDomain().method_options(method, prepared)

@@ -21,6 +21,7 @@ from igkit.errors import IGInputError
 
 from .contexts import DEFAULT_MAX_WORDS, DEFAULT_WINDOW, ContextSpec, read_contexts
 from .explanation import TextExplanation
+from .hf_domain import refusals_for_both_models
 from .lstm_domain import lstm_explanation, lstm_method_options, prepare_lstm_item
 from .methods import TEXT_INTEGRATION, UNAVAILABLE_METHODS
 from .settings import TRANSFORMERS_SETTINGS, TextSettings
@@ -33,7 +34,7 @@ class TextDomain(Domain):
     description = ("next-word prediction of a word-level LSTM (shipped: Penn Treebank) or of a transformers "
                    "causal LM (--model FOLDER, a cached Hub id, or ptb-gpt2)")
     integration = TEXT_INTEGRATION
-    unavailable_methods = UNAVAILABLE_METHODS
+    unavailable_methods = refusals_for_both_models(UNAVAILABLE_METHODS)
     settings_class = TextSettings
     items_help = ('contexts, e.g. "the shareholders claimed more" (several allowed); or --input FILE')
 

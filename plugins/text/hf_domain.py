@@ -15,6 +15,8 @@ from .contexts import ContextSpec
 from .methods import EXPECTED_GRADIENT_SAMPLES
 from .vocab import EOS
 
+#: how a transformers model is named where the refusal comes before the model is loaded
+CAUSAL_MODELS = "a transformers causal LM (--model FOLDER, a cached Hub id, or ptb-gpt2)"
 #: methods that do not apply to a transformer's token embeddings, and why
 CAUSAL_UNAVAILABLE = {
     "guided_backprop": "guided_backprop changes the backward pass at nn.ReLU modules; a transformer's "
@@ -25,6 +27,16 @@ CAUSAL_UNAVAILABLE = {
                "integrated_gradients",
     "xrai": "xrai ranks image segments; for tokens use occlusion or integrated_gradients",
 }
+
+
+def refusals_for_both_models(lstm: dict[str, str]) -> dict[str, str]:
+    """The text domain's ``--methods`` refusals, checked before its model is loaded: each says why
+    for the LSTM and, in its own sentence, why for a transformers causal LM."""
+    reasons = dict(lstm)
+    for method, reason in CAUSAL_UNAVAILABLE.items():
+        lstm_part = f"{lstm[method]}. " if method in lstm else ""
+        reasons[method] = f"{lstm_part}With {CAUSAL_MODELS}: {reason}"
+    return reasons
 
 
 def prepare_causal_item(lm: Any, spec: ContextSpec, *, target: str | None = None, contrast: str | None = None,
@@ -55,7 +67,7 @@ def causal_method_options(method: str, batch: Prepared) -> dict[str, Any]:
     from .hf_attribution import reference_embeddings
 
     if method in CAUSAL_UNAVAILABLE:
-        raise IGInputError(CAUSAL_UNAVAILABLE[method])
+        raise IGInputError(f"{batch.context['lm'].name} is a transformers causal LM: {CAUSAL_UNAVAILABLE[method]}")
     inputs = batch.inputs
     tokens, dims = inputs.shape[1], inputs.shape[2]
     if method == "occlusion":
