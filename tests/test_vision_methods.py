@@ -9,6 +9,7 @@ of each picture is a planted 5×5 patch.
 """
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -146,10 +147,25 @@ def test_expected_gradients_use_the_reference_images(model, all_methods, picture
 
 def test_expected_gradients_without_references_is_a_clear_error_per_image(model, pictures):
     paths, _, _ = pictures
-    found = igkit.explain("vision", [str(paths[0])], model=model, methods=["expected_gradients"],
-                          integration={"steps": 4}, **QUICK)
+    with Image.open(paths[0]) as picture:            # in memory: no image file to use as a reference
+        found = igkit.explain("vision", [picture.convert("RGB")], model=model, methods=["expected_gradients"],
+                              integration={"steps": 4}, **QUICK)
     (skipped,) = found.skipped
     assert skipped.kind == "input" and "needs reference images" in skipped.reason
+
+
+def test_image_files_are_their_own_references_in_python_as_on_the_command_line(pictures):
+    paths, _, _ = pictures
+    files = [str(p) for p in paths[:2]]
+    domain = igkit.get_domain("vision")
+    by_api = domain.keyword_settings({}, methods=["expected_gradients"], items=files)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("items", nargs="*")
+    parser.add_argument("--methods", default="")
+    domain.add_arguments(parser)
+    by_cli = domain.settings(parser.parse_args([*files, "--methods", "expected_gradients"]))
+    assert by_api["reference"] == files and by_cli == by_api
+    assert domain.keyword_settings({}, methods=["occlusion"], items=files)["reference"] is None
 
 
 def test_grad_cam_layers_and_guided_backprop_on_torchvision_models():
