@@ -149,6 +149,29 @@ def test_command_line_writes_tokens_and_words_and_keeps_good_items(folder, tmp_p
     assert json.loads((out / "report.json").read_text())["counts"]["kept"] == 2
 
 
+def test_every_output_says_what_it_explains(folder, tmp_path):
+    """The caption other domains carry (igkit.outputs.explains) on the table, the Markdown, the item's
+    and the run's page: the model and its weights digest, the target and its meaning, F(input) and
+    F(baseline) on the log-probability scale, and the baseline."""
+    out = tmp_path / "out"
+    assert main(["text", "explain", "the stock market fell", "--model", str(folder), "--baseline", "eos",
+                 "--contrast", "shares of", "--out", str(out), "--quiet", "--threads", "1", "--steps", "8"]) == 0
+    run = json.loads((out / "run.json").read_text())
+    item = out / json.loads((out / "report.json").read_text())["items"][0]["folder"]
+    summary = json.loads((item / "summary.json").read_text())
+    lines = summary["explains"]["lines"]
+    assert lines[0] == f"model: {folder} (weights {run['model_fingerprint'][:10]})"
+    assert lines[1].startswith(f"target: {summary['target']} — summed log-probability of") and "' shares of'" in lines[1]
+    assert lines[2] == (f"F(input) = {summary['score_input']:.4g} (log-probability); F(baseline) = "
+                        f"{summary['score_baseline']:.4g} (log-probability); baseline: the eos token's "
+                        f"embedding at every position (positions kept)")
+    import html
+    for page in (item / "table.txt", item / "table.md", item / "attribution.html", out / "attribution.html"):
+        text = page.read_text()
+        escaped = html.escape if page.suffix in (".md", ".html") else str
+        assert all(escaped(line) in text for line in lines[:3]), page.name
+
+
 def test_an_unknown_model_is_one_error_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-cache"))
     assert main(["text", "explain", "the stock", "--model", "nobody-here/no-such-model",

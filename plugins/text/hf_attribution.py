@@ -104,7 +104,8 @@ def prepare_causal(lm: CausalLM, context: TokenContext, readouts: Readouts, *, b
     plan = plan_passes(lambda checkpoint: log_prob_forward(lm, checkpoint), lm.model, len(context.ids),
                        forward_args, max_memory, lm.memory_estimates)
     return Prepared(name=name, inputs=embeds, forward=log_prob_forward(lm, plan.checkpoint),
-                    target=len(readouts.token_ids),
+                    target=len(readouts.token_ids), scale="log-probability",
+                    target_meaning=target_meaning(readouts), baseline_name=baseline_meaning(baseline),
                     baselines=baselines, forward_args=forward_args, label=label,
                     context={"lm": lm, "tokens": context, "readouts": readouts, "baseline": baseline,
                              "memory_plan": plan},
@@ -112,6 +113,29 @@ def prepare_causal(lm: CausalLM, context: TokenContext, readouts: Readouts, *, b
                            tuple(readouts.signs), tuple(readouts.back), tuple(readouts.sequence), baseline,
                            plan.checkpoint),
                     batch_size=plan.points)
+
+
+def target_meaning(readouts: Readouts) -> str:
+    """What the score is, in words, for every output's caption (natural log, nats)."""
+    tokens = len(readouts.token_ids)
+    if readouts.kind == "next":
+        return "log-probability (nats) of the model's own next token"
+    if readouts.kind == "contrast":
+        return (f"summed log-probability of {readouts.side(1.0)!r} minus that of {readouts.side(-1.0)!r} after "
+                f"the context (each token given the ones before it): why the first rather than the second")
+    if readouts.kind == "generate":
+        return (f"summed log-probability of the {tokens} tokens generated greedily, each given the prompt and "
+                f"the tokens generated before it")
+    return f"summed log-probability of the {tokens} token(s) of the target after the context, each given the ones before it"
+
+
+def baseline_meaning(choice: str) -> str:
+    """The baseline in words: what every attributed token's embedding is scaled from."""
+    if choice == "zero":
+        return "all-zero token embeddings (positions kept)"
+    if choice.startswith("token:"):
+        return f"the embedding of {choice[len('token:'):]!r} at every position (positions kept)"
+    return f"the {choice} token's embedding at every position (positions kept)"
 
 
 def continuation_tensor(lm: CausalLM, readouts: Readouts) -> torch.Tensor:

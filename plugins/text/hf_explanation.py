@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from igkit.domain import Attribution, Explanation
+from igkit.outputs.explains import describe
 
 from .methods import per_word, word_reduction
 from .hf_inputs import Readouts, TokenContext
@@ -68,7 +69,8 @@ class CausalExplanation(Explanation):
                              for i, (tok, w) in enumerate(zip(context.tokens, context.word_index))],
                   "words": [{"word_index": i, "word": word, "attribution": float(words[i]),
                              **{n: float(v[i]) for n, v in method_words.items()}}
-                            for i, word in enumerate(context.words)]}
+                            for i, word in enumerate(context.words)],
+                  "explains": describe(self.attribution)["lines"]}
         return record
 
     @property

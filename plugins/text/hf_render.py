@@ -38,6 +38,12 @@ def completeness_line(record: Record) -> str:
             f"{record['method']}, baseline {record['baseline']})")
 
 
+def caption(record: Record) -> list[str]:
+    """What the outputs explain (igkit.outputs.explains: model and weights digest, target and its
+    meaning, F(input) and F(baseline), baseline), less its completeness line: the table has its own."""
+    return [line for line in record.get("explains", ()) if not line.startswith("Σ attributions")]
+
+
 def notes(record: Record) -> list[str]:
     lines = []
     if record.get("truncated_from"):
@@ -83,7 +89,7 @@ def terminal_table(record: Record) -> str:
         lines += ["", f"{'Token':<{width}}  {'attribution':>12}"]
         lines += [f"{t['token']!r:<{width}}  {t['attribution']:>12.4f}" for t in record["tokens"]]
     lines.append(completeness_line(record))
-    return "\n".join(lines + notes(record))
+    return "\n".join(lines + caption(record) + notes(record))
 
 
 def markdown_table(record: Record) -> str:
@@ -92,7 +98,7 @@ def markdown_table(record: Record) -> str:
 
     lines = [f"**{headline(record)}**", "", "| Word | attribution |", "|---|---:|"]
     lines += [f"| {cell(w['word'])} | {w['attribution']:.4f} |" for w in record["words"]]
-    lines += ["", completeness_line(record), *notes(record)]
+    lines += ["", completeness_line(record), *(f"<br>{html.escape(line)}" for line in caption(record)), *notes(record)]
     return "\n".join(lines) + "\n"
 
 
@@ -106,6 +112,8 @@ def html_page(records: Sequence[Record], title: str = "Causal LM attribution") -
         peak = max([abs(t["attribution"]) for t in record["tokens"]] + [1e-12])
         word_peak = max([abs(w["attribution"]) for w in record["words"]] + [1e-12])
         parts.append(f"<h3>{html.escape(record['source'])}: {html.escape(headline(record))}</h3>")
+        parts.append("<p class='caption'><small>" + "<br>".join(html.escape(line) for line in caption(record))
+                     + "</small></p>")
         parts.append("<p>Words</p>" + _spans(record["words"], "word", word_peak))
         parts.append(html_legend(word_peak, False, record["score"], "nats"))
         parts.append("<p>Tokens</p>" + _spans(record["tokens"], "token", peak))
