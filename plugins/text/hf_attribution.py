@@ -6,7 +6,8 @@ positions) inside, so positions are never scaled. The score is a signed sum of l
 (:class:`~igkit.plugins.text.hf_inputs.Readouts`), read at the last K positions only
 (``logits_to_keep``: a 50k-word vocabulary's logits at every position would dominate memory).
 No key/value cache is kept, so path points are independent and can be chunked freely: each pass
-holds at most as many path points as ``--max-memory`` allows, measured on the model itself.
+holds at most as many path points as ``--max-memory`` allows (:mod:`.hf_memory`), with the
+transformer blocks checkpointed when only that fits.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from igkit.errors import IGInputError
 from .hf_inputs import Readouts, TokenContext
 from .hf_memory import checkpointed, plan_passes, transformer_blocks
 from .hf_model import CausalLM
+
 
 def log_prob_forward(lm: CausalLM, checkpoint: bool = False) -> Callable[..., torch.Tensor]:
     """``f(embeds [n, T, D], continuation [n, C] or [n, S, C], token_ids [n, K], signs [n, K],

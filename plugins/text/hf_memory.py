@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 import torch
+from torch.utils.checkpoint import checkpoint as recomputed_in_backward
 
 from igkit.errors import IGInputError
 
@@ -72,13 +73,12 @@ def transformer_blocks(model: Any) -> list[torch.nn.Module]:
 
 @contextmanager
 def checkpointed(blocks: list[torch.nn.Module]) -> Iterator[None]:
-    """Within the block, each block's forward keeps only its inputs and recomputes its activations
+    """Inside the ``with``, each block keeps only its inputs and recomputes its activations
     in the backward pass (non-reentrant checkpointing: keyword arguments pass through)."""
     previous = [block.__dict__.get("forward") for block in blocks]
     try:
         for block in blocks:
-            block.forward = functools.partial(torch.utils.checkpoint.checkpoint, block.forward,
-                                              use_reentrant=False)
+            block.forward = functools.partial(recomputed_in_backward, block.forward, use_reentrant=False)
         yield
     finally:
         for block, forward in zip(blocks, previous):
