@@ -123,10 +123,17 @@ def whole_pictures(page, selector: str) -> None:
 
 def upload(page, selector: str, path: Path) -> None:
     """Upload ``path`` into the file field ``selector`` and wait until the field shows its name."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     page.set_input_files(f"{selector} input[type=file]", str(path))
-    page.wait_for_function("([sel, name]) => { const f = document.querySelector(sel);"
-                           " return f && f.innerText.includes(name); }", arg=[selector, path.name],
-                           timeout=60_000)
+    try:
+        page.wait_for_function("([sel, name]) => { const f = document.querySelector(sel);"
+                               " return f && f.innerText.includes(name); }", arg=[selector, path.name],
+                               timeout=60_000)
+    except PlaywrightTimeout:
+        toasts = page.locator("[data-testid=toast-body]").all_inner_texts()
+        raise AssertionError(f"{path.name} did not show in {selector} within 60 s; the field shows "
+                             f"{page.inner_text(selector)!r}, messages {toasts}") from None
 
 
 def watch_progress(page, name: str) -> None:

@@ -307,6 +307,8 @@ def test_images_tab_takes_your_own_weights_and_class_names(page, shots, tmp_path
     page.fill("#vision-own-architecture :is(textarea, input)", "digits")
     upload(page, "#vision-own-weights", weights)
     upload(page, "#vision-own-labels", names)
+    page.wait_for_function("() => document.querySelector('#vision-model-note').innerText.includes("
+                           "'Your own model (given below) replaces this choice')", timeout=30_000)
     seconds = explain(page, "vision")
     label = page.inner_text("#vision-label")
     assert label.splitlines()[:2] == ["top-5 predictions", "handwritten seven"], label

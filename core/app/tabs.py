@@ -226,8 +226,10 @@ def build_tab(gr: Any, service: DomainService) -> None:
             ins["item"].change(lambda path: _preview(gr, service, path), inputs=[ins["item"]],
                                outputs=[ins["preview"], out["message"], ins["item"]], api_visibility="private")
         _wire_alpha(gr, service, out)
-        ins["model"].change(lambda label: _model_note(service, label), inputs=[ins["model"]],
-                            outputs=[ins["model_note"]], api_visibility="private")
+        choosing = [ins["model"], *ins["custom"]]
+        for box in choosing:  # the note says which model a run will use
+            box.change(lambda label, *custom: _model_note(service, label, custom), inputs=choosing,
+                       outputs=[ins["model_note"]], api_visibility="private")
         _wire_files(gr, service, out)
 
 
@@ -255,7 +257,11 @@ def _preview(gr: Any, service: DomainService, path: str | None) -> tuple[Any, An
                                 f"upload a PNG, JPEG, GIF, BMP, TIFF or WebP image"), None
 
 
-def _model_note(service: DomainService, label: str) -> str:
+def _model_note(service: DomainService, label: str, custom: tuple[Any, ...] = ()) -> str:
+    """The chosen model's note; once a field of "Your own model" is filled, that it replaces the choice."""
+    if any(value not in (None, "") and str(value).strip() for value in custom):
+        return ("**Your own model** (given below) replaces this choice: the result names it and says what "
+                "igkit cannot know about it.")
     try:
         return service.choice(label).note
     except IgkitError as exc:
