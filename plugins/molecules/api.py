@@ -20,7 +20,7 @@ from igkit import (Explanation, Integration, Item, Progress, Results, Skipped, c
 
 from .attribution import Featurized, check_score
 from .checkpoint import MoleculeModel
-from .defaults import DEFAULT_BASELINE, DEFAULT_MAX_ATOMS, DEFAULT_SCORE
+from .defaults import DEFAULT_BASELINE, DEFAULT_SCORE
 from .domain import MoleculesDomain
 from .explanation import MoleculeExplanation
 from .featurize import Featurization, MolGraph, featurize
@@ -45,9 +45,9 @@ def explain_molecules(molecules: Sequence[Any] | str | Path, model: MoleculeMode
     """Attribute ``model``'s score (default: the shipped model) to the atoms and pairs of each molecule.
 
     ``molecules``: SMILES strings, RDKit molecules, or molecule files (``.smi``, ``.sdf``,
-    ``.csv``, ``.tsv``). ``settings`` are the explain options (``task``, ``score``,
-    ``max_atoms``, ``smiles_col``, ``id_col``, ``input``); ``integration`` overrides the
-    defaults (``steps``, ``tolerance``, ``max_steps``, ``batch_size``; default: adaptive
+    ``.csv``, ``.tsv``). ``settings`` are the explain options (``task``, ``score``, ``baseline``,
+    ``max_atoms``, ``smiles_col``, ``id_col``: :class:`~.settings.MoleculeSettings`); ``integration``
+    overrides the defaults (``steps``, ``tolerance``, ``max_steps``, ``batch_size``; default: adaptive
     until completeness is within 1%). ``methods`` are other attribution methods computed
     beside IG through the same runner (``occlusion``, ``grad_cam``, ``expected_gradients``,
     ``saliency``, ...; see the README's "Other methods"), in each explanation's ``extra``
@@ -85,7 +85,7 @@ def explain_graphs(model: MoleculeModel, records: Sequence[MoleculeRecord], grap
     for k, (rec, graph) in enumerate(zip(records, graphs)):
         molecule = MoleculeInput(rec.source or f"row {rec.row}", rec.smiles, rec.id, rec.row)
         items.append(Item(molecule.source, Featurized(molecule, graph), rec.id, content_digest("graph", str(k))))
-    settings = {"task": task, "score": score, "baseline": baseline, "max_atoms": DEFAULT_MAX_ATOMS}
+    settings = domain.keyword_settings({"task": task, "score": score, "baseline": baseline})
     position = {item.digest: k for k, item in enumerate(items)}
     found: dict[int, MoleculeExplanation] = {}
     problems: list[Problem] = []
