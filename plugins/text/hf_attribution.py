@@ -119,16 +119,17 @@ def prepare_causal(lm: CausalLM, context: TokenContext, readouts: Readouts, *, b
 
 def target_meaning(readouts: Readouts) -> str:
     """What the score is, in words, for every output's caption (natural log, nats)."""
-    tokens = len(readouts.token_ids)
+    text, tokens = "".join(readouts.labels), len(readouts.token_ids)
     if readouts.kind == "next":
-        return "log-probability (nats) of the model's own next token"
+        return f"log-probability (nats) of {text!r}, the model's own next token"
     if readouts.kind == "contrast":
         return (f"summed log-probability of {readouts.side(1.0)!r} minus that of {readouts.side(-1.0)!r} after "
                 f"the context (each token given the ones before it): why the first rather than the second")
     if readouts.kind == "generate":
-        return (f"summed log-probability of the {tokens} tokens generated greedily, each given the prompt and "
-                f"the tokens generated before it")
-    return f"summed log-probability of the {tokens} token(s) of the target after the context, each given the ones before it"
+        return (f"summed log-probability of the {tokens} tokens generated greedily ({text!r}), each given the "
+                f"prompt and the tokens generated before it")
+    return (f"summed log-probability of {text!r} ({tokens} token(s)) after the context, each given the "
+            f"ones before it")
 
 
 def baseline_meaning(choice: str) -> str:
