@@ -186,7 +186,9 @@ def add_options(parser: argparse.ArgumentParser, declaration: type, title: str,
         if names is not None and s.name not in names:
             continue
         name = s.group or title
-        group = groups.get(name) or groups.setdefault(name, parser.add_argument_group(name))
+        if name not in groups:
+            groups[name] = parser.add_argument_group(name)
+        group = groups[name]
         shown = f"{s.help} (default: {s.shown_default()})".replace("%", "%%")
         if s.is_flag:
             group.add_argument(*s.flags, dest=s.name, action="store_true", help=shown)
@@ -251,8 +253,8 @@ def markdown_rows(declaration: type) -> list[str]:
     """The README option table's rows of the declared settings: option, default, what."""
     rows = []
     for s in declared(declaration):
-        default = s.shown_default()
-        rows.append(f"| `{s.flag}` | `{default}` | {s.help.replace('|', chr(92) + '|')} |")
+        what = s.help.replace("|", "\\|")      # a table cell's own bars, escaped
+        rows.append(f"| `{s.flag}` | `{s.shown_default()}` | {what} |")
     return rows
 
 
