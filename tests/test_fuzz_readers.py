@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from igkit.errors import IgkitError  # noqa: E402
-from igkit.io.records import BadRow, read_json, read_table  # noqa: E402
+from igkit.io.records import BadRow, read_json, read_lines, read_table, read_text  # noqa: E402
 
 FUZZ = settings(max_examples=60, deadline=timedelta(seconds=5), database=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -76,6 +76,26 @@ def test_table_reader(folder, data):
     for line, row in only_igkit_errors(lambda: read_table(path, bad_rows="yield")[1]):
         assert isinstance(line, int) and line >= 2
         assert isinstance(row, BadRow) or all(isinstance(v, str) for v in row.values())
+
+
+@FUZZ
+@given(data=text_bytes)
+@adversarial()
+@example(data=b"a\r\nb\rc\n\n")
+@example(data=b"line\n" * 13_000 + b"\xc3\xa9\xff after")  # a bad byte past the first 64 KiB read
+@example(data=b"x" * 65_535 + b"\xc3\xa9\r\n\xe2\x82")  # a character split where a read stops; one cut off
+def test_streamed_lines_are_the_lines_of_the_whole_text(folder, data):
+    """:func:`read_lines` streams, yet gives exactly the lines (and the errors, with their line
+    and byte) of the whole file decoded at once."""
+    path = written(folder, "lines.txt", data)
+    try:
+        whole = list(enumerate(read_text(path).split("\n"), start=1))
+    except IgkitError as exc:
+        with pytest.raises(IgkitError) as streamed:
+            read_lines(path)
+        assert str(streamed.value) == str(exc)
+        return
+    assert list(read_lines(path)) == whole
 
 
 @FUZZ

@@ -5,13 +5,15 @@ before it reaches a terminal."""
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import os
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
-from igkit import InputFileError, read_table, read_text
+from igkit import InputFileError, read_lines, read_table, read_text, write_csv, write_json
 from igkit.io import records
 from igkit.cli.main import main
 from igkit.outputs.printable import printable
@@ -51,6 +53,43 @@ def test_files_over_the_size_limit_are_refused_with_the_limit(tmp_path):
         read_text(path, limit=64)
     assert read_text(path, limit=100) == "C" * 100
     assert records.MAX_TEXT_BYTES == 256 * 2**20  # the limit README.md "Input limits" states
+
+
+# ------------------------------------------------------------------------------ bounded memory
+def test_tables_and_lines_stream_and_big_outputs_are_written_in_pieces(tmp_path):
+    """A 1.1 MB CSV read row by row, and 2.3 MB of JSON and a big CSV written: Python's own
+    allocations peak below 0.5 MB, where the whole text, its lines or one output string would
+    each be more than the file. The values read and written are exact."""
+    path = tmp_path / "big.csv"
+    path.write_text("id,smiles\n" + "".join(f"m{k},c1ccccc1CCO\n" for k in range(60_000)))
+    entries = {"items": [{"source": f"big.csv line {k}", "status": "written"} for k in range(30_000)]}
+    tracemalloc.start()
+    try:
+        rows = list(itertools.islice(read_table(path)[1], 3))
+        count = sum(1 for _ in read_table(path)[1])
+        lines = sum(1 for _ in read_lines(path))
+        reading = tracemalloc.get_traced_memory()[1]
+        before = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        write_json(tmp_path / "report.json", entries)
+        write_csv(tmp_path / "report.csv", ["source", "status"], ([e["source"], e["status"]] for e in entries["items"]))
+        writing = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    assert rows == [(2, {"id": "m0", "smiles": "c1ccccc1CCO"}), (3, {"id": "m1", "smiles": "c1ccccc1CCO"}),
+                    (4, {"id": "m2", "smiles": "c1ccccc1CCO"})]
+    assert count == 60_000 and lines == 60_002  # the header, the rows and the empty line after the last
+    assert json.loads((tmp_path / "report.json").read_text()) == entries
+    assert (tmp_path / "report.csv").read_text().count("\n") == 30_001
+    assert path.stat().st_size > 2**20 and (tmp_path / "report.json").stat().st_size > 2 * 2**20
+    assert reading < 2**19 and writing < 2**19, (reading, writing)
+
+
+def test_an_overlong_line_is_refused_with_its_line_before_any_row_is_read(tmp_path):
+    path = tmp_path / "mols.csv"
+    path.write_bytes(b"id,smiles\nm1,CCO\nm2," + b"C" * records.MAX_LINE_CHARS + b"\n")
+    with pytest.raises(InputFileError, match=r"mols.csv, line 3: longer than 8,388,608 characters"):
+        read_table(path)
 
 
 # ------------------------------------------------------------------------------------- CSV tables

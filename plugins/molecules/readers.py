@@ -1,7 +1,9 @@
 """Reading molecules from SMILES strings and ``.smi``, ``.sdf``, ``.csv``/``.tsv`` files, as a stream.
 
 Files go through :mod:`igkit.io.records`: UTF-8 with or without a byte-order mark, LF or
-CRLF; any other encoding is an error naming the file and the line. Each molecule
+CRLF; any other encoding is an error naming the file and the line, before the first
+molecule. Rows (SD records, Parquet record batches) are read as they are used, so memory
+does not grow with the file. Each molecule
 keeps where it came from in the file's own terms ("mols.csv line 7", "mols.sdf
 record 3 (line 25)", "argument 2"), and one bad row never loses the others: it
 becomes a :class:`Problem` with its reason.
@@ -13,13 +15,14 @@ whitespace.)
 """
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from igkit.errors import IGInputError, InputFileError
-from igkit.io.records import MAX_FIELD_CHARS, BadRow, read_lines, read_table, read_text
+from igkit.io.records import MAX_FIELD_CHARS, MAX_TEXT_BYTES, BadRow, read_lines, read_table
 
 #: file name endings read as molecule files, and the reader each one uses
 FILE_KINDS = {".smi": "smi", ".smiles": "smi", ".txt": "smi", ".sdf": "sdf", ".sd": "sdf",
@@ -178,7 +181,7 @@ def _checked(source: str, row: int, text: str, name: str | None, fields: dict[st
 
 
 def _smi_inputs(path: Path) -> Iterator[MoleculeInput | Problem]:
-    lines = list(read_lines(path))   # decoded now: an encoding error stops the run before it starts
+    lines = read_lines(path)   # checked now (an encoding error stops the run before it starts), read later
 
     def stream() -> Iterator[MoleculeInput | Problem]:
         row = 0
@@ -224,21 +227,12 @@ def _csv_inputs(path: Path, smiles_col: str, id_col: str | None) -> Iterator[Mol
 
 
 def _sdf_inputs(path: Path, id_col: str | None) -> Iterator[MoleculeInput | Problem]:
-    blocks: list[tuple[int, list[str]]] = []
-    current: list[str] = []
-    start = 1
-    for number, line in enumerate(read_text(path).split("\n"), start=1):
-        if not current:
-            start = number
-        current.append(line)
-        if line.strip() == "$$$$":
-            blocks.append((start, current))
-            current = []
-    if any(line.strip() for line in current):
-        blocks.append((start, current + ["$$$$"]))
-    if not blocks:
+    blocks = _sd_blocks(path)
+    first = next(blocks, None)
+    if first is None:
         raise InputFileError(f"{path} holds no molecules: an SD file is mol blocks, each ending in a "
                              f"'$$$$' line")
+    blocks = itertools.chain([first], blocks)
 
     def stream() -> Iterator[MoleculeInput | Problem]:
         from rdkit import Chem, rdBase
@@ -261,6 +255,26 @@ def _sdf_inputs(path: Path, id_col: str | None) -> Iterator[MoleculeInput | Prob
             yield MoleculeInput(source, Chem.MolToSmiles(mol), (name or "").strip() or None, record,
                                 "\n".join(block[:end + 1]) + "\n", props)
     return stream()
+
+
+def _sd_blocks(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """The records of an SD file as they are read, each with the line it starts on (a last
+    record without its '$$$$' line too); one record of more than MAX_TEXT_BYTES is an error."""
+    current: list[str] = []
+    start, size = 1, 0
+    for number, line in read_lines(path):
+        if not current:
+            start, size = number, 0
+        current.append(line)
+        size += len(line) + 1
+        if size > MAX_TEXT_BYTES:
+            raise InputFileError(f"{path}, line {start}: an SD record longer than {MAX_TEXT_BYTES:,} "
+                                 f"characters; does every record end with a '$$$$' line?")
+        if line.strip() == "$$$$":
+            yield start, current
+            current = []
+    if any(line.strip() for line in current):
+        yield start, current + ["$$$$"]
 
 
 def molecule_inputs(sources: Sequence[Any], *, smiles_col: str = "smiles", id_col: str | None = None
