@@ -21,10 +21,10 @@ CASES = ("1", "2", "3", "4", "5")
 DESCRIPTION = "igkit benchmarks: igkit against the cost floor and against Captum"
 PROFILES = {
     "full": {"steps": 50, "image_size": 224, "repeats": 3, "trusted_examples": 8, "trusted_repeats": 2,
-             "cnn_train_steps": 600, "molecules": 2000, "predictions": 1000, "memory_steps": 300,
+             "trusted_image_size": 112, "cnn_train_steps": 600, "molecules": 2000, "predictions": 1000, "memory_steps": 300,
              "captum_memory_probe": 20},
     "quick": {"steps": 10, "image_size": 224, "repeats": 1, "trusted_examples": 2, "trusted_repeats": 1,
-              "cnn_train_steps": 150, "molecules": 12, "predictions": 12, "memory_steps": 30,
+              "trusted_image_size": 64, "cnn_train_steps": 150, "molecules": 12, "predictions": 12, "memory_steps": 30,
               "captum_memory_probe": 15},
 }
 
@@ -50,6 +50,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     sizes.add_argument("--repeats", type=int, help="timed rounds per contender (medians are compared)")
     sizes.add_argument("--trusted-examples", type=int, help="examples per model in case 3")
     sizes.add_argument("--trusted-repeats", type=int, help="timed rounds per example in case 3")
+    sizes.add_argument("--trusted-image-size", type=int, help="GoogLeNet image side in pixels in case 3")
     sizes.add_argument("--cnn-train-steps", type=int,
                        help="Adam steps (batches of 64) that train case 3's small CNN")
     sizes.add_argument("--tolerance", type=float, default=0.01, help="relative completeness error (case 3)")
@@ -133,7 +134,16 @@ def _trusted(args: argparse.Namespace, skipped: list[Skipped]) -> list[Row]:
         return workload(_require(args.data_dir / "ptb"), load_language_model(args.text_model),
                         args.trusted_examples)
 
-    for name, build in (("molecules", molecule_workload), ("text", text_workload)):
+    def googlenet_workload():
+        from .trusted_models import googlenet_workload
+        return googlenet_workload(args.trusted_examples, args.trusted_image_size)
+
+    def gpt2_workload():
+        from .trusted_models import gpt2_workload
+        return gpt2_workload(_require(args.data_dir / "ptb"), args.trusted_examples)
+
+    for name, build in (("molecules", molecule_workload), ("text", text_workload),
+                        ("GoogLeNet", googlenet_workload), ("small GPT-2", gpt2_workload)):
         found: list = []
         _optional(f"3 trusted answer ({name})", lambda: found.append(build()) or [], [], skipped)
         workloads += found

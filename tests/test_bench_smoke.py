@@ -21,7 +21,7 @@ from bench.measure import interleaved_medians  # noqa: E402
 from bench.memory import measure_in_subprocess  # noqa: E402
 
 TINY = ["--cases", "1,2,3", "--threads", "1", "--image-size", "32", "--steps", "3", "--repeats", "1",
-        "--trusted-examples", "1", "--trusted-repeats", "1", "--cnn-train-steps", "20"]
+        "--trusted-examples", "1", "--trusted-repeats", "1", "--trusted-image-size", "32", "--cnn-train-steps", "20"]
 
 
 @pytest.fixture(scope="module")

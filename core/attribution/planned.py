@@ -4,10 +4,11 @@ F(α) along the path needs only forward passes (no backward, no stored activatio
 and many α fit in one batched pass. The plan evaluates F on a uniform grid of
 ``PLAN_INTERVALS + 1`` points and turns it into a map u -> α (:mod:`igkit.attribution.warp`)
 under which equal steps of u cover equal shares of |ΔF|. The nested adaptive Simpson grid then
-runs in u: its first five nodes already sit where F moves, its eased ends need no gradient
-(F there comes from the plan), and the completeness check refines only what the plan could
-not see, reusing every node. On the bench's small ReLU CNN this took half the gradient points
-of the plain grid (bench/README.md, case 3).
+runs in u: its first three gradient points already sit where F moves, its eased ends need no
+gradient (F there comes from the plan), and the completeness check refines only what the plan
+could not see, reusing every node. On the bench's small ReLU CNN this took 0.58 of the plain
+grid's gradient points (bench/README.md, case 3). Where F is flat the plan has nothing to say
+and the plain grid is used.
 """
 from __future__ import annotations
 
@@ -45,11 +46,14 @@ def plans_first(plan: str, ev: PathEvaluator) -> bool:
     one default-sized pass (the default size, not the one given: ``batch_size`` never changes the
     answer).
 
-    The plan trades 17 forward points for passes. A recurrent layer runs its sequence step by step
-    in every pass, so a pass costs far more than its points: on the PTB LSTM a gradient point cost
-    15 ms alone and 1.9 ms in a pass of 65, and planning took 1.34× less time than the plain grid.
-    On the small CNN and the weave model passes are cheap and the plan's points were not: planning
-    took 0.86× and 0.81× the plain grid's speed (bench/README.md, case 3), so auto does not plan."""
+    The plan trades 18 forward points for gradient points and passes. A recurrent layer runs its
+    sequence step by step in every pass, so a pass costs far more than its points (PTB LSTM: 37 ms
+    for one gradient point alone, 4 ms each in a pass of 17), and planning paid there (1.34× less
+    time than the plain grid on a lightly loaded machine, 1.01× on a heavily loaded one). On the
+    feed-forward bench models planning now needs fewer gradient points and gives closer
+    attributions, but it was no faster (CNN 0.99×, molecules 1.04×, GPT-2 1.09×), and where F is
+    flat (GoogLeNet with random weights) it is pure cost (0.42×): bench/README.md, case 3. So auto
+    plans for recurrent models only."""
     fits = PLAN_FORWARD_POINTS * ev.n_baselines <= default_batch_size(ev.xs)
     return plan == "forward" or (plan == "auto" and fits and _recurrent(ev.forward))
 
