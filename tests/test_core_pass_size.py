@@ -47,27 +47,40 @@ def _all_rows(ev: PathEvaluator, steps: int) -> None:
         pass
 
 
+def _middle(n: int) -> float:
+    """1 ms per point + 20 ms per pass, and passes above 32 rows spill the cache (3 ms per point)."""
+    return 0.020 + n * (0.001 if n <= 32 else 0.003)
+
+
 def test_a_cost_curve_with_its_minimum_in_the_middle_picks_the_middle_size():
-    """Per point: 1 ms + 20 ms per pass, and passes above 16 rows spill the cache (3 ms per point)."""
-    machine = FakeMachine(lambda n: 0.020 + n * (0.001 if n <= 16 else 0.003))
-    ev = _evaluator(machine, limit=64)
+    machine = FakeMachine(_middle)
+    ev = _evaluator(machine, limit=128)
     _all_rows(ev, steps=100)                      # 400 rows
-    assert ev.sizer.candidates == [4, 16, 64]
-    assert machine.passes[:3] == [4, 16, 64]      # each probe does real work
-    assert ev.sizer.chosen == 16
-    assert set(machine.passes[3:-1]) == {16}
-    assert ev.costs()["pass_size"] == [16] * 4
+    assert ev.sizer.candidates == [8, 32, 128]
+    assert machine.passes[:3] == [8, 32, 128]     # each probe does real work
+    assert ev.sizer.chosen == 32
+    assert set(machine.passes[3:-1]) == {32}
+    assert ev.costs()["pass_size"] == [32] * 4
 
 
 def test_a_falling_cost_curve_picks_the_memory_limit_and_a_flat_one_the_smallest_size():
     falling = FakeMachine(lambda n: 0.050 + 0.001 * n)           # a pass costs 50 points' worth
-    ev = _evaluator(falling, limit=64)
+    ev = _evaluator(falling, limit=128)
     _all_rows(ev, steps=100)
-    assert ev.sizer.chosen == 64
+    assert ev.sizer.chosen == 128
     flat = FakeMachine(lambda n: 0.001 * n)                      # nothing to win: least memory
-    ev = _evaluator(flat, limit=64)
+    ev = _evaluator(flat, limit=128)
     _all_rows(ev, steps=100)
-    assert ev.sizer.chosen == 4
+    assert ev.sizer.chosen == 8
+
+
+def test_a_small_memory_limit_is_used_without_probes():
+    """Probes under 8 rows would pay a pass's fixed cost on too few points (GoogLeNet 224 px: 13)."""
+    machine = FakeMachine(_middle)
+    ev = _evaluator(machine, limit=13)
+    _all_rows(ev, steps=20)
+    assert ev.sizer.candidates == [13] and ev.sizer.chosen == 13
+    assert machine.passes == [13] * 6 + [2]
 
 
 def test_too_few_rows_to_probe_leave_the_memory_limit_and_the_summary_says_so():
@@ -78,8 +91,8 @@ def test_too_few_rows_to_probe_leave_the_memory_limit_and_the_summary_says_so():
 
 
 def test_the_chosen_size_does_not_change_the_answer():
-    machine = FakeMachine(lambda n: 0.020 + n * (0.001 if n <= 16 else 0.003))
-    probed = _evaluator(machine, limit=64)
+    machine = FakeMachine(_middle)
+    probed = _evaluator(machine, limit=128)
     whole = PathEvaluator(probed.forward, probed.xs, probed.bs, probed.targets, batch_size=400)
     sums = []
     for ev in (probed, whole):

@@ -14,6 +14,9 @@ from typing import Callable
 
 #: the probed sizes, as divisors of the memory limit (largest last)
 PROBE_DIVISORS = (16, 4, 1)
+#: no probe smaller than this: below it a pass's fixed cost dominates (GoogLeNet at 224 px, memory
+#: limit 13: one point alone cost 1.8x a point in a pass of 17), so a small limit is used as it is
+MIN_PROBE_ROWS = 8
 #: a smaller pass within this fraction of the cheapest per-point cost wins (less memory, same speed)
 NEAR_TIE = 0.05
 
@@ -24,7 +27,7 @@ class PassSizer:
     def __init__(self, limit: int, clock: Callable[[], float] = time.perf_counter):
         self.limit = limit
         self.clock = clock
-        self.candidates = sorted({max(1, limit // d) for d in PROBE_DIVISORS})
+        self.candidates = sorted({limit} | {limit // d for d in PROBE_DIVISORS if limit // d >= MIN_PROBE_ROWS})
         self.seconds_per_point: dict[int, float] = {}
         self.chosen: int | None = limit if len(self.candidates) == 1 else None
 
