@@ -31,7 +31,7 @@ from igkit.errors import InputFileError
 
 #: what a spreadsheet treats as the start of a formula in a cell
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-#: the largest file igkit reads whole (JSON, SD files, images' text companions): 256 MiB
+#: the largest file igkit reads whole (a JSON file), and the largest SD record: 256 MiB
 MAX_TEXT_BYTES = 256 * 2**20
 #: the longest CSV cell, in characters (Python's csv module's own default limit)
 MAX_FIELD_CHARS = 131_072
