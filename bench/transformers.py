@@ -73,7 +73,7 @@ def probe(tool: str, name: str, tokens: int, threads: int, max_memory: str,
                                           use_cache=False, logits_to_keep=1).logits[0, -1], -1)[target]
     gap = float(log_p[target] - base)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # GiB: interpreter + model
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     if tool == "igkit":
         import igkit
 
@@ -99,14 +99,15 @@ def probe(tool: str, name: str, tokens: int, threads: int, max_memory: str,
             runs.append({"path_points": steps, "error": error})
             if error <= TRUSTED:
                 break
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
     if tool == "igkit":  # the budget is for the attribution's memory, on top of the loaded model
         from igkit.plugins.text.hf_memory import parse_memory
 
         runs[-1]["max_memory"] = max_memory
         runs[-1]["growth_within_budget"] = (peak - before) * 2 ** 30 <= parse_memory(max_memory)
-    return {"tool": tool, "model": name, "tokens": len(ids[0]), "seconds": round(seconds, 2), "runs": runs,
+    return {"tool": tool, "model": name, "tokens": len(ids[0]), "seconds": round(seconds, 2),
+            "cpu_seconds": round(cpu_seconds, 2), "runs": runs,
             "trusted": runs[-1]["error"] <= TRUSTED, "threads": threads, "captum_batch": captum_batch,
             "rss_before_gib": round(before, 3),
             "peak_rss_gib": round(peak, 3)}
@@ -124,6 +125,12 @@ def measure(tool: str, name: str, tokens: int, threads: int, max_memory: str, ca
         tail = (done.stderr.strip().splitlines() or ["?"])[-1]
         return {"tool": tool, "model": name, "tokens": tokens, "failed": tail[:300], "cap_gib": cap_gib}
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def shown(row: dict[str, Any]) -> dict[str, Any]:
+    """``row``, printed as one JSON line as soon as it is measured."""
+    print(json.dumps(row), flush=True)
+    return row
 
 
 def machine() -> str:
@@ -158,18 +165,17 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name in args.models.split(","):
         for tokens in (int(t) for t in args.tokens.split(",")):
-            ours = [measure("igkit", name, tokens, args.threads, budget, args.cap_gib)
+            ours = [shown(measure("igkit", name, tokens, args.threads, budget, args.cap_gib))
                     for budget in args.max_memory.split(",")]
-            theirs = measure("captum", name, tokens, args.threads, args.max_memory.split(",")[0], args.cap_gib,
-                             args.captum_batch)
+            theirs = shown(measure("captum", name, tokens, args.threads, args.max_memory.split(",")[0],
+                                   args.cap_gib, args.captum_batch))
             rows += [*ours, theirs]
-            for row in (*ours, theirs):
-                print(json.dumps(row), flush=True)
             for row in ours:
                 if "seconds" in row and "seconds" in theirs:
                     grown = [r["peak_rss_gib"] - r["rss_before_gib"] for r in (row, theirs)]
                     print(f"{name}, {tokens} tokens, igkit --max-memory {row['runs'][0]['max_memory']}: Captum ÷ "
-                          f"igkit seconds {theirs['seconds'] / row['seconds']:.2f}; peak memory igkit ÷ Captum "
+                          f"igkit seconds {theirs['seconds'] / row['seconds']:.2f} (CPU seconds "
+                          f"{theirs['cpu_seconds'] / row['cpu_seconds']:.2f}); peak memory igkit ÷ Captum "
                           f"{row['peak_rss_gib'] / theirs['peak_rss_gib']:.2f} (whole process), "
                           f"{grown[0] / max(grown[1], 1e-9):.2f} (growth during attribution)", flush=True)
     if args.json:

@@ -54,7 +54,10 @@ def prepare_causal_item(lm: Any, spec: ContextSpec, *, target: str | None = None
     tokens = tokenize_context(lm, spec.text, last_tokens, (generate or 1) - 1)
     tokens, readouts = readouts_for(lm, tokens, target=target, contrast=contrast, generate=generate)
     prepared = prepare_causal(lm, tokens, readouts, baseline=baseline, max_memory=max_memory, name=spec.text)
-    predicted = lm.token_text(int(next_token_logits(lm, tokens.ids[:tokens.prompt_tokens]).argmax()))
+    if readouts.kind == "next":  # the readout is the prediction: no second forward over the context
+        predicted = readouts.labels[0]
+    else:
+        predicted = lm.token_text(int(next_token_logits(lm, tokens.ids[:tokens.prompt_tokens]).argmax()))
     prepared.context["predicted"] = predicted
     return prepared
 
