@@ -30,8 +30,9 @@ WEIGHTS = torch.tensor([2.0, -1.0, 0.5])
 class DyingDomain(Domain):
     """Items are ``a,b,c``; F(x) = x · w. Computing an item listed in ``deaths`` ends its worker:
     ``deaths[item] = (how, times)`` with ``how`` ``exit`` (``os._exit(3)``), ``kill`` (SIGKILL
-    to itself) or ``wait`` (sleeps, to be killed from outside), at most ``times`` times. Every
-    start of an item is logged in ``log`` (one file per start) so tests count the tries."""
+    to itself), ``wait`` (sleeps, to be killed from outside) or ``kill-writing`` (SIGKILL half
+    way through writing the item's folder), at most ``times`` times. Every start of an item is
+    logged in ``log`` (one file per start) so tests count the tries."""
 
     name = "dying"
     description = "numbers scored by a fixed linear model, killing its worker on chosen items"
@@ -67,6 +68,10 @@ class DyingDomain(Domain):
     def write_item(self, explanation, folder, *, pictures=True):
         values = explanation.result.attributions[0].tolist()
         (folder / "attributions.txt").write_text(" ".join(f"{v:.4f}" for v in values))
+        value = explanation.item.value
+        how, times = self.deaths.get(value, ("", 0))
+        if how == "kill-writing" and tries(Path(self.log), value) <= times:
+            os.kill(os.getpid(), signal.SIGKILL)  # the folder is still OUT/.partial-...-PID
         return ["attributions.txt"]
 
     def write_run(self, out_dir, folders, *, pictures=True):
@@ -130,6 +135,15 @@ def test_a_worker_that_dies_mid_item_is_replaced_and_its_items_retried(tmp_path,
     assert tries(log, doomed) == 2  # died once, then computed on a fresh worker
     assert engine.describe()["workers_replaced"] == 1
     assert json.loads((tmp_path / "out" / "report.json").read_text())["engine"]["workers_replaced"] == 1
+
+
+def test_a_worker_killed_while_writing_a_folder_leaves_no_half_folder(tmp_path):
+    items, log = numbers(6), tmp_path / "log"
+    log.mkdir()
+    report, engine = run(DyingDomain(log, {items[2]: ("kill-writing", 1)}), items, tmp_path / "out", workers=1)
+    assert report.exit_code == 0 and engine.describe()["workers_replaced"] == 1
+    assert_each_item_once(tmp_path / "out", items)  # also: no OUT/.partial-* left behind
+    assert tries(log, items[2]) == 2
 
 
 def test_an_item_that_keeps_killing_its_worker_is_skipped_after_bounded_tries(tmp_path):
