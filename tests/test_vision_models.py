@@ -88,7 +88,7 @@ def test_weights_file_round_trip(tmp_path, suffix):
 def test_unusable_weight_files_are_refused(tmp_path):
     resnet_state = load_model("resnet18", "random").module.state_dict()
     torch.save(resnet_state, tmp_path / "resnet.pth")
-    with pytest.raises(ModelError, match="do not fit this architecture.*pick the matching --model"):
+    with pytest.raises(ModelError, match="do not fit this architecture.*trained for \\(--model on the command line"):
         load_model("googlenet", str(tmp_path / "resnet.pth"))
     torch.save({"model": torch.nn.Linear(2, 2)}, tmp_path / "pickled.pth")  # a pickled object
     with pytest.raises(ModelError, match="could not read .* as a state dict"):

@@ -211,10 +211,11 @@ def load_weights_file(module: nn.Module, path: Path) -> None:
     reshaped = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
                 if k in state and state[k].shape != v.shape]
     if missing or unexpected or reshaped:
-        raise ModelError(f"the weights in {path} do not fit this architecture: {len(missing)} missing "
-                           f"(e.g. {', '.join(missing[:3]) or '-'}), {len(unexpected)} unexpected "
-                           f"(e.g. {', '.join(unexpected[:3]) or '-'}), {len(reshaped)} of another shape "
-                           f"(e.g. {', '.join(reshaped[:2]) or '-'}); pick the matching --model")
+        raise ModelError(f"the weights in {path.name} do not fit this architecture: {len(missing)} missing "
+                         f"(e.g. {', '.join(missing[:3]) or '-'}), {len(unexpected)} unexpected "
+                         f"(e.g. {', '.join(unexpected[:3]) or '-'}), {len(reshaped)} of another shape "
+                         f"(e.g. {', '.join(reshaped[:2]) or '-'}); pick the architecture they were trained "
+                         f"for (--model on the command line, Architecture in the app)")
     module.load_state_dict(state)
 
 
