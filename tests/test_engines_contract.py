@@ -162,6 +162,32 @@ def test_a_finished_run_resumes_without_computing_anything(engine, tmp_path):
     assert [e["source"] for e in report_of(tmp_path)["items"]] == [f"argument {k}" for k in range(1, 6)]
 
 
+class CountingTables(LinearDomain):
+    """Counts how often the run tables are written."""
+
+    tables_written = 0
+
+    def write_run(self, out_dir, folders, *, pictures=True):
+        CountingTables.tables_written += 1
+        return super().write_run(out_dir, folders, pictures=pictures)
+
+
+def test_a_resume_that_changes_nothing_keeps_the_run_tables_and_any_change_rewrites_them(tmp_path):
+    CountingTables.tables_written = 0
+    run("local", CountingTables(), numbers(3), tmp_path)
+    first = (tmp_path / "all.csv").read_text()
+    run("local", CountingTables(), numbers(3), tmp_path)
+    assert CountingTables.tables_written == 1 and (tmp_path / "all.csv").read_text() == first
+    run("local", CountingTables(), list(reversed(numbers(3))), tmp_path)  # another order: other tables
+    assert CountingTables.tables_written == 2
+    assert (tmp_path / "all.csv").read_text().splitlines()[1:] == list(reversed(first.splitlines()[1:]))
+    (tmp_path / "all.csv").unlink()  # a table the user removed is written again
+    run("local", CountingTables(), list(reversed(numbers(3))), tmp_path)
+    assert CountingTables.tables_written == 3 and (tmp_path / "all.csv").is_file()
+    run("local", CountingTables(), numbers(4), tmp_path)  # one more item
+    assert CountingTables.tables_written == 4 and (tmp_path / "all.csv").read_text().count("\n") == 5
+
+
 def test_an_interrupt_counts_what_is_on_disk_and_the_rerun_does_only_the_rest(engine, tmp_path, monkeypatch):
     from igkit.run import run_folder
 

@@ -23,8 +23,8 @@ from igkit.errors import IGInputError, Interrupted, OutputError
 from igkit.outputs.printable import printable
 from igkit.run.engines import Engine, Job, skipped_entry, written_entry
 from igkit.run.progress import Progress, on_pass
-from igkit.run.run_layout import (FORMATS, RunReport, check_out, folder_name, is_complete, make_out, prepare_out,
-                         run_fingerprint, run_lock)
+from igkit.run.run_layout import (FORMATS, TABLES_FILE, RunReport, check_out, folder_name, is_complete, make_out, prepare_out,
+                                  remember_tables, run_fingerprint, run_lock, tables_kept, tables_source)
 from igkit.run.runner import Duplicate, RunOptions, Skipped
 
 __all__ = ["RunReport", "nonempty", "resolve_duplicates", "run_to_folder"]
@@ -202,8 +202,15 @@ class _Driver:
         self.save()
 
     def _run_tables(self, pictures: bool, output_format: str) -> list[str]:
+        """The domain's tables (kept when written from these same folders), then Parquet's."""
         report = self.report
-        files = list(self.domain.write_run(report.out, report.folders, pictures=pictures))
+        folders = report.folders
+        source = tables_source(report.run["run_id"], folders)
+        files = tables_kept(report.out, source)
+        if files is None:
+            (report.out / TABLES_FILE).unlink(missing_ok=True)  # tables half rewritten match no folders
+            files = list(self.domain.write_run(report.out, folders, pictures=pictures))
+            remember_tables(report.out, source, files)
         if output_format == "parquet":
             from igkit.io.parquet_tables import write_tables
 

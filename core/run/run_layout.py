@@ -8,6 +8,7 @@ Layout (schema :data:`SCHEMA_VERSION`, documented in README.md "Run contract")::
     OUT/<name>-<hash>/...           the domain's pictures and tables
     OUT/items/, OUT/units/        with ``--format parquet``: one row per item, one per unit
     OUT/...                         the domain's tables over all items
+    OUT/.igkit-tables.json        which item folders those tables were written from (resume)
 
 The driver (:mod:`igkit.run.run_folder`) decides what to compute; engines call
 :func:`write_item_folder` wherever they compute, so every engine writes the same folders.
@@ -108,6 +109,9 @@ def run_fingerprint(domain: Domain, model: Any, model_source: str | None, settin
 
 #: the lock a run holds in OUT while it writes there (owner's pid and host)
 LOCK_FILE = ".igkit.lock"
+#: which item folders the domain's run tables were last written from (a resume that changed
+#: nothing keeps them instead of rereading every item)
+TABLES_FILE = ".igkit-tables.json"
 #: the keys that make a run.json igkit's own (the marker of a folder igkit may touch)
 _MARKER_KEYS = ("schema_version", "domain", "run_id", "model_fingerprint")
 _ITEM_FOLDER = re.compile(r"^[A-Za-z0-9._-]*-[0-9a-f]{10}$")
@@ -248,7 +252,7 @@ def previous_run(out: Path) -> dict[str, Any] | None:
 def _remove_run(out: Path, run_id: str) -> None:
     """Delete what that igkit run wrote here, nothing else: its item folders (named
     ``<name>-<hash>``, holding its ``summary.json``), its Parquet tables and its files."""
-    names: set[str] = {"run.json", "report.json"}
+    names: set[str] = {"run.json", "report.json", TABLES_FILE}
     try:
         report = read_json(out / "report.json")
         names.update(f for f in report.get("run_files", []) if isinstance(f, str) and "/" not in f)
@@ -275,6 +279,30 @@ def _is_item_folder(folder: Path, run_id: str) -> bool:
 
 def _only_parts(folder: Path) -> bool:
     return all(p.is_file() and p.name.startswith("part-") and p.suffix == ".parquet" for p in folder.iterdir())
+
+
+def tables_source(run_id: str, folders: Sequence[Path]) -> str:
+    """A digest of what a run's tables are written from: the run and its item folders, in order."""
+    digest = hashlib.sha256(run_id.encode())
+    for folder in folders:
+        digest.update(b"\0" + folder.name.encode())
+    return digest.hexdigest()
+
+
+def tables_kept(out: Path, source: str) -> list[str] | None:
+    """The run tables already in ``out`` when they were written from ``source`` and all exist."""
+    try:
+        state = read_json(out / TABLES_FILE)
+    except Exception:  # noqa: BLE001 - missing or damaged: write the tables again
+        return None
+    files = state.get("files") if isinstance(state, dict) and state.get("source") == source else None
+    if not (isinstance(files, list) and all(isinstance(f, str) and (out / f).is_file() for f in files)):
+        return None
+    return files
+
+
+def remember_tables(out: Path, source: str, files: list[str]) -> None:
+    write_json(out / TABLES_FILE, {"source": source, "files": files})
 
 
 def is_complete(folder: Path, item: Item, run_id: str) -> bool:
