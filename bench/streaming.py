@@ -97,7 +97,7 @@ def child(path: str, kind: str, file: str) -> dict[str, Any]:
         out = Path(file).with_suffix(".out")
         report = run_to_folder(domain, model, items, out, settings=settings, options=run_options(domain),
                                pictures=False, show_progress=False, engine=report_only_engine())
-        rows = len(report.entries)
+        rows = len(report)
     return {"path": path, "kind": kind, "rows": rows, "seconds": round(time.perf_counter() - start, 2),
             "before_mib": round(before, 1), "peak_rss_mib": round(peak_rss_mib(), 1)}
 

@@ -159,16 +159,16 @@ def test_damaged_state_and_full_disks_are_one_clear_error_and_the_rerun_resumes(
     report.rmdir()
     [first, _] = item_folders(out)
     (out / first / "summary.json").write_text("[]")  # damaged: that item is computed again
-    from igkit.run import run_layout
+    from igkit.run import report as run_report
 
-    original = run_layout.write_json
+    original = run_report.write_json_rows
 
-    def full_disk(path, data):
+    def full_disk(path, *args):
         if Path(path).name == "report.json":
             raise OSError(errno.ENOSPC, "No space left on device")
-        return original(path, data)
+        return original(path, *args)
 
-    monkeypatch.setattr(run_layout, "write_json", full_disk)
+    monkeypatch.setattr(run_report, "write_json_rows", full_disk)
     assert explain(out) == 2
     assert "No space left on device" in error_line(capsys)
     monkeypatch.undo()

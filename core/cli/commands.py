@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
 
 from igkit.attribution.quadrature import RULES
 from igkit.domain import Domain
@@ -165,61 +167,90 @@ def run_explain(domain: Domain, args: argparse.Namespace) -> int:
                            model_source=args.model, pictures=not args.no_pictures,
                            overwrite=args.overwrite, show_progress=not args.quiet, engine=engine,
                            output_format=args.output_format, inputs=domain.sources(args))
-    counts = report.as_dict()["counts"]
-    summaries = _summaries(report)
-    _warn_flat(summaries)
+    counts = report.counts()
+    verdict = RunVerdict.of(report.folders)
+    verdict.warn_flat()
     print(f"{domain.name}: {counts['written']} written, {counts['kept']} kept from an earlier run, "
           f"{counts['duplicate']} duplicate(s), {counts['skipped']} skipped, in {args.out}"
-          f"{convergence_tail(summaries)}")
-    unconverged = [s for s in summaries if s.get("converged") is False]
-    if args.require_converged and unconverged:
+          f"{verdict.tail()}")
+    if args.require_converged and verdict.unconverged.count:
         return max(report.exit_code, 1)
     return report.exit_code
 
 
-def _summaries(report: Any) -> list[dict[str, Any]]:
-    from igkit.io.records import read_json
+@dataclass
+class _Names:
+    """How many items, and the first few by id (a run's last line names them, not all of them)."""
 
-    return [read_json(folder / "summary.json") for folder in report.folders]
+    count: int = 0
+    first: list[str] = field(default_factory=list)
 
+    def add(self, summary: dict[str, Any], limit: int = 10) -> None:
+        from igkit.outputs.printable import printable
 
-def _item_ids(summaries: list[dict[str, Any]], limit: int = 10) -> str:
-    from igkit.outputs.printable import printable
+        self.count += 1
+        if len(self.first) < limit:
+            self.first.append(printable(summary.get("item", {}).get("name", "?"), 40))
 
-    ids = [printable(s.get("item", {}).get("name", "?"), 40) for s in summaries]
-    return ", ".join(ids[:limit]) + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
-
-
-def convergence_tail(summaries: list[dict[str, Any]]) -> str:
-    """The end of a run's last line: the worst completeness error and which items did not converge,
-    by id (one meaning of converged: relative tolerance or absolute floor, see summary.json)."""
-    if not summaries:
-        return ""
-    worst = max(summaries, key=lambda s: s["completeness_error"])
-    tail = f"; worst completeness error {worst['completeness_error']:.3%} ({_item_ids([worst])}"
-    if worst.get("converged_by") == "absolute floor":
-        tail += ", converged by the absolute floor: F(input) − F(baseline) is tiny)"
-    elif worst.get("converged") is None:
-        tail += ", a fixed --steps rule: no tolerance was asked, so convergence is not judged)"
-    else:
-        tail += ")"
-    unconverged = [s for s in summaries if s.get("converged") is False]
-    if unconverged:
-        tail += (f"; NOT converged: {_item_ids(unconverged)} (raise --max-steps; --require-converged "
-                 f"makes this exit 1)")
-    return tail
+    def __str__(self) -> str:
+        more = self.count - len(self.first)
+        return ", ".join(self.first) + (f" and {more} more" if more else "")
 
 
-def _warn_flat(summaries: list[dict[str, Any]]) -> None:
-    import warnings
+@dataclass
+class RunVerdict:
+    """What a run's last line says, gathered one item summary at a time (a run may have millions)."""
 
-    from igkit.errors import IgkitWarning
+    worst: dict[str, Any] | None = None
+    unconverged: _Names = field(default_factory=_Names)
+    flat: _Names = field(default_factory=_Names)
 
-    flat = [s for s in summaries if s.get("explains", {}).get("flat")]
-    if flat:
-        warnings.warn(f"F(input) ≈ F(baseline) for {_item_ids(flat)}: there is nothing to attribute, "
-                      f"the attributions sum to about 0 and their colours show noise; try another "
-                      f"baseline or target", IgkitWarning, stacklevel=2)
+    @classmethod
+    def of(cls, folders: Iterable[Path]) -> "RunVerdict":
+        from igkit.io.records import read_json
+
+        verdict = cls()
+        for folder in folders:
+            verdict.add(read_json(folder / "summary.json"))
+        return verdict
+
+    def add(self, summary: dict[str, Any]) -> None:
+        if self.worst is None or summary["completeness_error"] > self.worst["completeness_error"]:
+            self.worst = summary
+        if summary.get("converged") is False:
+            self.unconverged.add(summary)
+        if summary.get("explains", {}).get("flat"):
+            self.flat.add(summary)
+
+    def tail(self) -> str:
+        """The end of the last line: the worst completeness error and which items did not
+        converge, by id (one meaning of converged: relative tolerance or absolute floor)."""
+        worst = self.worst
+        if worst is None:
+            return ""
+        worst_name = _Names()
+        worst_name.add(worst)
+        tail = f"; worst completeness error {worst['completeness_error']:.3%} ({worst_name}"
+        if worst.get("converged_by") == "absolute floor":
+            tail += ", converged by the absolute floor: F(input) − F(baseline) is tiny)"
+        elif worst.get("converged") is None:
+            tail += ", a fixed --steps rule: no tolerance was asked, so convergence is not judged)"
+        else:
+            tail += ")"
+        if self.unconverged.count:
+            tail += (f"; NOT converged: {self.unconverged} (raise --max-steps; --require-converged "
+                     f"makes this exit 1)")
+        return tail
+
+    def warn_flat(self) -> None:
+        import warnings
+
+        from igkit.errors import IgkitWarning
+
+        if self.flat.count:
+            warnings.warn(f"F(input) ≈ F(baseline) for {self.flat}: there is nothing to attribute, "
+                          f"the attributions sum to about 0 and their colours show noise; try another "
+                          f"baseline or target", IgkitWarning, stacklevel=2)
 
 
 def set_threads(threads: int) -> None:

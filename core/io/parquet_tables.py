@@ -18,7 +18,8 @@ from typing import Any, Iterator
 
 from igkit.errors import IGInputError, OutputError
 from igkit.io.records import read_json
-from igkit.run.run_layout import PARTIAL_PREFIX, UNITS_FILE, RunReport
+from igkit.run.report import RunReport
+from igkit.run.run_layout import PARTIAL_PREFIX, UNITS_FILE
 
 #: the version of the columns below; raised when a column changes meaning or type
 PARQUET_SCHEMA_VERSION = 1

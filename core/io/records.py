@@ -367,6 +367,21 @@ def write_json(path: str | Path, data: Any) -> Path:
     return _write_atomically(path, write)
 
 
+def write_json_rows(path: str | Path, head: dict[str, Any], key: str, rows: Iterable[Any]) -> Path:
+    """A JSON object: ``head``'s keys pretty, then ``key`` holding ``rows`` one per line, taken
+    from the iterable as they are written (a list of a million rows is never in memory)."""
+    def write(text: IO[str]) -> None:
+        text.write("{\n")
+        for name, value in head.items():
+            pretty = json.dumps(value, indent=2, default=to_json).replace("\n", "\n  ")
+            text.write(f"  {json.dumps(name)}: {pretty},\n")
+        text.write(f"  {json.dumps(key)}: [")
+        for number, row in enumerate(rows):
+            text.write(("," if number else "") + "\n    " + json.dumps(row, default=to_json))
+        text.write("\n  ]\n}\n")
+    return _write_atomically(path, write)
+
+
 def read_json(path: str | Path) -> Any:
     """A JSON file, or :class:`InputFileError` naming what is wrong with it."""
     text = read_text(path)

@@ -23,11 +23,12 @@ from igkit.errors import IGInputError, Interrupted, OutputError
 from igkit.outputs.printable import printable
 from igkit.run.engines import Engine, Job, skipped_entry, written_entry
 from igkit.run.progress import Progress, on_pass
-from igkit.run.run_layout import (FORMATS, TABLES_FILE, RunReport, check_out, folder_name, is_complete, make_out, prepare_out,
+from igkit.run.report import RunReport
+from igkit.run.run_layout import (FORMATS, TABLES_FILE, check_out, folder_name, is_complete, make_out, prepare_out,
                                   remember_tables, run_fingerprint, run_lock, tables_kept, tables_source)
-from igkit.run.runner import Duplicate, RunOptions, Skipped
+from igkit.run.runner import RunOptions, Skipped
 
-__all__ = ["RunReport", "nonempty", "resolve_duplicates", "run_to_folder"]
+__all__ = ["RunReport", "nonempty", "run_to_folder"]
 
 
 def nonempty(domain: Domain, items: Iterable[Item | BadItem]) -> Iterator[Item | BadItem]:
@@ -118,8 +119,7 @@ class _Driver:
 
     def __init__(self, domain: Domain, report: RunReport, overwrite: bool, bar: Progress) -> None:
         self.domain, self.report, self.overwrite, self.bar = domain, report, overwrite, bar
-        self.firsts: dict[str, Item] = {}  # digest → a light copy of its first item (duplicates)
-        self.sent: dict[str, Item] = {}    # digest → items handed to the engine, not yet back
+        self.sent: dict[str, Item] = {}  # digest → items handed to the engine, not yet back
         self.started = time.perf_counter()
         self.last_save, self.save_cost = 0.0, 0.0
 
@@ -127,16 +127,15 @@ class _Driver:
         """The items the engine must compute; the rest (bad, repeated, finished) recorded here."""
         report, run_id = self.report, self.report.run["run_id"]
         for entry in items:
-            report.order.setdefault(entry.source, len(report.order))
+            report.note_input(entry.source)
             if isinstance(entry, BadItem):
                 self.record(skipped_entry(Skipped(entry.source, entry.reason)))
                 continue
-            if entry.digest in self.firsts:
-                report.duplicates.append(Duplicate(entry, self.firsts[entry.digest]))
+            first = report.first_copy(entry)
+            if first is not None:
+                report.add_duplicate(entry, first)
                 self.bar.advance()
                 continue
-            light = Item(entry.source, None, entry.name, entry.digest)
-            self.firsts[entry.digest] = light
             folder = report.out / folder_name(entry)
             if is_complete(folder, entry, run_id):
                 self.record(written_entry(entry, "kept", folder.name))
@@ -148,16 +147,16 @@ class _Driver:
                                                       f"with --overwrite to replace it", "input", entry)))
                     continue
                 folder.unlink()
-            self.sent[entry.digest] = light
+            self.sent[entry.digest] = Item(entry.source, None, entry.name, entry.digest)
             yield entry
 
     def record(self, entry: dict[str, Any]) -> None:
-        self.report.entries.append(entry)
+        self.report.add(entry)
         self.sent.pop(entry.get("digest"), None)
         if entry["status"] == "skipped":
             print(f"skipped {printable(entry['source'])}: {printable(entry['reason'], 1000)}", file=sys.stderr)
         elapsed = time.perf_counter() - self.started
-        rate = len(self.report.entries) / elapsed if elapsed > 1 else 0.0
+        rate = len(self.report) / elapsed if elapsed > 1 else 0.0
         self.bar.advance(postfix=f"{rate:.1f} items/s" if rate else entry["status"])
         self._save_now_and_then()
 
@@ -190,7 +189,7 @@ class _Driver:
         """Duplicates resolved, the run's tables written, the report saved."""
         report = self.report
         if report.status in ("complete", "interrupted"):
-            resolve_duplicates(report)
+            report.resolve_duplicates()
             try:
                 report.run_files = self._run_tables(pictures, output_format)
             except OSError as exc:
@@ -216,24 +215,6 @@ class _Driver:
 
             files += write_tables(report)
         return files
-
-
-def resolve_duplicates(report: RunReport) -> None:
-    """Each repeated item points at its first copy's folder, or shares its skip reason."""
-    firsts = {e["digest"]: e for e in report.entries if e.get("digest") and e["status"] != "duplicate"}
-    for dup in report.duplicates:
-        first = firsts.get(dup.first.digest)
-        if first is None:  # interrupted before the first copy finished
-            continue
-        if first["status"] == "skipped":
-            report.entries.append({"source": dup.item.source, "status": "skipped", "kind": first["kind"],
-                                   "reason": f"same content as {dup.first.source}: {first['reason']}",
-                                   "digest": dup.item.digest})
-        else:
-            entry = written_entry(dup.item, "duplicate", first["folder"])
-            entry["same_as"] = dup.first.source
-            report.entries.append(entry)
-    report.duplicates.clear()
 
 
 @contextlib.contextmanager

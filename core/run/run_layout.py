@@ -27,7 +27,6 @@ import re
 import shutil
 import socket
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -35,7 +34,7 @@ from igkit.domain import Domain, Explanation, Item
 from igkit.errors import OutputError
 from igkit.io.records import read_json, write_json
 from igkit.outputs.explains import describe
-from igkit.run.runner import Duplicate, RunOptions
+from igkit.run.runner import RunOptions
 
 SCHEMA_VERSION = 1
 PARTIAL_PREFIX = ".partial-"
@@ -50,50 +49,6 @@ def folder_name(item: Item) -> str:
     """``<readable>-<hash>``: ASCII, at most 51 characters, unique per content."""
     readable = _UNSAFE.sub("_", item.name).strip("._-")[:40] or "item"
     return f"{readable}-{item.digest[:10]}"
-
-
-@dataclass
-class RunReport:
-    """What happened to every input of a run; mirrors ``report.json``."""
-
-    out: Path
-    run: dict[str, Any]
-    entries: list[dict[str, Any]] = field(default_factory=list)
-    status: str = "running"
-    run_files: list[str] = field(default_factory=list)
-    duplicates: list[Duplicate] = field(default_factory=list)
-    order: dict[str, int] = field(default_factory=dict)
-    engine: dict[str, Any] = field(default_factory=dict)
-
-    def count(self, status: str) -> int:
-        return sum(e["status"] == status for e in self.entries)
-
-    @property
-    def skipped(self) -> list[dict[str, Any]]:
-        return [e for e in self.entries if e["status"] == "skipped"]
-
-    @property
-    def folders(self) -> list[Path]:
-        """Item folders holding a result, in input order, each once."""
-        seen = dict.fromkeys(self.out / e["folder"] for e in self.ordered() if e.get("folder"))
-        return [p for p in seen if (p / "summary.json").is_file()]
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if self.skipped else 0
-
-    def ordered(self) -> list[dict[str, Any]]:
-        """The entries in input order (engines finish items in any order)."""
-        return sorted(self.entries, key=lambda e: self.order.get(e["source"], len(self.order)))
-
-    def as_dict(self) -> dict[str, Any]:
-        counts = {s: self.count(s) for s in ("written", "kept", "duplicate", "skipped")}
-        return {"schema_version": SCHEMA_VERSION, "status": self.status, "domain": self.run["domain"],
-                "run_id": self.run["run_id"], "counts": counts, "items": self.ordered(),
-                "run_files": self.run_files, **({"engine": self.engine} if self.engine else {})}
-
-    def save(self) -> None:
-        write_json(self.out / "report.json", self.as_dict())
 
 
 def run_fingerprint(domain: Domain, model: Any, model_source: str | None, settings: dict[str, Any],

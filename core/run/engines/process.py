@@ -105,6 +105,7 @@ class ProcessEngine(Engine):
                 _POOLS.pop((self.workers, self.threads), None)
                 for worker in pool:
                     worker.stop()
+                    _remove_partials(Path(job.out), worker.process.pid)  # stopped while writing
 
     def _replace(self, worker: "_Worker") -> "_Worker":
         """A fresh worker in place of one that died."""
