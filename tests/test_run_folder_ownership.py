@@ -175,3 +175,37 @@ def test_damaged_state_and_full_disks_are_one_clear_error_and_the_rerun_resumes(
     assert explain(out) == 0
     counts = json.loads(report.read_text())["counts"]
     assert counts["kept"] + counts["written"] == 2 and counts["written"] >= 1
+
+
+def test_a_full_temporary_folder_stops_the_run_with_what_to_do_and_the_rerun_resumes(tmp_path, capsys, monkeypatch):
+    import sqlite3
+
+    from igkit.run import report as run_report
+
+    class FillsUp:
+        """A connection whose temporary file is full after the first item's entry."""
+
+        def __init__(self, real):
+            self.real, self.entries = real, 0
+
+        def execute(self, sql, *args):
+            if sql.startswith("INSERT INTO entries"):
+                self.entries += 1
+                if self.entries > 1:
+                    raise sqlite3.OperationalError("database or disk is full")
+            return self.real.execute(sql, *args)
+
+        def executescript(self, sql):
+            return self.real.executescript(sql)
+
+    connect = sqlite3.connect
+    monkeypatch.setattr(run_report.sqlite3, "connect", lambda *a, **k: FillsUp(connect(*a, **k)))
+    out = tmp_path / "out"
+    assert explain(out, "1,2,3", "4,5,6", "7,8,9") == 2
+    line = error_line(capsys)
+    assert "database or disk is full" in line and "TMPDIR" in line and "rerun the same command" in line
+    assert json.loads((out / "report.json").read_text())["status"] == "failed"
+    monkeypatch.undo()
+    assert explain(out, "1,2,3", "4,5,6", "7,8,9") == 0
+    counts = json.loads((out / "report.json").read_text())["counts"]
+    assert counts["kept"] >= 1 and counts["kept"] + counts["written"] == 3

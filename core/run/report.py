@@ -7,13 +7,16 @@ entry at a time, in input order.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
 
 from igkit.domain import Item
+from igkit.errors import OutputError
 from igkit.io.records import to_json, write_json_rows
 from igkit.run.run_layout import SCHEMA_VERSION
 
@@ -45,32 +48,47 @@ class RunReport:
         self.engine: dict[str, Any] = {}
         self._counts: Counter[str] = Counter()
         self._inputs = 0
-        self._db = sqlite3.connect("", isolation_level=None, check_same_thread=False)
-        self._db.executescript(_TABLES)
+        with self._room():
+            self._db = sqlite3.connect("", isolation_level=None, check_same_thread=False)
+            self._db.executescript(_TABLES)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _room() -> Iterator[None]:
+        """A temporary folder that is full or unwritable stops the run with what to do."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise OutputError(f"cannot keep the run's report in a temporary file ({exc}); make room in "
+                              f"{tempfile.gettempdir()} or set TMPDIR to a folder with room, then rerun "
+                              f"the same command to resume (finished items are kept)") from None
 
     # ------------------------------------------------------------------ recording, by the driver
     def note_input(self, source: str) -> None:
         """``source`` was read (its place in the input order; a repeated source keeps its first)."""
-        self._db.execute("INSERT OR IGNORE INTO inputs VALUES (?, ?)", (source, self._inputs))
+        with self._room():
+            self._db.execute("INSERT OR IGNORE INTO inputs VALUES (?, ?)", (source, self._inputs))
         self._inputs += 1
 
     def first_copy(self, item: Item) -> str | None:
         """The source of an earlier input with ``item``'s content, or None (``item`` is the first)."""
-        row = self._db.execute("SELECT source FROM firsts WHERE digest = ?", (item.digest,)).fetchone()
-        if row is None:
-            self._db.execute("INSERT INTO firsts VALUES (?, ?)", (item.digest, item.source))
-            return None
-        return row[0]
+        with self._room():
+            row = self._db.execute("SELECT source FROM firsts WHERE digest = ?", (item.digest,)).fetchone()
+            if row is None:
+                self._db.execute("INSERT INTO firsts VALUES (?, ?)", (item.digest, item.source))
+        return None if row is None else row[0]
 
     def add_duplicate(self, item: Item, first_source: str) -> None:
         """``item`` repeats ``first_source``'s content; its entry is settled by :meth:`resolve_duplicates`."""
-        self._db.execute("INSERT INTO duplicates VALUES (?, ?, ?)", (item.source, item.digest, first_source))
+        with self._room():
+            self._db.execute("INSERT INTO duplicates VALUES (?, ?, ?)", (item.source, item.digest, first_source))
 
     def add(self, entry: dict[str, Any]) -> None:
         """One input's entry (``source``, ``status``, ``folder`` or ``kind`` + ``reason``, ...)."""
-        self._db.execute("INSERT INTO entries VALUES (?, ?, ?, ?, ?)",
-                         (entry["source"], entry["status"], entry.get("digest"), entry.get("folder"),
-                          json.dumps(entry, default=to_json)))
+        with self._room():
+            self._db.execute("INSERT INTO entries VALUES (?, ?, ?, ?, ?)",
+                             (entry["source"], entry["status"], entry.get("digest"), entry.get("folder"),
+                              json.dumps(entry, default=to_json)))
         self._counts[entry["status"]] += 1
 
     def resolve_duplicates(self) -> None:
@@ -143,4 +161,5 @@ class RunReport:
         return {**self._head(), "items": list(self.ordered())}
 
     def save(self) -> None:
-        write_json_rows(self.out / "report.json", self._head(), "items", self.ordered())
+        with self._room():
+            write_json_rows(self.out / "report.json", self._head(), "items", self.ordered())
