@@ -11,6 +11,7 @@ import contextlib
 import json
 import sqlite3
 import tempfile
+import weakref
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
@@ -51,6 +52,7 @@ class RunReport:
         with self._room():
             self._db = sqlite3.connect("", isolation_level=None, check_same_thread=False)
             self._db.executescript(_TABLES)
+        weakref.finalize(self, self._db.close)  # closed, and its file deleted, with the report
 
     @staticmethod
     @contextlib.contextmanager
