@@ -198,6 +198,9 @@ def test_a_full_temporary_folder_stops_the_run_with_what_to_do_and_the_rerun_res
         def executescript(self, sql):
             return self.real.executescript(sql)
 
+        def close(self):
+            self.real.close()
+
     connect = sqlite3.connect
     monkeypatch.setattr(run_report.sqlite3, "connect", lambda *a, **k: FillsUp(connect(*a, **k)))
     out = tmp_path / "out"
