@@ -340,3 +340,12 @@ def test_sigterm_ends_a_run_like_ctrl_c(tmp_path, monkeypatch):
     report = report_of(tmp_path)
     assert report["status"] == "interrupted" and report["counts"]["written"] == len(item_folders(tmp_path))
     assert signal.getsignal(signal.SIGTERM) is before  # the handler is the caller's again
+
+
+def test_report_json_is_the_report_with_one_entry_a_line(tmp_path):
+    report = run("local", LinearDomain(), ["1,2,3", "not numbers", "1,2,3"], tmp_path)
+    text = (tmp_path / "report.json").read_text()
+    assert json.loads(text) == report.as_dict()
+    assert report.counts() == {"written": 1, "kept": 0, "duplicate": 1, "skipped": 1}
+    lines = [line.strip().rstrip(",") for line in text.splitlines() if line.strip().startswith('{"source"')]
+    assert [json.loads(line)["source"] for line in lines] == ["argument 1", "argument 2", "argument 3"]
