@@ -19,6 +19,7 @@ from typing import Any, Iterator
 from igkit.domain import Item
 from igkit.errors import OutputError
 from igkit.io.records import to_json, write_json_rows
+from igkit.run.engines import written_entry
 from igkit.run.run_layout import SCHEMA_VERSION
 
 #: the statuses an entry can have, in the order ``counts`` lists them
@@ -75,10 +76,9 @@ class RunReport:
     def first_copy(self, item: Item) -> str | None:
         """The source of an earlier input with ``item``'s content, or None (``item`` is the first)."""
         with self._room():
-            row = self._db.execute("SELECT source FROM firsts WHERE digest = ?", (item.digest,)).fetchone()
-            if row is None:
-                self._db.execute("INSERT INTO firsts VALUES (?, ?)", (item.digest, item.source))
-        return None if row is None else row[0]
+            if self._db.execute("INSERT OR IGNORE INTO firsts VALUES (?, ?)", (item.digest, item.source)).rowcount:
+                return None
+            return self._db.execute("SELECT source FROM firsts WHERE digest = ?", (item.digest,)).fetchone()[0]
 
     def add_duplicate(self, item: Item, first_source: str) -> None:
         """``item`` repeats ``first_source``'s content; its entry is settled by :meth:`resolve_duplicates`."""
@@ -107,8 +107,8 @@ class RunReport:
                 self.add({"source": source, "status": "skipped", "kind": first["kind"],
                           "reason": f"same content as {first_source}: {first['reason']}", "digest": digest})
             else:
-                self.add({"source": source, "status": "duplicate", "folder": first["folder"], "digest": digest,
-                          "same_as": first_source})
+                self.add(written_entry(Item(source, None, source, digest), "duplicate", first["folder"])
+                         | {"same_as": first_source})
         self._db.execute("DELETE FROM duplicates")
 
     # ------------------------------------------------------------------------------- reading
