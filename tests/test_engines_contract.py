@@ -349,3 +349,11 @@ def test_report_json_is_the_report_with_one_entry_a_line(tmp_path):
     assert report.counts() == {"written": 1, "kept": 0, "duplicate": 1, "skipped": 1}
     lines = [line.strip().rstrip(",") for line in text.splitlines() if line.strip().startswith('{"source"')]
     assert [json.loads(line)["source"] for line in lines] == ["argument 1", "argument 2", "argument 3"]
+
+
+def test_a_repeat_of_a_bad_item_is_skipped_with_its_first_copys_reason(tmp_path):
+    report = run("local", LinearDomain(), ["not numbers", "1,0,0", "not numbers"], tmp_path)
+    skipped = {e["source"]: e for e in report.skipped}
+    assert list(skipped) == ["argument 1", "argument 3"] and report.counts()["written"] == 1
+    assert skipped["argument 3"]["reason"].startswith("same content as argument 1: ")
+    assert "is not comma-separated numbers" in skipped["argument 3"]["reason"]
