@@ -46,8 +46,15 @@ def type_text(page, name: str, text: str) -> None:
 
 
 def error_text(page, name: str) -> str:
-    page.wait_for_selector(f"#{name}-message .igkit-error", timeout=RESULT_TIMEOUT_MS)
-    return message_text(page, name)
+    """The sentence that says what was wrong; fails at once, with what the page says, when the
+    request ends with a result instead."""
+    page.wait_for_function(
+        "(name) => { const m = document.querySelector('#' + name + '-message');"
+        " return m && (!!m.querySelector('.igkit-error') || m.innerText.includes('Done in')); }",
+        arg=name, timeout=RESULT_TIMEOUT_MS)
+    text = message_text(page, name)
+    assert page.locator(f"#{name}-message .igkit-error").count(), f"expected an error; the page says {text!r}"
+    return text
 
 
 def drag_alpha(page, name: str, fraction: float) -> None:

@@ -552,6 +552,40 @@ def test_a_request_over_its_time_budget_stops_with_a_sentence_and_frees_the_mode
     assert service.run("1,2,3", budget_s=1000).ok  # the model lock was released; 1000 s is capped at 60
 
 
+def test_the_budget_stops_a_request_inside_a_pass_that_outlasts_it(toy, tmp_path, monkeypatch):
+    """One pass of a big model on a busy machine can outlast the whole budget: the request stops
+    at the next layer of that pass, not when the pass ends (here a pass runs 40 slow layers)."""
+    import torch
+
+    layers_run = []
+
+    class SlowLayer(torch.nn.Module):
+        def forward(self, v):
+            layers_run.append(1)
+            time.sleep(0.02)
+            return v
+
+    slow_layers = torch.nn.Sequential(*[SlowLayer() for _ in range(40)])
+    prepare = type(toy).prepare
+
+    def slow_prepare(self, model, item, **settings):
+        prepared = prepare(self, model, item, **settings)
+        forward = prepared.forward
+        prepared.forward = lambda v: forward(slow_layers(v))
+        return prepared
+
+    service = DomainService(toy, workdir=tmp_path, budget_s=60)
+    monkeypatch.setattr(type(toy), "prepare", slow_prepare)
+    result = service.run("1,2,3", steps=16, budget_s=0.1, methods=[])
+    assert "while integrating: it went over the app's time budget of 0.1 s" in result.error, result.error
+    assert 0 < len(layers_run) < 40  # stopped inside the first pass
+    monkeypatch.undo()
+    layers_run.clear()
+    assert service.run("1,2,3", steps=16).ok  # the model is free again
+    slow_layers(torch.zeros(1))  # and outside a request the hook stops nothing
+    assert len(layers_run) == 40
+
+
 def test_a_text_model_folder_is_passed_to_the_domain_as_the_model_source(tmp_path, monkeypatch):
     domain = igkit.get_domain("text")
     sources = []

@@ -1,14 +1,18 @@
 """A per-request time budget with progress: one web request must not hold a model for minutes.
 
-The budget is checked after every forward/backward pass of the path engine (through
-:func:`igkit.run.progress.on_pass`) and between the stages of a request (read, integrate, write);
-when it is spent the request stops with :class:`BudgetExceeded`, which is a
-``BaseException`` so that the runner's per-item error handling cannot turn it into a
-"skipped item". The same hook reports progress to the page.
+The budget is checked between the stages of a request (read, integrate, write), after every
+forward/backward pass of the path engine (through :func:`igkit.run.progress.on_pass`), and, while
+integrating, before every module call of a forward: one pass of a big model on a busy machine can
+itself outlast the budget, and the request must not wait for it to end. When the budget is spent
+the request stops with :class:`BudgetExceeded`, which is a ``BaseException`` so that the runner's
+per-item error handling cannot turn it into a "skipped item". The pass hook also reports progress
+to the page.
 """
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import threading
 import time
 from typing import Callable, Iterator
 
@@ -23,6 +27,12 @@ ProgressCallback = Callable[[float | None, str], None]
 
 class BudgetExceeded(BaseException):
     """The request used up its time budget; ``str()`` is the sentence the page shows."""
+
+
+#: the budget of the request integrating in this thread (requests run side by side in threads)
+_INTEGRATING: contextvars.ContextVar[Budget | None] = contextvars.ContextVar("igkit_budget", default=None)
+_HOOK_LOCK = threading.Lock()
+_hook_installed = False
 
 
 class Budget:
@@ -61,6 +71,31 @@ class Budget:
 
     @contextlib.contextmanager
     def watching_passes(self) -> Iterator[None]:
-        """Check the budget after every forward/backward pass inside the block."""
-        with on_pass(self._passed):
-            yield
+        """Check the budget after every forward/backward pass inside the block, and before every
+        module call of a forward (a recomputed one in a backward included)."""
+        _install_module_hook()
+        token = _INTEGRATING.set(self)
+        try:
+            with on_pass(self._passed):
+                yield
+        finally:
+            _INTEGRATING.reset(token)
+
+
+def _stop_when_spent(module, args) -> None:
+    """A forward pre-hook on every module: stop this thread's request once its budget is spent.
+    Only the clock is read here (no progress report): it runs for every layer."""
+    budget = _INTEGRATING.get()
+    if budget is not None and budget.elapsed > budget.seconds:
+        budget.check()
+
+
+def _install_module_hook() -> None:
+    """Once per process, when the app first integrates: torch's global forward pre-hook."""
+    global _hook_installed
+    with _HOOK_LOCK:
+        if not _hook_installed:
+            import torch
+
+            torch.nn.modules.module.register_module_forward_pre_hook(_stop_when_spent)
+            _hook_installed = True
