@@ -14,6 +14,7 @@ at all: F at the ends comes from the plan's forward pass.
 """
 from __future__ import annotations
 
+import bisect
 import math
 
 import numpy as np
@@ -67,7 +68,7 @@ class PlannedPath:
         if u <= 0.0 or u >= 1.0:
             return 0.0 if u <= 0.0 else 1.0
         v = u * u * (3.0 - 2.0 * u)
-        j = min(max(int(np.searchsorted(self.cumulative, v, side="right")) - 1, 0), len(self.density) - 2)
+        j = min(max(bisect.bisect_right(self.cumulative, v) - 1, 0), len(self.density) - 2)
         rest = v - self.cumulative[j]
         low, high = self.density[j], self.density[j + 1]
         rise = (high - low) / self.spacing
