@@ -65,4 +65,6 @@ def select_scores(output: Any, targets: torch.Tensor | Callable | None,
     if bool(bad.any()):
         raise IGInputError(f"target {int(targets[bad][0])} is out of range for a model with "
                            f"{classes} classes (valid: 0..{classes - 1})")
-    return output.gather(1, targets[example_index].unsqueeze(1)).squeeze(1)
+    # targets and rows follow the output's device (a target given on the CPU for a model on a GPU)
+    picked = targets.to(output.device)[example_index.to(output.device)]
+    return output.gather(1, picked.unsqueeze(1)).squeeze(1)
