@@ -134,9 +134,10 @@ def upload(page, selector: str, path: Path) -> None:
 
     page.set_input_files(f"{selector} input[type=file]", str(path))
     try:
-        page.wait_for_function("([sel, name]) => { const f = document.querySelector(sel);"
-                               " return f && f.innerText.includes(name); }", arg=[selector, path.name],
-                               timeout=60_000)
+        # the field may break the name over lines ("chelsea" / ".jpg"): compared without whitespace
+        page.wait_for_function("([sel, name]) => { const f = document.querySelector(sel); const bare = t =>"
+                               " t.replace(/\\s+/g, ''); return f && bare(f.innerText).includes(bare(name)); }",
+                               arg=[selector, path.name], timeout=60_000)
     except PlaywrightTimeout:
         toasts = page.locator("[data-testid=toast-body]").all_inner_texts()
         raise AssertionError(f"{path.name} did not show in {selector} within 60 s; the field shows "
