@@ -9,7 +9,6 @@ Needs ``igkit[transformers]``; one torch thread.
 """
 from __future__ import annotations
 
-import ctypes
 import resource
 import sys
 import time
@@ -17,8 +16,6 @@ import time
 import torch
 
 from igkit.plugins.text.hf_memory import checkpointed, return_freed_tensors_to_the_system, transformer_blocks
-
-_M_MMAP_THRESHOLD = -3
 
 
 def main(argv: list[str]) -> int:
@@ -33,7 +30,7 @@ def main(argv: list[str]) -> int:
     if mode == "igkit":
         return_freed_tensors_to_the_system()
     elif mode.startswith("threshold:"):
-        ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, int(mode.split(":")[1]))
+        return_freed_tensors_to_the_system(int(mode.split(":")[1]))
     elif mode != "glibc":
         print(f"unknown MODE {mode!r}\n{__doc__}", file=sys.stderr)
         return 2

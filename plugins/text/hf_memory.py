@@ -121,8 +121,8 @@ def extrapolate(lengths: list[int], values: list[int], length: int) -> float:
     return max(estimate, float(max(values)))
 
 
-def return_freed_tensors_to_the_system() -> None:
-    """Make glibc give every freed block of 128 KiB or more back to the system at once.
+def return_freed_tensors_to_the_system(threshold: int = 128 * 1024) -> None:
+    """Make glibc give every freed block of ``threshold`` bytes or more back to the system at once.
 
     By default glibc raises its mmap threshold to the largest block freed so far (up to 32 MiB), so
     after the first pass a transformer's activations come from the heap and stay there once freed:
@@ -133,7 +133,7 @@ def return_freed_tensors_to_the_system() -> None:
         return
     try:
         libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
+        libc.mallopt(_M_MMAP_THRESHOLD, int(threshold))
     except (OSError, AttributeError):  # musl or another C library: nothing to set
         return
 
