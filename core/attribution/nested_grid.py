@@ -10,9 +10,11 @@ planned path) are never evaluated: their F comes from the plan.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
-from igkit.attribution.path import PathEvaluator, PathIntegral
+from igkit.attribution.path import PathEvaluator, PathIntegral, raise_non_finite
 from igkit.attribution.warp import PlannedPath, UniformPath
 
 #: the coarsest grid: two Simpson intervals, five path points (the floor every example gets)
@@ -30,7 +32,6 @@ class NestedGrid:
         # if set, Σ |interval error| must also stay within this many times the allowed error: a
         # coarse grid whose intervals' errors cancel in the sum has not converged per feature
         self.cancellation_limit = cancellation_limit
-        self.scores: dict[float, torch.Tensor] = {}   # u -> F per baseline [K]
         # the error bookkeeping runs on plain floats (means over baselines: every estimate is
         # linear in them); tiny tensors here cost more than a small model's passes
         self.mean_scores: dict[float, float] = {}     # u -> F, mean over baselines
@@ -130,65 +131,67 @@ def refine_until_converged(ev: PathEvaluator, grids: list[NestedGrid], tolerance
 
 
 def evaluate_nodes(ev: PathEvaluator, grids: list[NestedGrid], nodes: list[list[float]]) -> None:
-    """Evaluate F and ∇F at new nodes (u) of every example, all examples packed into shared passes."""
+    """Evaluate F and ∇F at new nodes (u) of every example, all examples packed into shared passes.
+
+    Only plain floats come back to the grids' bookkeeping: F and dF/du = ∇F·(x − b)·dα/du per node,
+    whose finiteness is checked here (a NaN or ±inf in any gradient element survives the dot)."""
     K, dev = ev.n_baselines, ev.device
-    ex, ks, al, us = [], [], [], []
-    for e, new in enumerate(nodes):
-        for u in new:
-            a = grids[e].path.alpha(u)
-            for k in range(K):
-                ex.append(e)
-                ks.append(k)
-                al.append(a)
-                us.append(u)
-    if not ex:
+    points = [(e, u, grids[e].path.alpha(u)) for e, new in enumerate(nodes) for u in new]
+    if not points:
         return
+    ex = [e for e, _, _ in points for _ in range(K)]
+    alphas = [a for _, _, a in points for _ in range(K)]
     ex_t = torch.tensor(ex, device=dev)
-    k_t = torch.tensor(ks, device=dev)
-    al_t = torch.tensor(al, dtype=torch.float64, device=dev)
-    scores = torch.empty(len(ex), dtype=torch.float64, device=dev)
-    dots = torch.empty(len(ex), dtype=torch.float64, device=dev)
-    grads: list[list[torch.Tensor]] = [[] for _ in ev.xs]
-    for sl, s, g in ev.rows(ex_t, k_t, al_t):
-        scores[sl] = s.double()
-        dot = torch.zeros(s.shape[0], dtype=torch.float64, device=dev)
+    k_t = torch.tensor(list(range(K)) * len(points), device=dev)
+    differences = ev.differences()
+    one_path = ev.batch == 1 and K == 1
+    scores, dots, grads = [], [], [[] for _ in ev.xs]
+    for sl, s, g in ev.rows(ex_t, k_t, torch.tensor(alphas, dtype=torch.float64, device=dev), checked=False):
+        dot = 0
         for i, gi in enumerate(g):
-            diff = ev.xs[i][ex_t[sl]] - ev.bs[i][k_t[sl], ex_t[sl]]
-            dot += (gi * diff).reshape(gi.shape[0], -1).double().sum(1)
+            d = differences[i][0, 0] if one_path else differences[i][k_t[sl], ex_t[sl]]
+            dot = dot + (gi.reshape(gi.shape[0], -1).double() * d).sum(1)
             grads[i].append(gi)
-        dots[sl] = dot
-    grads_cat = [torch.cat(g) for g in grads]
-    score_values, dot_values = scores.tolist(), dots.tolist()
-    for r in range(0, len(ex), K):
-        e, u = ex[r], us[r]
-        grid = grids[e]
-        grid.scores[u] = scores[r:r + K]
+        scores.append(s)
+        dots.append(dot)
+    score_values, dot_values = _joined(scores).tolist(), _joined(dots).tolist()
+    for r, (score, dot) in enumerate(zip(score_values, dot_values)):
+        if not (math.isfinite(score) and math.isfinite(dot)):
+            raise_non_finite("score" if not math.isfinite(score) else "gradient", alphas[r], ex[r])
+    joined = [_joined(g) for g in grads]
+    for j, (e, u, _) in enumerate(points):
+        r, grid = j * K, grids[e]
         grid.mean_scores[u] = sum(score_values[r:r + K]) / K
         grid.mean_dots[u] = sum(dot_values[r:r + K]) / K * grid.path.speed(u)
-        grid.grads[u] = tuple(g[r:r + K] for g in grads_cat)
+        grid.grads[u] = tuple(g[r:r + K] for g in joined)
+
+
+def _joined(chunks: list[torch.Tensor]) -> torch.Tensor:
+    return chunks[0] if len(chunks) == 1 else torch.cat(chunks)
 
 
 def collect(ev: PathEvaluator, grids: list[NestedGrid], return_interior: bool) -> PathIntegral:
     """The Simpson integrals of every example's final grid, and its saturation curve at the nodes
     where gradients were evaluated (their number is the example's step count)."""
-    B, K, dev = ev.batch, ev.n_baselines, ev.device
+    B, K, dev, dtype = ev.batch, ev.n_baselines, ev.device, ev.xs[0].dtype
     integrals = [torch.zeros((K, B, *x.shape[1:]), dtype=x.dtype, device=dev) for x in ev.xs]
     interior: list[list[torch.Tensor]] = [[] for _ in ev.xs]
     alphas, path_scores = [], []
     for e, grid in enumerate(grids):
         nodes = [u for u in grid.nodes() if u in grid.grads]
         weights = grid.weights()
+        w = torch.tensor([weights[u] for u in nodes], dtype=torch.float64, device=dev)
         for i in range(len(ev.xs)):
-            integrals[i][:, e] = sum(weights[u] * grid.grads[u][i] for u in nodes)
+            stacked = torch.stack([grid.grads[u][i] for u in nodes])   # [nodes, K, *features]
+            integrals[i][:, e] = torch.tensordot(w.to(stacked.dtype), stacked, dims=1)
             if return_interior:
-                interior[i].append(torch.stack([grid.grads[u][i].mean(0) for u in nodes]))
+                interior[i].append(stacked.mean(1))
         alphas.append(torch.tensor([grid.path.alpha(u) for u in nodes], dtype=torch.float64))
-        path_scores.append(torch.stack([grid.scores[u].mean() for u in nodes]).to(ev.xs[0].dtype))
-    dtype = ev.xs[0].dtype
+        path_scores.append(torch.tensor([grid.mean_scores[u] for u in nodes], dtype=torch.float64).to(dtype))
     return PathIntegral(
         integrals=tuple(integrals),
-        score_input=torch.stack([g.scores[1.0][0] for g in grids]).to(dtype),
-        score_baseline=torch.stack([g.scores[0.0].mean() for g in grids]).to(dtype),
+        score_input=torch.tensor([g.mean_scores[1.0] for g in grids], dtype=torch.float64).to(dtype),
+        score_baseline=torch.tensor([g.mean_scores[0.0] for g in grids], dtype=torch.float64).to(dtype),
         alphas=alphas,
         path_scores=path_scores,
         steps=max(len(a) for a in alphas) * K,

@@ -9,7 +9,7 @@ gradient is finite.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -68,23 +68,37 @@ class PathEvaluator:
         self.device = xs[0].device
         self.evaluations = 0
         # per example: what its answer cost (recorded in every summary). A pass shared by several
-        # examples counts once for each of them
-        self.example_gradients = torch.zeros(self.batch, dtype=torch.long)
-        self.example_forwards = torch.zeros(self.batch, dtype=torch.long)
-        self.example_passes = torch.zeros(self.batch, dtype=torch.long)
+        # examples counts once for each of them. Plain ints: a small model's pass costs about as
+        # much as a dozen tiny tensor operations, so the bookkeeping stays out of torch
+        self.example_gradients = [0] * self.batch
+        self.example_forwards = [0] * self.batch
+        self.example_passes = [0] * self.batch
+        # the one class every example is attributed to, if so: its scores are a column of the output
+        self.common_target = _common_target(targets)
+        self._differences: tuple[torch.Tensor, ...] | None = None
 
     def costs(self) -> dict[str, list[int]]:
         """Per example: gradient (forward + backward) and forward-only evaluations, passes, and the
         pass size in effect at the end (given, chosen from measured costs, or the memory limit)."""
         size = self.batch_size if self.sizer is None else self.sizer.size()
-        return {"gradient_evaluations": self.example_gradients.tolist(),
-                "forward_evaluations": self.example_forwards.tolist(),
-                "passes": self.example_passes.tolist(),
+        return {"gradient_evaluations": list(self.example_gradients),
+                "forward_evaluations": list(self.example_forwards),
+                "passes": list(self.example_passes),
                 "pass_size": [size] * self.batch}
 
-    def rows(self, ex: torch.Tensor, k: torch.Tensor, alpha: torch.Tensor, *, grad: bool = True
-             ) -> Iterator[tuple[slice, torch.Tensor, tuple[torch.Tensor, ...] | None]]:
-        """Yield ``(rows slice, scores, gradients or None)`` chunk by chunk."""
+    def differences(self) -> tuple[torch.Tensor, ...]:
+        """x − b per input as float64 ``[K, B, features]``: what a point's gradient is dotted with."""
+        if self._differences is None:
+            self._differences = tuple((x.unsqueeze(0) - b).reshape(self.n_baselines, self.batch, -1).double()
+                                      for x, b in zip(self.xs, self.bs))
+        return self._differences
+
+    def rows(self, ex: torch.Tensor, k: torch.Tensor, alpha: torch.Tensor, *, grad: bool = True,
+             checked: bool = True) -> Iterator[tuple[slice, torch.Tensor, tuple[torch.Tensor, ...] | None]]:
+        """Yield ``(rows slice, scores, gradients or None)`` chunk by chunk.
+
+        Without ``checked`` the caller checks that the scores and gradients are finite itself, on
+        what it reduces them to (NaN and ±inf survive a sum: :func:`raise_non_finite` names the α)."""
         total, start = ex.numel(), 0
         while start < total:
             # gradient passes probe sizes and set the choice (they are the cost); forward-only ones follow
@@ -93,14 +107,21 @@ class PathEvaluator:
             sl = slice(start, min(start + size, total))
             start = sl.stop
             began = self.sizer.clock() if self.sizer is not None and grad else 0.0
-            scores, grads = self._evaluate(ex[sl], k[sl], alpha[sl], grad)
+            scores, grads = self._evaluate(ex[sl], k[sl], alpha[sl], grad, checked)
             if self.sizer is not None and grad:
                 self.sizer.record(sl.stop - sl.start, self.sizer.clock() - began)
             report_pass(sl.stop - sl.start)
-            rows_per_example = torch.bincount(ex[sl].cpu(), minlength=self.batch)
-            (self.example_gradients if grad else self.example_forwards).add_(rows_per_example)
-            self.example_passes.add_(rows_per_example > 0)
+            self._count(ex[sl], grad)
             yield sl, scores, grads
+
+    def _count(self, ex: torch.Tensor, grad: bool) -> None:
+        """Add one pass's rows to the per-example costs."""
+        counts = [ex.numel()] if self.batch == 1 else torch.bincount(ex.cpu(), minlength=self.batch).tolist()
+        evaluations = self.example_gradients if grad else self.example_forwards
+        for e, n in enumerate(counts):
+            if n:
+                evaluations[e] += n
+                self.example_passes[e] += 1
 
     def scores_at(self, ex: torch.Tensor, k: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         """Scores only (no gradient), for the path's end points."""
@@ -114,14 +135,15 @@ class PathEvaluator:
                      else a for a in self.forward_args)
         return scaled, args
 
-    def _evaluate(self, ex, k, alpha, grad: bool):
+    def _evaluate(self, ex, k, alpha, grad: bool, checked: bool = True):
         scaled, args = self.points(ex, k, alpha)
         with torch.set_grad_enabled(grad):
             if grad:
                 scaled = tuple(s.requires_grad_(True) for s in scaled)
             output = self._forward(scaled, args)
-            scores = select_scores(output, self.targets, ex)
-            self._check_finite(scores.detach(), ex, alpha, "score")
+            scores = self._select(output, ex)
+            if checked:
+                self.check_finite(scores.detach(), ex, alpha, "score")
             grads = None
             if grad:
                 if not scores.requires_grad:
@@ -129,10 +151,20 @@ class PathEvaluator:
                                        "autograd; does forward detach them or run under no_grad?")
                 grads = torch.autograd.grad(scores.sum(), scaled, allow_unused=True)
                 grads = tuple(torch.zeros_like(s) if g is None else g for s, g in zip(scaled, grads))
-                for g in grads:
-                    self._check_finite(g.reshape(g.shape[0], -1), ex, alpha, "gradient")
+                if checked:
+                    for g in grads:
+                        self.check_finite(g.reshape(g.shape[0], -1), ex, alpha, "gradient")
                 self.evaluations += ex.numel()
         return scores.detach(), grads
+
+    def _select(self, output: Any, ex: torch.Tensor) -> torch.Tensor:
+        """One score per row: the common target's column when the output is plainly [rows, classes]
+        (a view, no indexing), else :func:`select_scores` (which also explains a wrong output)."""
+        t = self.common_target
+        if t is not None and isinstance(output, torch.Tensor) and output.dim() == 2 and \
+                output.shape[0] == ex.numel() and 0 <= t < output.shape[1]:
+            return output[:, t]
+        return select_scores(output, self.targets, ex)
 
     def _forward(self, scaled: tuple[torch.Tensor, ...], args: tuple) -> torch.Tensor:
         """The user's forward; a dtype or device clash inside it (a model igkit could not inspect)
@@ -149,14 +181,18 @@ class PathEvaluator:
                                f"parameters (x.to(dtype=..., device=...))") from exc
 
     def _scaled(self, i: int, ex, k, alpha) -> torch.Tensor:
-        x = self.xs[i][ex]
-        base = self.bs[i][k, ex]
+        x, base = self.xs[i], self.bs[i]
         a = alpha.to(x.dtype).reshape(-1, *([1] * (x.dim() - 1)))
+        if self.batch > 1 or self.n_baselines > 1:   # one example, one baseline: lerp broadcasts them
+            x, base = x[ex], base[k, ex]
+        else:
+            base = base[0]
         # one fused pass; lerp returns the ends exactly, so α = 1 is the input itself, bit for bit
         return torch.lerp(base, x, a)
 
     @staticmethod
-    def _check_finite(values: torch.Tensor, ex, alpha, what: str) -> None:
+    def check_finite(values: torch.Tensor, ex, alpha, what: str) -> None:
+        """Raise :class:`NonFiniteError` naming the first row (α, example) with a NaN or ±inf."""
         if values.numel() == 0:
             return
         lowest, highest = torch.aminmax(values)  # one pass without a mask: NaN and ±inf show here
@@ -166,7 +202,20 @@ class PathEvaluator:
         if finite.dim() > 1:
             finite = finite.all(dim=1)
         row = int((~finite).nonzero()[0])
-        raise NonFiniteError(
-            f"the model produced a non-finite {what} at alpha={float(alpha[row]):.4g} on the path of "
-            f"example {int(ex[row])}; the model misbehaves on scaled inputs there (a log or division "
-            f"near zero?): try another baseline or fix the model")
+        raise_non_finite(what, float(alpha[row]), int(ex[row]))
+
+
+def raise_non_finite(what: str, alpha: float, example: int) -> None:
+    """The error for a NaN or ±inf score or gradient on the path: where, and what to try."""
+    raise NonFiniteError(
+        f"the model produced a non-finite {what} at alpha={alpha:.4g} on the path of example {example}; "
+        f"the model misbehaves on scaled inputs there (a log or division near zero?): try another "
+        f"baseline or fix the model")
+
+
+def _common_target(targets: Any) -> int | None:
+    """The class all examples share (a tensor of one repeated index), else None."""
+    if not isinstance(targets, torch.Tensor) or targets.numel() == 0:
+        return None
+    first = int(targets[0])
+    return first if bool((targets == first).all()) else None

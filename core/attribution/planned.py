@@ -83,16 +83,14 @@ def planned_grids(ev: PathEvaluator, tolerance: float, floor: float, evaluate_en
     for e in range(B):
         gap, top, bottom = means[e, -1] - means[e, 0], means[e, -1], means[e, 0]
         flat.append(float(np.abs(np.diff(means[e])).sum()) <= allowed_error(gap, top, bottom, tolerance, floor))
-        grids.append(_unplanned_grid() if flat[-1] else
-                     _planned_grid(scores[e].to(ev.xs[0].dtype), means[e], evaluate_ends))
+        grids.append(_unplanned_grid() if flat[-1] else _planned_grid(means[e], evaluate_ends))
     return grids, flat
 
 
-def _planned_grid(scores: torch.Tensor, means: np.ndarray, evaluate_ends: bool) -> NestedGrid:
-    """A grid on the path planned from F (``scores`` [K, plan points], ``means`` over baselines)."""
+def _planned_grid(means: np.ndarray, evaluate_ends: bool) -> NestedGrid:
+    """A grid on the path planned from F (``means``: F at the plan points, mean over baselines)."""
     grid = NestedGrid(path=PlannedPath.from_plan(means, UNIFORM_SHARE), cancellation_limit=CANCELLATION_LIMIT)
     for u, j in ((0.0, 0), (1.0, PLAN_INTERVALS)):
-        grid.scores[u] = scores[:, j]
         grid.mean_scores[u] = float(means[j])
         if not evaluate_ends:
             grid.mean_dots[u] = 0.0   # dα/du = 0 there: the gradient's weight is 0
