@@ -12,7 +12,8 @@ from igkit.attribution.guard import (check_baselines, check_examples, check_mode
                     warn_if_training)
 from igkit.options import (DEFAULT_FIXED_STEPS, DEFAULT_FLOOR, DEFAULT_MAX_STEPS, DEFAULT_PLAN, DEFAULT_RULE,
                       DEFAULT_TOLERANCE, MAX_PATH_POINTS)
-from igkit.attribution.nested_grid import INITIAL_INTERVALS, NestedGrid, collect, refine_until_converged
+from igkit.attribution.first_grid import first_grid_kind, first_grids
+from igkit.attribution.nested_grid import INITIAL_INTERVALS, collect, refine_until_converged
 from igkit.attribution.path import PathEvaluator, PathIntegral
 from igkit.attribution.planned import planned_grids, plans_first, warn_if_flat
 from igkit.attribution.quadrature import quadrature
@@ -73,8 +74,8 @@ def integrated_gradients(
     else:
         tolerance = DEFAULT_TOLERANCE if tolerance is None else tolerance
         _check_adaptive_options(tolerance, floor, max_steps)
-        path, plan = _integrate_adaptive(evaluator, float(tolerance), float(floor), int(max_steps),
-                                         check_plan(plan), return_interior)
+        path, plan, first_grid = _integrate_adaptive(evaluator, float(tolerance), float(floor), int(max_steps),
+                                                     check_plan(plan), return_interior)
         used_method = ADAPTIVE_METHOD
     attributions = tuple(
         ((x.unsqueeze(0) - b) * integral).mean(0) for x, b, integral in zip(xs, bs, path.integrals))
@@ -93,6 +94,7 @@ def integrated_gradients(
         meta={"gradient_evaluations": evaluator.evaluations, "n_baselines": evaluator.n_baselines,
               "tolerance": None if fixed else tolerance, "floor": None if fixed else floor,
               "max_steps": None if fixed else max_steps, "plan": None if fixed else plan,
+              "first_grid": None if fixed else first_grid,
               "costs": evaluator.costs()},
     )
     if fixed:
@@ -149,16 +151,18 @@ def _end_scores(ev: PathEvaluator) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _integrate_adaptive(ev: PathEvaluator, tolerance: float, floor: float, max_steps: int, plan: str,
-                        return_interior: bool) -> tuple[PathIntegral, str]:
-    """Adaptive Simpson on a path planned with forward passes first, or on the uniform one."""
+                        return_interior: bool) -> tuple[PathIntegral, str, str]:
+    """Adaptive Simpson on a path planned with forward passes first, or on a first grid that suits
+    the size of a path point (:mod:`igkit.attribution.first_grid`)."""
     if plans_first(plan, ev):
         grids, flat = planned_grids(ev, tolerance, floor, evaluate_ends=return_interior)
         refine_until_converged(ev, grids, tolerance, floor, max_steps)
         warn_if_flat(grids, flat)
-        return collect(ev, grids, return_interior), "forward"
-    grids = [NestedGrid() for _ in range(ev.batch)]
+        return collect(ev, grids, return_interior), "forward", "planned"
+    kind = first_grid_kind(ev, max_steps)
+    grids = first_grids(ev, kind, evaluate_ends=return_interior)
     refine_until_converged(ev, grids, tolerance, floor, max_steps)
-    return collect(ev, grids, return_interior), "off"
+    return collect(ev, grids, return_interior), "off", kind
 
 
 #: ``meta["converged_by"]`` values: which test of :func:`igkit.attribution.nested_grid.allowed_error` passed (None: neither)
