@@ -37,7 +37,7 @@ def lm():
 
 
 def forward_for(lm):
-    return lambda checkpoint: log_prob_forward(lm, checkpoint)
+    return lambda blocks: log_prob_forward(lm, blocks)
 
 
 def test_blocks_are_the_models_layers(lm):
@@ -52,7 +52,7 @@ def test_saved_bytes_at_short_lengths_predict_a_long_context(lm):
             plain, outside, per_block = point_bytes(forward_for(lm), lm.model, 600, NEXT, {})
             embeds = torch.zeros(1, 600, 16)
             measured = saved_bytes(log_prob_forward(lm), parameters, embeds, NEXT)
-            measured_outside = saved_bytes(log_prob_forward(lm, True), parameters, embeds, NEXT)
+            measured_outside = saved_bytes(log_prob_forward(lm, 3), parameters, embeds, NEXT)
         finally:
             lm.model.set_attn_implementation("sdpa")
         assert plain == pytest.approx(measured, rel=0.02)
@@ -64,11 +64,12 @@ def test_saved_bytes_at_short_lengths_predict_a_long_context(lm):
 def test_checkpointed_blocks_give_the_same_gradients_and_are_restored(lm):
     embeds = torch.randn(2, 40, 16)
     grads = []
-    for checkpoint in (False, True):
+    for blocks in (0, 1, 3):   # none, some, all of the 3 blocks recomputed
         x = embeds.clone().requires_grad_(True)
-        score = log_prob_forward(lm, checkpoint)(x, *(a.expand(2, *a.shape[1:]) for a in NEXT))[:, -1]
+        score = log_prob_forward(lm, blocks)(x, *(a.expand(2, *a.shape[1:]) for a in NEXT))[:, -1]
         grads.append(torch.autograd.grad(score.sum(), x)[0])
     torch.testing.assert_close(grads[1], grads[0], rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(grads[2], grads[0], rtol=1e-6, atol=1e-7)
     with checkpointed(transformer_blocks(lm.model)):
         pass
     assert all("forward" not in block.__dict__ for block in lm.model.transformer.h)
@@ -82,6 +83,10 @@ def test_plan_keeps_blocks_when_a_point_fits_else_recomputes_else_refuses(lm):
     assert not roomy.checkpoint and roomy.points >= 3
     tight = plan_passes(forward_for(lm), lm.model, 2048, NEXT, f"{int(whole * 0.9) // 2 ** 20}MiB", {})
     assert tight.checkpoint and tight.points >= 1 and tight.points * tight.bytes_per_point <= tight.budget
+    # as few blocks recomputed as make one point fit: one block fewer would not
+    assert 1 <= tight.checkpointed_blocks <= 3
+    fewer = plain - (tight.checkpointed_blocks - 1) * per_block + inputs + (2 if tight.checkpointed_blocks > 1 else 1) * per_block
+    assert fewer > tight.budget
     with pytest.raises(IGInputError, match="--max-memory.*--last-tokens"):
         plan_passes(forward_for(lm), lm.model, 2048, NEXT, "1MiB", {})
 

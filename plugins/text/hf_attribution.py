@@ -7,7 +7,7 @@ positions) inside, so positions are never scaled. The score is a signed sum of l
 (``logits_to_keep``: a 50k-word vocabulary's logits at every position would dominate memory).
 No key/value cache is kept, so path points are independent and can be chunked freely: each pass
 holds at most as many path points as ``--max-memory`` allows (:mod:`.hf_memory`), with the
-transformer blocks checkpointed when only that fits.
+fewest transformer blocks checkpointed that make a point fit.
 """
 from __future__ import annotations
 
@@ -23,14 +23,15 @@ from .hf_memory import checkpointed, plan_passes, transformer_blocks
 from .hf_model import CausalLM
 
 
-def log_prob_forward(lm: CausalLM, checkpoint: bool = False) -> Callable[..., torch.Tensor]:
+def log_prob_forward(lm: CausalLM, checkpointed_blocks: int = 0) -> Callable[..., torch.Tensor]:
     """``f(embeds [n, T, D], continuation [n, C] or [n, S, C], token_ids [n, K], signs [n, K],
     back [n, K], sequence [n, K])`` → ``[n, K + 1]``: each readout's signed log-probability, then
     their sum (the score explained). With S continuations every path point runs S sequences (the
     context followed by each), and readout k reads sequence ``sequence[k]`` (default 0). With
-    ``checkpoint`` the transformer blocks keep only their inputs for the backward pass."""
+    ``checkpointed_blocks`` the first that many transformer blocks keep only their inputs for the
+    backward pass (recomputed there)."""
     model, embedding = lm.model, lm.embedding
-    blocks = transformer_blocks(model) if checkpoint else []
+    blocks = transformer_blocks(model)[:checkpointed_blocks]
 
     def forward(embeds: torch.Tensor, continuation: torch.Tensor, token_ids: torch.Tensor,
                 signs: torch.Tensor, back: torch.Tensor, sequence: torch.Tensor | None = None) -> torch.Tensor:
@@ -103,9 +104,9 @@ def prepare_causal(lm: CausalLM, context: TokenContext, readouts: Readouts, *, b
                     torch.tensor([readouts.sequence], dtype=torch.long, device=device))
     label = (f"{readouts.side(1.0)} − {readouts.side(-1.0)}" if readouts.kind == "contrast"
              else "".join(readouts.labels))
-    plan = plan_passes(lambda checkpoint: log_prob_forward(lm, checkpoint), lm.model, len(context.ids),
+    plan = plan_passes(lambda blocks: log_prob_forward(lm, blocks), lm.model, len(context.ids),
                        forward_args, max_memory, lm.memory_estimates)
-    return Prepared(name=name, inputs=embeds, forward=log_prob_forward(lm, plan.checkpoint),
+    return Prepared(name=name, inputs=embeds, forward=log_prob_forward(lm, plan.checkpointed_blocks),
                     target=len(readouts.token_ids), scale="log-probability",
                     target_meaning=target_meaning(readouts), baseline_name=baseline_meaning(baseline),
                     baselines=baselines, forward_args=forward_args, label=label,
@@ -113,7 +114,7 @@ def prepare_causal(lm: CausalLM, context: TokenContext, readouts: Readouts, *, b
                              "memory_plan": plan},
                     group=("transformers", len(context.ids), tuple(map(len, readouts.continuations)),
                            tuple(readouts.signs), tuple(readouts.back), tuple(readouts.sequence), baseline,
-                           plan.checkpoint),
+                           plan.checkpointed_blocks),
                     batch_size=plan.points)
 
 

@@ -5,15 +5,19 @@ the gradients of one transformer block's activations while that block's saved te
 alive. So the estimate per point is
 
 * without checkpointing: everything the forward saves + one block's saved tensors (its backward);
-* with each transformer block checkpointed (``torch.utils.checkpoint``, recomputed in the
-  backward): what the forward saves outside the blocks (their inputs, the kept logits) + twice one
-  block's saved tensors (its recomputed activations and their gradients).
+* with c of the n transformer blocks checkpointed (``torch.utils.checkpoint``, recomputed in the
+  backward): everything the forward saves less c blocks' saved tensors (each keeps its input
+  only) + twice one block's saved tensors (its recomputed activations and their gradients).
 
 Saved bytes are measured on the model itself (the tensors autograd keeps, weights excluded) at
 up to three short context lengths and extrapolated to the item's length with a quadratic in the
 length (eager attention keeps heads × T² probabilities; the rest grows with T), so a 2,048-token
 context costs three forwards of ≤ 128 tokens to size, not one of 2,048. The pass keeps every block
-(fastest) when at least one point fits the budget that way, else checkpoints the blocks.
+(fastest) when at least one point fits the budget that way, else recomputes as few blocks as make one
+point fit: a recomputed block costs its forward once more (about a third of its forward + backward),
+and on a CPU a point costs the same in a pass of one or of many, so fewer recomputed blocks beat
+more points per pass (GPT-2 small at 2,048 tokens within the default 2 GiB: 2 of its 12 blocks
+recomputed, one point per pass, where all 12 were recomputed for four points per pass).
 """
 from __future__ import annotations
 
@@ -44,9 +48,14 @@ class PassPlan:
     """Path points per pass, whether the blocks are checkpointed, and the estimate behind it."""
 
     points: int
-    checkpoint: bool
+    checkpointed_blocks: int
     bytes_per_point: int
     budget: int
+
+    @property
+    def checkpoint(self) -> bool:
+        """Whether any block is recomputed in the backward pass."""
+        return self.checkpointed_blocks > 0
 
 
 def parse_memory(text: str) -> int:
@@ -138,11 +147,12 @@ def return_freed_tensors_to_the_system(threshold: int = 128 * 1024) -> None:
         return
 
 
-def plan_passes(forward_for: Callable[[bool], Callable[..., torch.Tensor]], model: Any, length: int,
+def plan_passes(forward_for: Callable[[int], Callable[..., torch.Tensor]], model: Any, length: int,
                 args: tuple[torch.Tensor, ...], max_memory: str | None, cache: dict) -> PassPlan:
     """Path points per pass of a ``length``-token context within ``max_memory`` (see the module's
-    docstring); ``forward_for(checkpoint)`` builds the forward, ``args`` are its arguments after
-    the embeddings (they do not depend on the length). An error when one point does not fit."""
+    docstring); ``forward_for(c)`` builds the forward with its first c blocks checkpointed, ``args``
+    are its arguments after the embeddings (they do not depend on the length). An error when one
+    point does not fit even with every block recomputed."""
     budget = parse_memory(max_memory or DEFAULT_MAX_MEMORY)
     return_freed_tensors_to_the_system()
     plain, outside, per_block = point_bytes(forward_for, model, length, args, cache)
@@ -150,32 +160,34 @@ def plan_passes(forward_for: Callable[[bool], Callable[..., torch.Tensor]], mode
     inputs = 3 * length * width * 4  # the scaled inputs, their gradient and its weighted sum
     whole = plain + per_block + inputs
     if whole <= budget:
-        return PassPlan(int(budget // whole), False, int(whole), budget)
-    lean = outside + 2 * per_block + inputs
-    if lean <= budget:
-        return PassPlan(int(budget // lean), True, int(lean), budget)
+        return PassPlan(int(budget // whole), 0, int(whole), budget)
+    blocks = len(transformer_blocks(model))
+    for recomputed in range(1, blocks + 1):
+        lean = max(plain - recomputed * per_block, outside) + 2 * per_block + inputs
+        if lean <= budget:
+            return PassPlan(int(budget // lean), recomputed, int(lean), budget)
     raise IGInputError(f"one path point of this {length}-token context needs about {lean / 2 ** 20:.0f} MiB "
                        f"even with its transformer blocks recomputed in the backward pass, more than "
                        f"--max-memory {max_memory or DEFAULT_MAX_MEMORY}; raise --max-memory, or explain "
                        f"fewer tokens with --last-tokens N")
 
 
-def point_bytes(forward_for: Callable[[bool], Callable[..., torch.Tensor]], model: Any, length: int,
+def point_bytes(forward_for: Callable[[int], Callable[..., torch.Tensor]], model: Any, length: int,
                 args: tuple[torch.Tensor, ...], cache: dict) -> tuple[float, float, float]:
-    """Saved bytes of one path point: all of them, those outside the checkpointed blocks, and one
-    block's; measured at short lengths, extrapolated, cached per shape on ``cache``."""
+    """Saved bytes of one path point: all of them, those outside the blocks (all checkpointed), and
+    one block's; measured at short lengths, extrapolated, cached per shape on ``cache``."""
     key = (length, *(tuple(a.shape) for a in args), *(tuple(a.flatten().tolist()) for a in args[2:]))
     if key not in cache:
         parameters = {p.data_ptr() for p in model.parameters()}
         lengths = [length] if length <= PROBE_LENGTHS[-1] else list(PROBE_LENGTHS)
         width = model.get_input_embeddings().weight.shape[1]
         device = model.get_input_embeddings().weight.device
-        measured = {flag: [saved_bytes(forward_for(flag), parameters,
-                                       torch.zeros(1, n, width, device=device), args) for n in lengths]
-                    for flag in (False, True)}
-        plain = extrapolate(lengths, measured[False], length)
-        outside = extrapolate(lengths, measured[True], length)
         blocks = len(transformer_blocks(model))
+        measured = {count: [saved_bytes(forward_for(count), parameters,
+                                        torch.zeros(1, n, width, device=device), args) for n in lengths]
+                    for count in (0, blocks)}
+        plain = extrapolate(lengths, measured[0], length)
+        outside = extrapolate(lengths, measured[blocks], length)
         # no blocks found: nothing is checkpointed, and the backward is taken to double the peak
         cache[key] = (plain, outside, max(plain - outside, 0.0) / blocks if blocks else plain)
     return cache[key]
