@@ -84,7 +84,7 @@ def probe(tool: str, name: str, tokens: int, threads: int, max_memory: str,
         summary = found[0].summary
         plan = found[0].attribution.prepared.context["memory_plan"]
         runs = [{"path_points": summary["path_points"], "error": summary["completeness_error"],
-                 "points_per_pass": plan.points, "checkpointed_blocks": plan.checkpoint,
+                 "points_per_pass": plan.points, "checkpointed_blocks": plan.checkpointed_blocks,
                  "estimated_gib_per_point": round(plan.bytes_per_point / 2 ** 30, 3)}]
     else:
         from captum.attr import LayerIntegratedGradients, LLMGradientAttribution, TextTokenInput

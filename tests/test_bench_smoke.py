@@ -58,8 +58,8 @@ def test_trusted_answer_reaches_the_tolerance(report):
     for r in report["results"]:
         if r["case"].startswith("3"):
             d = r["details"]
-            assert d["worst_error"]["planned"] <= d["tolerance"], r["metric"]
-            assert d["worst_error"]["previous"] <= d["tolerance"], r["metric"]
+            for mode in ("default", "planned", "previous"):
+                assert d["worst_error"][mode] <= d["tolerance"], (r["metric"], mode)
             # both answers are compared with a converged reference: close to it, not identical
             for error in d["attribution_error_vs_reference"]["worst"].values():
                 assert 0 < error < 0.5, r["metric"]

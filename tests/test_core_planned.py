@@ -55,9 +55,7 @@ def test_a_sharp_step_in_f_gets_its_points_and_the_converged_answer():
     assert near > len(nodes) / 2, nodes          # most gradient points sit where F moves
     costs, old_costs = planned.summary(0), old.summary(0)
     assert costs["forward_evaluations"] == PLAN_POINTS
-    # the plan puts the gradients where F moves: fewer of them, and no more passes
-    assert costs["gradient_evaluations"] < old_costs["gradient_evaluations"]
-    assert costs["passes"] <= old_costs["passes"]
+    assert costs["passes"] < old_costs["passes"]  # the plan saves refinement rounds
 
 
 def test_gradients_that_cancel_along_a_flat_path_are_still_integrated():
@@ -138,9 +136,10 @@ class _TinyRecurrent(nn.Module):
         return torch.sigmoid(self.head(self.lstm(x)[0][:, -1]))[:, 0]
 
 
-def test_auto_plans_for_recurrent_models_and_keeps_the_plain_grid_for_others():
+def test_auto_plans_for_recurrent_models_and_sizes_the_first_grid_for_others():
     """A recurrent pass costs far more than its points (planning paid on the PTB LSTM); on the
-    feed-forward bench models it did not, so auto is exactly the previous grid there."""
+    feed-forward bench models it did not, so auto runs no forward plan there, and starts from 9
+    points where inputs are small (a pass's fixed cost dominates)."""
     recurrent = _TinyRecurrent().eval()
     x = torch.rand(2, 6, 3) * 4
     auto = igkit.integrated_gradients(recurrent, x)
@@ -150,8 +149,9 @@ def test_auto_plans_for_recurrent_models_and_keeps_the_plain_grid_for_others():
     x = torch.rand(3, 8) * 3
     auto = igkit.integrated_gradients(model, x)
     off = igkit.integrated_gradients(model, x, plan="off")
-    assert auto.meta["plan"] == "off" and auto.summary(0)["forward_evaluations"] == 0
-    torch.testing.assert_close(auto.attributions, off.attributions, rtol=0, atol=0)
+    assert auto.meta["plan"] == off.meta["plan"] == "off" and auto.summary(0)["forward_evaluations"] == 0
+    assert (auto.meta["first_grid"], off.meta["first_grid"]) == ("9 points", "5 points")
+    assert all(len(a) >= 9 for a in auto.alphas) and torch.all(auto.completeness_error <= 0.01)
 
 
 def test_an_unknown_plan_is_refused_with_the_choices():
@@ -183,14 +183,15 @@ def test_the_planned_map_spends_u_where_f_moves_and_keeps_a_uniform_share():
 
 def test_the_ends_gradients_are_never_used_on_a_planned_path():
     """ReLU at the zero baseline: torch's gradient at α = 0 is 0, at every α > 0 it is 1. The planned
-    path weighs α = 0 by dα/du = 0, so it integrates the constant exactly on its first 3 points."""
+    path weighs α = 0 by dα/du = 0, so it integrates the constant exactly on its first grid (4
+    intervals in u for an input this small: 7 interior points, one gradient pass after the plan)."""
     x = torch.tensor([[0.5, 2.0, 1.5]])
     planned = igkit.integrated_gradients(lambda v: torch.relu(v).sum(1), x, plan="forward")
     torch.testing.assert_close(planned.attributions, x, rtol=1e-6, atol=1e-7)
-    assert planned.summary(0)["gradient_evaluations"] == 3
+    assert planned.summary(0)["gradient_evaluations"] == 7 and planned.summary(0)["passes"] == 2
     assert float(planned.alphas[0].min()) > 0 and float(planned.alphas[0].max()) < 1
     off = igkit.integrated_gradients(lambda v: torch.relu(v).sum(1), x, plan="off")
-    assert off.summary(0)["gradient_evaluations"] > 3   # the wrong gradient at α = 0 costs rounds
+    assert off.summary(0)["gradient_evaluations"] > 5   # the wrong gradient at α = 0 costs rounds
 
 
 def test_interior_gradients_of_a_planned_path_cover_its_ends():

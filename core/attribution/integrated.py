@@ -12,7 +12,7 @@ from igkit.attribution.guard import (check_baselines, check_examples, check_mode
                     warn_if_training)
 from igkit.options import (DEFAULT_FIXED_STEPS, DEFAULT_FLOOR, DEFAULT_MAX_STEPS, DEFAULT_PLAN, DEFAULT_RULE,
                       DEFAULT_TOLERANCE, MAX_PATH_POINTS)
-from igkit.attribution.first_grid import first_grid_kind, first_grids
+from igkit.attribution.first_grid import PLAIN, first_grid_kind, first_grids, first_intervals
 from igkit.attribution.nested_grid import INITIAL_INTERVALS, collect, refine_until_converged
 from igkit.attribution.path import PathEvaluator, PathIntegral
 from igkit.attribution.planned import planned_grids, plans_first, warn_if_flat
@@ -152,14 +152,15 @@ def _end_scores(ev: PathEvaluator) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _integrate_adaptive(ev: PathEvaluator, tolerance: float, floor: float, max_steps: int, plan: str,
                         return_interior: bool) -> tuple[PathIntegral, str, str]:
-    """Adaptive Simpson on a path planned with forward passes first, or on a first grid that suits
-    the size of a path point (:mod:`igkit.attribution.first_grid`)."""
+    """Adaptive Simpson on a path planned with forward passes first, or (auto) on a first grid that
+    suits the size of a path point (:mod:`igkit.attribution.first_grid`), or (off) on 5 points."""
     if plans_first(plan, ev):
-        grids, flat = planned_grids(ev, tolerance, floor, evaluate_ends=return_interior)
+        grids, flat = planned_grids(ev, tolerance, floor, evaluate_ends=return_interior,
+                                    intervals=first_intervals(ev, max_steps))
         refine_until_converged(ev, grids, tolerance, floor, max_steps)
         warn_if_flat(grids, flat)
         return collect(ev, grids, return_interior), "forward", "planned"
-    kind = first_grid_kind(ev, max_steps)
+    kind = first_grid_kind(ev, max_steps) if plan == "auto" else PLAIN
     grids = first_grids(ev, kind, evaluate_ends=return_interior)
     refine_until_converged(ev, grids, tolerance, floor, max_steps)
     return collect(ev, grids, return_interior), "off", kind

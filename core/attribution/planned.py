@@ -4,9 +4,10 @@ F(α) along the path needs only forward passes (no backward, no stored activatio
 and many α fit in one batched pass. The plan evaluates F on a uniform grid of
 ``PLAN_INTERVALS + 1`` points and turns it into a map u -> α (:mod:`igkit.attribution.warp`)
 under which equal steps of u cover equal shares of |ΔF|. The nested adaptive Simpson grid then
-runs in u: its first three gradient points already sit where F moves, its eased ends need no
-gradient (F there comes from the plan), and the completeness check refines only what the plan
-could not see, reusing every node. On the bench's small ReLU CNN this took 0.58 of the plain
+runs in u, starting from as many intervals as the plain grid would (:mod:`igkit.attribution.first_grid`):
+its first gradient points already sit where F moves, its eased ends need no gradient (F there
+comes from the plan), and the completeness check refines only what the plan could not see,
+reusing every node. On the bench's small ReLU CNN this took 0.58 of the plain
 grid's gradient points (bench/README.md, case 3). Where F is flat the plan has nothing to say
 and the plain grid is used.
 """
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 
 from igkit.attribution.guard import modules_behind
-from igkit.attribution.nested_grid import NestedGrid, allowed_error
+from igkit.attribution.nested_grid import INITIAL_INTERVALS, NestedGrid, allowed_error
 from igkit.attribution.path import PathEvaluator, default_batch_size
 from igkit.attribution.warp import PlannedPath
 from igkit.errors import IGInputError, IgkitWarning
@@ -64,11 +65,12 @@ def _recurrent(forward: Callable[..., torch.Tensor]) -> bool:
                for m in module.modules())
 
 
-def planned_grids(ev: PathEvaluator, tolerance: float, floor: float, evaluate_ends: bool = False
-                  ) -> tuple[list[NestedGrid], list[bool]]:
-    """One forward-only pass over every example's plan: each example's grid on its planned path
-    (F at the ends filled in, unless ``evaluate_ends``: their gradients are then wanted too), and
-    whether its F is flat (constant along the path to within the allowed error)."""
+def planned_grids(ev: PathEvaluator, tolerance: float, floor: float, evaluate_ends: bool = False,
+                  intervals: int = INITIAL_INTERVALS) -> tuple[list[NestedGrid], list[bool]]:
+    """One forward-only pass over every example's plan: each example's grid of ``intervals`` Simpson
+    intervals on its planned path (F at the ends filled in, unless ``evaluate_ends``: their
+    gradients are then wanted too), and whether its F is flat (constant along the path to within
+    the allowed error)."""
     B, K, dev = ev.batch, ev.n_baselines, ev.device
     plan = torch.linspace(0.0, 1.0, PLAN_INTERVALS + 1, dtype=torch.float64, device=dev)
     plan = torch.cat([plan, plan[-1:]])   # F(x) twice: a random forward shows as two values
@@ -83,24 +85,19 @@ def planned_grids(ev: PathEvaluator, tolerance: float, floor: float, evaluate_en
     for e in range(B):
         gap, top, bottom = means[e, -1] - means[e, 0], means[e, -1], means[e, 0]
         flat.append(float(np.abs(np.diff(means[e])).sum()) <= allowed_error(gap, top, bottom, tolerance, floor))
-        grids.append(_unplanned_grid() if flat[-1] else _planned_grid(means[e], evaluate_ends))
+        grids.append(NestedGrid(intervals) if flat[-1] else _planned_grid(means[e], evaluate_ends, intervals))
     return grids, flat
 
 
-def _planned_grid(means: np.ndarray, evaluate_ends: bool) -> NestedGrid:
+def _planned_grid(means: np.ndarray, evaluate_ends: bool, intervals: int) -> NestedGrid:
     """A grid on the path planned from F (``means``: F at the plan points, mean over baselines)."""
-    grid = NestedGrid(path=PlannedPath.from_plan(means, UNIFORM_SHARE), cancellation_limit=CANCELLATION_LIMIT)
+    grid = NestedGrid(intervals, path=PlannedPath.from_plan(means, UNIFORM_SHARE),
+                      cancellation_limit=CANCELLATION_LIMIT)
     for u, j in ((0.0, 0), (1.0, PLAN_INTERVALS)):
         grid.mean_scores[u] = float(means[j])
         if not evaluate_ends:
             grid.mean_dots[u] = 0.0   # dα/du = 0 there: the gradient's weight is 0
     return grid
-
-
-def _unplanned_grid() -> NestedGrid:
-    """F flat: the plan says nothing about where gradients move (they may cancel), so the uniform
-    grid, ends included, as without a plan."""
-    return NestedGrid()
 
 
 def check_deterministic(first: torch.Tensor, again: torch.Tensor, scale: torch.Tensor) -> None:

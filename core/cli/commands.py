@@ -70,7 +70,9 @@ def add_integration_arguments(parser: argparse.ArgumentParser, defaults: Integra
     g.add_argument("--plan", choices=PLANS, default=defaults.plan,
                    help="adaptive: forward plans the grid from F on 17 points (forward passes only), then "
                         "runs one gradient pass; off refines from 5 points, one pass per round; auto plans "
-                        "for recurrent models (LSTM, GRU), where a pass costs far more than its points")
+                        "for recurrent models (LSTM, GRU), where a pass costs far more than its points, and "
+                        "otherwise sizes the first grid by the input (9 points for small inputs, no "
+                        "gradients at the path's ends for very large ones)")
 
 
 def integration_options(args: argparse.Namespace) -> dict[str, Any]:
