@@ -91,6 +91,19 @@ def test_plan_keeps_blocks_when_a_point_fits_else_recomputes_else_refuses(lm):
         plan_passes(forward_for(lm), lm.model, 2048, NEXT, "1MiB", {})
 
 
+def test_a_model_without_blocks_to_recompute_is_planned_whole_or_refused_saying_so(lm):
+    layers = lm.model.config.num_hidden_layers
+    lm.model.config.num_hidden_layers = layers + 1   # no ModuleList of that length: no blocks found
+    try:
+        assert transformer_blocks(lm.model) == []
+        roomy = plan_passes(forward_for(lm), lm.model, 256, NEXT, "64MiB", {})
+        assert roomy.checkpointed_blocks == 0 and roomy.points >= 1
+        with pytest.raises(IGInputError, match="no transformer blocks to recompute.*--max-memory 1MiB"):
+            plan_passes(forward_for(lm), lm.model, 2048, NEXT, "1MiB", {})
+    finally:
+        lm.model.config.num_hidden_layers = layers
+
+
 def test_long_context_explained_with_recomputed_blocks_adds_up(lm):
     """2,048 tokens on the CPU within a budget that only fits with the blocks recomputed."""
     text = " ".join(["the stock market fell on monday"] * 400)

@@ -4,15 +4,15 @@ A pass costs a fixed part (dispatch, the autograd graph, igkit's bookkeeping) pl
 point, and which one dominates follows the size of a point's input:
 
 * **small points** (a default pass holds at least :data:`SMALL_POINT_ROWS` of them): the fixed
-  part dominates (the bench's ReLU CNN: 1.08 ms for one point alone, 0.46 ms each in a pass of 5,
-  0.20 ms in a pass of 65), so a finer first grid (4 Simpson intervals, 9 points) saves whole
-  refinement rounds: on the bench's small models it took 18 passes where 5 points took 29
-  (CNN), with as many or fewer gradient evaluations;
+  part dominates (the bench's ReLU CNN: 1.37 ms for one point alone, 0.50 ms each in a pass of 5,
+  0.19 ms in a pass of 65), so a finer first grid (4 Simpson intervals, 9 points) saves whole
+  refinement rounds: on the CNN it took 18 passes where 5 points took 29, with 114 gradient
+  evaluations to 124, and 0.71× the seconds (bench/README.md, case 3);
 * **large points** (a default pass holds fewer than the 5-point grid, e.g. a 2,048-token
   context): the points dominate and passes come nearly free, so the first grid spends no
   gradient on the path's ends: the ends are eased in (α = 3u² − 2u³, whose dα/du vanishes there)
   and F at them comes from one forward-only pass, so the first round costs 3 gradient points;
-* in between (GoogLeNet at 112 px, where F is often flat and 5 points suffice): 2 intervals, 5 points.
+* in between (GoogLeNet at 112 px, where F was flat and 5 points sufficed): 2 intervals, 5 points.
 
 The choice depends on the inputs' shapes only, never on timings, so an item's answer is the same
 on every machine and whatever else shares its passes.
@@ -47,8 +47,8 @@ def first_grid_kind(ev: PathEvaluator, max_steps: int) -> str:
 
 def first_intervals(ev: PathEvaluator, max_steps: int) -> int:
     """Simpson intervals of the first grid: a planned path starts from as many as the plain grid
-    would (on the PTB LSTM, 4 intervals in u took 0.89× the seconds of 2 for the same 178 gradient
-    points: fewer refinement rounds)."""
+    would (fewer refinement rounds: the bench's planned LSTM took 33 passes with 4 intervals in u
+    where it took 41 with 2, for the same 178 gradient points; bench/results/README.md)."""
     return SMALL_POINT_INTERVALS if first_grid_kind(ev, max_steps) == FINE else INITIAL_INTERVALS
 
 

@@ -166,10 +166,11 @@ def plan_passes(forward_for: Callable[[int], Callable[..., torch.Tensor]], model
         lean = max(plain - recomputed * per_block, outside) + 2 * per_block + inputs
         if lean <= budget:
             return PassPlan(int(budget // lean), recomputed, int(lean), budget)
-    raise IGInputError(f"one path point of this {length}-token context needs about {lean / 2 ** 20:.0f} MiB "
-                       f"even with its transformer blocks recomputed in the backward pass, more than "
-                       f"--max-memory {max_memory or DEFAULT_MAX_MEMORY}; raise --max-memory, or explain "
-                       f"fewer tokens with --last-tokens N")
+    least, how = (lean, "even with its transformer blocks recomputed in the backward pass") if blocks else \
+        (whole, "(igkit found no transformer blocks to recompute)")
+    raise IGInputError(f"one path point of this {length}-token context needs about {least / 2 ** 20:.0f} MiB "
+                       f"{how}, more than --max-memory {max_memory or DEFAULT_MAX_MEMORY}; raise --max-memory, "
+                       f"or explain fewer tokens with --last-tokens N")
 
 
 def point_bytes(forward_for: Callable[[int], Callable[..., torch.Tensor]], model: Any, length: int,
