@@ -145,6 +145,13 @@ def test_auto_plans_for_recurrent_models_and_sizes_the_first_grid_for_others():
     auto = igkit.integrated_gradients(recurrent, x)
     assert auto.meta["plan"] == "forward" and auto.summary(0)["forward_evaluations"] == PLAN_POINTS
     assert torch.all(auto.completeness_error <= 0.01)
+    # auto's plan starts from 4 intervals in u for an input this small (7 interior points), the
+    # plan asked for from 2 (3 points: the fewest gradients)
+    assert all(auto.summary(e)["gradient_evaluations"] >= 7 for e in range(2))
+    asked = igkit.integrated_gradients(recurrent, x, plan="forward")
+    assert torch.all(asked.completeness_error <= 0.01)
+    assert sum(asked.summary(e)["gradient_evaluations"] for e in range(2)) <= \
+        sum(auto.summary(e)["gradient_evaluations"] for e in range(2))
     model = SaturatingReLUNet().eval()
     x = torch.rand(3, 8) * 3
     auto = igkit.integrated_gradients(model, x)
@@ -183,12 +190,11 @@ def test_the_planned_map_spends_u_where_f_moves_and_keeps_a_uniform_share():
 
 def test_the_ends_gradients_are_never_used_on_a_planned_path():
     """ReLU at the zero baseline: torch's gradient at α = 0 is 0, at every α > 0 it is 1. The planned
-    path weighs α = 0 by dα/du = 0, so it integrates the constant exactly on its first grid (4
-    intervals in u for an input this small: 7 interior points, one gradient pass after the plan)."""
+    path weighs α = 0 by dα/du = 0, so it integrates the constant exactly on its first 3 points."""
     x = torch.tensor([[0.5, 2.0, 1.5]])
     planned = igkit.integrated_gradients(lambda v: torch.relu(v).sum(1), x, plan="forward")
     torch.testing.assert_close(planned.attributions, x, rtol=1e-6, atol=1e-7)
-    assert planned.summary(0)["gradient_evaluations"] == 7 and planned.summary(0)["passes"] == 2
+    assert planned.summary(0)["gradient_evaluations"] == 3 and planned.summary(0)["passes"] == 2
     assert float(planned.alphas[0].min()) > 0 and float(planned.alphas[0].max()) < 1
     off = igkit.integrated_gradients(lambda v: torch.relu(v).sum(1), x, plan="off")
     assert off.summary(0)["gradient_evaluations"] > 5   # the wrong gradient at α = 0 costs rounds

@@ -46,7 +46,7 @@ def first_grid_kind(ev: PathEvaluator, max_steps: int) -> str:
 
 
 def first_intervals(ev: PathEvaluator, max_steps: int) -> int:
-    """Simpson intervals of the first grid: a planned path starts from as many as the plain grid
+    """Simpson intervals of the first grid: a path auto plans starts from as many as the plain grid
     would (fewer refinement rounds: the bench's planned LSTM took 33 passes with 4 intervals in u
     where it took 41 with 2, for the same 178 gradient points; bench/results/README.md)."""
     return SMALL_POINT_INTERVALS if first_grid_kind(ev, max_steps) == FINE else INITIAL_INTERVALS

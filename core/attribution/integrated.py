@@ -155,8 +155,10 @@ def _integrate_adaptive(ev: PathEvaluator, tolerance: float, floor: float, max_s
     """Adaptive Simpson on a path planned with forward passes first, or (auto) on a first grid that
     suits the size of a path point (:mod:`igkit.attribution.first_grid`), or (off) on 5 points."""
     if plans_first(plan, ev):
-        grids, flat = planned_grids(ev, tolerance, floor, evaluate_ends=return_interior,
-                                    intervals=first_intervals(ev, max_steps))
+        # asked for, the plan spends the fewest gradient points; chosen by auto, it starts from as many
+        # intervals as the plain grid would, for fewer refinement rounds
+        intervals = first_intervals(ev, max_steps) if plan == "auto" else INITIAL_INTERVALS
+        grids, flat = planned_grids(ev, tolerance, floor, evaluate_ends=return_interior, intervals=intervals)
         refine_until_converged(ev, grids, tolerance, floor, max_steps)
         warn_if_flat(grids, flat)
         return collect(ev, grids, return_interior), "forward", "planned"
