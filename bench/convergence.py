@@ -150,7 +150,7 @@ def run_case(workloads: list[Workload], tolerance: float, max_steps: int, repeat
                 return lambda: last.update({name: strategy(w, p, tolerance, max_steps)})
 
             runs = {name: run(name, strategy) for name, strategy in CONTENDERS.items()}
-            for name, t in interleaved_medians(runs, repeats, warmup=1 if i == 0 else 0).items():
+            for name, t in interleaved_medians(runs, repeats, warmup=1 if i == 0 else 0, seed=i).items():
                 totals[name] += t
                 outcomes[name].append(last[name])
             reference = converged_attributions(w, p)

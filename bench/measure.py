@@ -1,6 +1,7 @@
 """Timing two or more contenders fairly: alternate them, repeat, take medians."""
 from __future__ import annotations
 
+import random
 import statistics
 import time
 from typing import Callable
@@ -16,21 +17,26 @@ def seconds(fn: Callable[[], object]) -> float:
 
 
 def interleaved_medians(contenders: dict[str, Callable[[], object]], repeats: int,
-                        warmup: int = 1) -> dict[str, float]:
-    """Median seconds per contender; each round runs all of them, in a rotating order.
+                        warmup: int = 1, seed: int = 0) -> dict[str, float]:
+    """Median seconds per contender; each round runs all of them, in a changing order.
 
-    Rotating the order means no contender always runs first (cold caches) or
-    last (after the others warmed the allocator); alternating within one round
-    means a burst of background load lands on all of them alike.
+    The first place rotates (no contender always runs first, on cold caches) and the others follow
+    in a seeded shuffle (the same orders on every run), so none always runs right after the same
+    other one: a contender that leaves a large heap behind (Captum's passes of a big model) would
+    otherwise slow whichever one always follows it. A burst of background load lands on all of
+    them alike within a round.
     """
     names = list(contenders)
     for _ in range(warmup):
         for name in names:
             contenders[name]()
     times: dict[str, list[float]] = {name: [] for name in names}
+    shuffle = random.Random(seed)
     for r in range(max(1, repeats)):
-        shift = r % len(names)
-        for name in names[shift:] + names[:shift]:
+        first = names[(r + seed) % len(names)]
+        rest = [name for name in names if name != first]
+        shuffle.shuffle(rest)
+        for name in (first, *rest):
             times[name].append(seconds(contenders[name]))
     return {name: statistics.median(values) for name, values in times.items()}
 

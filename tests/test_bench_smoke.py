@@ -70,10 +70,18 @@ def test_report_names_machine_and_command(report):
     assert report["settings"]["command"].startswith("python -m bench --cases")
 
 
-def test_rounds_rotate_so_no_contender_always_runs_first():
+def test_rounds_shuffle_so_no_contender_always_runs_first_or_after_the_same_one():
     order: list[str] = []
-    interleaved_medians({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, repeats=2, warmup=0)
-    assert order == ["a", "b", "b", "a"]
+    names = "abcd"
+    interleaved_medians({n: (lambda n=n: order.append(n)) for n in names}, repeats=8, warmup=0)
+    rounds = [order[k:k + 4] for k in range(0, len(order), 4)]
+    assert all(sorted(r) == list(names) for r in rounds)          # every contender once a round
+    assert {r[0] for r in rounds} == set(names)                     # each runs first some time
+    for n in names:                                                 # and follows more than one other
+        assert len({r[r.index(n) - 1] for r in rounds if r.index(n) > 0}) > 1, n
+    again: list[str] = []
+    interleaved_medians({n: (lambda n=n: again.append(n)) for n in names}, repeats=8, warmup=0)
+    assert again == order                                           # seeded: the same orders every run
 
 
 def test_memory_probe_reports_a_peak_from_a_fresh_process():
