@@ -4,10 +4,10 @@ A pass costs a fixed part (dispatch, the autograd graph, igkit's bookkeeping) pl
 point, and which one dominates follows the size of a point's input:
 
 * **small points** (a default pass holds at least :data:`SMALL_POINT_ROWS` of them): the fixed
-  part dominates (the bench's ReLU CNN: 1.37 ms for one point alone, 0.50 ms each in a pass of 5,
-  0.19 ms in a pass of 65), so a finer first grid (4 Simpson intervals, 9 points) saves whole
+  part dominates (the bench's ReLU CNN: 1.14 ms for one point alone, 0.48 ms each in a pass of 5,
+  0.20 ms in a pass of 65), so a finer first grid (4 Simpson intervals, 9 points) saves whole
   refinement rounds: on the CNN it took 18 passes where 5 points took 29, with 114 gradient
-  evaluations to 124, and 0.71× the seconds (bench/README.md, case 3);
+  evaluations to 124, and 0.77× the seconds (bench/README.md, case 3);
 * **large points** (a default pass holds fewer than the 5-point grid, e.g. a 2,048-token
   context): the points dominate and passes come nearly free, so the first grid spends no
   gradient on the path's ends: the ends are eased in (α = 3u² − 2u³, whose dα/du vanishes there)
