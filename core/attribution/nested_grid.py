@@ -143,13 +143,11 @@ def evaluate_nodes(ev: PathEvaluator, grids: list[NestedGrid], nodes: list[list[
     alphas = [a for _, _, a in points for _ in range(K)]
     ex_t = torch.tensor(ex, device=dev)
     k_t = torch.tensor(list(range(K)) * len(points), device=dev)
-    differences = ev.differences()
-    one_path = ev.batch == 1 and K == 1
     scores, dots, grads = [], [], [[] for _ in ev.xs]
     for sl, s, g in ev.rows(ex_t, k_t, torch.tensor(alphas, dtype=torch.float64, device=dev), checked=False):
         dot = 0
         for i, gi in enumerate(g):
-            d = differences[i][0, 0] if one_path else differences[i][k_t[sl], ex_t[sl]]
+            d = ev.differences(i, ex_t[sl], k_t[sl])
             dot = dot + (gi.reshape(gi.shape[0], -1).double() * d).sum(1)
             grads[i].append(gi)
         scores.append(s)

@@ -86,12 +86,15 @@ class PathEvaluator:
                 "passes": list(self.example_passes),
                 "pass_size": [size] * self.batch}
 
-    def differences(self) -> tuple[torch.Tensor, ...]:
-        """x − b per input as float64 ``[K, B, features]``: what a point's gradient is dotted with."""
+    def differences(self, i: int, ex: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """x − b of input ``i`` at these rows, float64 ``[rows, features]`` (``[1, features]`` for one
+        example and one baseline, kept): what a point's gradient is dotted with. Built per pass
+        otherwise, so memory stays that of one pass whatever K and B."""
+        if self.batch > 1 or self.n_baselines > 1:
+            return (self.xs[i][ex] - self.bs[i][k, ex]).reshape(ex.numel(), -1).double()
         if self._differences is None:
-            self._differences = tuple((x.unsqueeze(0) - b).reshape(self.n_baselines, self.batch, -1).double()
-                                      for x, b in zip(self.xs, self.bs))
-        return self._differences
+            self._differences = tuple((x - b[0]).reshape(1, -1).double() for x, b in zip(self.xs, self.bs))
+        return self._differences[i]
 
     def rows(self, ex: torch.Tensor, k: torch.Tensor, alpha: torch.Tensor, *, grad: bool = True,
              checked: bool = True) -> Iterator[tuple[slice, torch.Tensor, tuple[torch.Tensor, ...] | None]]:
@@ -143,7 +146,7 @@ class PathEvaluator:
             output = self._forward(scaled, args)
             scores = self._select(output, ex)
             if checked:
-                self.check_finite(scores.detach(), ex, alpha, "score")
+                self._check_finite(scores.detach(), ex, alpha, "score")
             grads = None
             if grad:
                 if not scores.requires_grad:
@@ -153,7 +156,7 @@ class PathEvaluator:
                 grads = tuple(torch.zeros_like(s) if g is None else g for s, g in zip(scaled, grads))
                 if checked:
                     for g in grads:
-                        self.check_finite(g.reshape(g.shape[0], -1), ex, alpha, "gradient")
+                        self._check_finite(g.reshape(g.shape[0], -1), ex, alpha, "gradient")
                 self.evaluations += ex.numel()
         return scores.detach(), grads
 
@@ -191,7 +194,7 @@ class PathEvaluator:
         return torch.lerp(base, x, a)
 
     @staticmethod
-    def check_finite(values: torch.Tensor, ex, alpha, what: str) -> None:
+    def _check_finite(values: torch.Tensor, ex, alpha, what: str) -> None:
         """Raise :class:`NonFiniteError` naming the first row (α, example) with a NaN or ±inf."""
         if values.numel() == 0:
             return
