@@ -96,4 +96,4 @@ def test_several_examples_and_baselines_share_the_end_pass():
     assert result.meta["first_grid"] == EASED
     expected = ((x.unsqueeze(0) - baselines) * w).mean(0)
     torch.testing.assert_close(result.attributions, expected, rtol=1e-5, atol=1e-5)
-    assert result.summary(1)["forward_evaluations"] == 4      # 2 ends × 2 baselines
+    assert result.summary(1)["forward_evaluations"] == 3      # F(x) once, F(b) per baseline

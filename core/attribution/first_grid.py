@@ -20,7 +20,6 @@ on every machine and whatever else shares its passes.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from igkit.attribution.nested_grid import INITIAL_INTERVALS, NestedGrid
 from igkit.attribution.path import PathEvaluator, default_batch_size
@@ -64,12 +63,8 @@ def first_grids(ev: PathEvaluator, kind: str, evaluate_ends: bool) -> list[Neste
              for _ in range(ev.batch)]
     if evaluate_ends:
         return grids
-    B, K, dev = ev.batch, ev.n_baselines, ev.device
-    ex = torch.arange(B, device=dev).repeat_interleave(2 * K)
-    ks = torch.arange(K, device=dev).repeat(2 * B)
-    alpha = torch.tensor([0.0] * K + [1.0] * K, dtype=torch.float64, device=dev).repeat(B)
-    ends = ev.scores_at(ex, ks, alpha).double().reshape(B, 2, K).mean(2).tolist()
-    for grid, (bottom, top) in zip(grids, ends):
+    top, bottom = ev.end_scores()
+    for grid, bottom, top in zip(grids, bottom.double().tolist(), top.double().tolist()):
         for u, score in ((0.0, bottom), (1.0, top)):
             grid.mean_scores[u] = score
             grid.mean_dots[u] = 0.0   # dα/du = 0 there: the gradient's weight is 0

@@ -126,7 +126,7 @@ def _integrate_fixed(ev: PathEvaluator, alphas: torch.Tensor, weights: torch.Ten
                 integrals[i].index_add_(0, slot, g * w.to(g.dtype).reshape(-1, *([1] * (g.dim() - 1))))
                 if return_interior:
                     interior[i].index_add_(0, e_idx[sl] * S + s_idx[sl], g / K)
-    score_input, score_baseline = _end_scores(ev)
+    score_input, score_baseline = ev.end_scores()
     per_example = path.reshape(S, B, K).mean(2)
     return PathIntegral(
         integrals=tuple(t.reshape(K, B, *t.shape[1:]) for t in integrals),
@@ -137,17 +137,6 @@ def _integrate_fixed(ev: PathEvaluator, alphas: torch.Tensor, weights: torch.Ten
         steps=S * K,
         interior=[t.reshape(B, S, *t.shape[1:]) for t in interior],
     )
-
-
-def _end_scores(ev: PathEvaluator) -> tuple[torch.Tensor, torch.Tensor]:
-    """F at the inputs (α = 1) and at every baseline (α = 0), in one pass: a pass costs a dispatch."""
-    B, K, dev = ev.batch, ev.n_baselines, ev.device
-    ex = torch.arange(B, device=dev)
-    rows = torch.cat([ex, ex.repeat_interleave(K)])
-    baseline = torch.cat([torch.zeros_like(ex), torch.arange(K, device=dev).repeat(B)])
-    alpha = torch.cat([torch.ones(B, device=dev), torch.zeros(B * K, device=dev)])
-    scores = ev.scores_at(rows, baseline, alpha)
-    return scores[:B], scores[B:].reshape(B, K).mean(1)
 
 
 def _integrate_adaptive(ev: PathEvaluator, tolerance: float, floor: float, max_steps: int, plan: str,

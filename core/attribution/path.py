@@ -130,6 +130,17 @@ class PathEvaluator:
         """Scores only (no gradient), for the path's end points."""
         return torch.cat([s for _, s, _ in self.rows(ex, k, alpha, grad=False)])
 
+    def end_scores(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """F at the inputs (α = 1) and the mean of F at every baseline (α = 0), each ``[B]``, in one
+        forward-only pass: a pass costs a dispatch."""
+        B, K, dev = self.batch, self.n_baselines, self.device
+        ex = torch.arange(B, device=dev)
+        rows = torch.cat([ex, ex.repeat_interleave(K)])
+        baseline = torch.cat([torch.zeros_like(ex), torch.arange(K, device=dev).repeat(B)])
+        alpha = torch.cat([torch.ones(B, device=dev), torch.zeros(B * K, device=dev)])
+        scores = self.scores_at(rows, baseline, alpha)
+        return scores[:B], scores[B:].reshape(B, K).mean(1)
+
     def points(self, ex: torch.Tensor, k: torch.Tensor, alpha: torch.Tensor
                ) -> tuple[tuple[torch.Tensor, ...], tuple]:
         """The scaled inputs at these rows, and the forward arguments that follow them."""
