@@ -252,8 +252,9 @@ def test_images_tab_shows_progress_while_it_works_and_stops_at_the_time_budget(p
     message = error_text(page, "vision")
     seconds = time.monotonic() - start
     stages = [t.split(":")[0] for t in progress_seen(page) if re.fullmatch(r"[a-z' ]+: [0-9.]+ s of 5 s.*%", t)]
-    order = ["loading the model", "reading the item", "integrating"]  # each seen when it lasts over 10 ms
-    assert stages[-1] == "integrating" and stages == sorted(stages, key=order.index), progress_seen(page)
+    # each seen when it lasts over 10 ms; the stopped request's record may be written after it
+    order = ["loading the model", "reading the item", "integrating", "writing the item's files"]
+    assert "integrating" in stages and stages == sorted(stages, key=order.index), progress_seen(page)
     assert "while integrating: it went over the app's time budget of 5 s per request" in message, message
     stopped = float(re.search(r"stopped after ([0-9.]+) s", message).group(1))
     assert 5 <= stopped <= seconds, (stopped, seconds)
