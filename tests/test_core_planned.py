@@ -55,7 +55,9 @@ def test_a_sharp_step_in_f_gets_its_points_and_the_converged_answer():
     assert near > len(nodes) / 2, nodes          # most gradient points sit where F moves
     costs, old_costs = planned.summary(0), old.summary(0)
     assert costs["forward_evaluations"] == PLAN_POINTS
-    assert costs["passes"] < old_costs["passes"]  # the plan saves refinement rounds
+    # the plan spends fewer gradient points (13 against 23; the unplanned grid bisects a steep interval
+    # several times over in one round, so it takes no more passes)
+    assert costs["gradient_evaluations"] < old_costs["gradient_evaluations"]
 
 
 def test_gradients_that_cancel_along_a_flat_path_are_still_integrated():

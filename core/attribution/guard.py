@@ -59,9 +59,10 @@ def _reachable(obj: Any, depth: int, seen: set[int]) -> Iterator[Any]:
             yield from _reachable(child, depth - 1, seen)
 
 
-def warn_if_training(forward: Callable[..., Any]) -> None:
-    """Warn when a module behind ``forward`` is in training mode and has layers that care."""
-    for module in modules_behind(forward):
+def warn_if_training(modules: list[torch.nn.Module]) -> None:
+    """Warn when one of the ``modules`` behind a forward (:func:`modules_behind`) is in training mode
+    and has layers that care."""
+    for module in modules:
         training = [name or type(module).__name__ for name, m in module.named_modules()
                     if m.training and _mode_matters(m)]
         if training:
@@ -114,6 +115,9 @@ def check_baselines(bs: tuple[torch.Tensor, ...]) -> None:
 def _check_finite(t: torch.Tensor, what: str, fix: str) -> None:
     if t.numel() == 0 or not t.dtype.is_floating_point:
         return
+    lowest, highest = torch.aminmax(t)   # one reduction: NaN and ±inf show here, and it is cheap
+    if bool(torch.isfinite(lowest) & torch.isfinite(highest)):
+        return
     bad = ~torch.isfinite(t.reshape(t.shape[0], -1))
     if bool(bad.any()):
         rows = bad.any(1).nonzero().flatten().tolist()
@@ -121,10 +125,10 @@ def _check_finite(t: torch.Tensor, what: str, fix: str) -> None:
                            f"{rows[:10]}: attributions need finite inputs; {fix}")
 
 
-def check_model_matches(forward: Callable[..., Any], xs: tuple[torch.Tensor, ...]) -> None:
-    """Refuse inputs whose dtype or device differs from the parameters of the model behind
-    ``forward`` (torch would fail deep inside the model, or silently promote)."""
-    params = [p for m in modules_behind(forward) for p in m.parameters() if p.is_floating_point()]
+def check_model_matches(modules: list[torch.nn.Module], xs: tuple[torch.Tensor, ...]) -> None:
+    """Refuse inputs whose dtype or device differs from the parameters of the ``modules`` behind a
+    forward (torch would fail deep inside the model, or silently promote)."""
+    params = [p for m in modules for p in m.parameters() if p.is_floating_point()]
     dtypes = {p.dtype for p in params}
     devices = {p.device for p in params}
     for i, x in enumerate(xs):

@@ -8,8 +8,8 @@ import torch
 
 from igkit.attribution.baselines import Baselines, as_input_tuple, resolve_baselines
 from igkit.errors import IGInputError, IgkitWarning
-from igkit.attribution.guard import (check_baselines, check_examples, check_model_matches, warn_if_incomplete,
-                    warn_if_training)
+from igkit.attribution.guard import (check_baselines, check_examples, check_model_matches, modules_behind,
+                                     warn_if_incomplete, warn_if_training)
 from igkit.options import (DEFAULT_FIXED_STEPS, DEFAULT_FLOOR, DEFAULT_MAX_STEPS, DEFAULT_PLAN, DEFAULT_RULE,
                       DEFAULT_TOLERANCE, MAX_PATH_POINTS)
 from igkit.attribution.first_grid import PLAIN, first_grid_kind, first_grids, first_intervals
@@ -60,8 +60,9 @@ def integrated_gradients(
     bs = resolve_baselines(baselines, xs)
     check_baselines(bs)
     targets = per_example_targets(target, xs[0].shape[0])
-    warn_if_training(forward)
-    check_model_matches(forward, xs)
+    modules = modules_behind(forward)
+    warn_if_training(modules)
+    check_model_matches(modules, xs)
     evaluator = PathEvaluator(forward, xs, bs, targets, forward_args, batch_size)
     fixed = tolerance is None and (steps is not None or method is not None)
     if fixed:
@@ -74,8 +75,9 @@ def integrated_gradients(
     else:
         tolerance = DEFAULT_TOLERANCE if tolerance is None else tolerance
         _check_adaptive_options(tolerance, floor, max_steps)
+        planned = plans_first(check_plan(plan), evaluator, modules)
         path, plan, first_grid = _integrate_adaptive(evaluator, float(tolerance), float(floor), int(max_steps),
-                                                     check_plan(plan), return_interior)
+                                                     plan, planned, return_interior)
         used_method = ADAPTIVE_METHOD
     attributions = tuple(
         ((x.unsqueeze(0) - b) * integral).mean(0) for x, b, integral in zip(xs, bs, path.integrals))
@@ -140,10 +142,10 @@ def _integrate_fixed(ev: PathEvaluator, alphas: torch.Tensor, weights: torch.Ten
 
 
 def _integrate_adaptive(ev: PathEvaluator, tolerance: float, floor: float, max_steps: int, plan: str,
-                        return_interior: bool) -> tuple[PathIntegral, str, str]:
-    """Adaptive Simpson on a path planned with forward passes first, or (auto) on a first grid that
+                        planned: bool, return_interior: bool) -> tuple[PathIntegral, str, str]:
+    """Adaptive Simpson on a path ``planned`` with forward passes first, or (auto) on a first grid that
     suits the size of a path point (:mod:`igkit.attribution.first_grid`), or (off) on 5 points."""
-    if plans_first(plan, ev):
+    if planned:
         # asked for, the plan spends the fewest gradient points; chosen by auto, it starts from as many
         # intervals as the plain grid would, for fewer refinement rounds
         intervals = first_intervals(ev, max_steps) if plan == "auto" else INITIAL_INTERVALS
@@ -161,21 +163,23 @@ def _integrate_adaptive(ev: PathEvaluator, tolerance: float, floor: float, max_s
 RELATIVE, ABSOLUTE_FLOOR = "relative tolerance", "absolute floor"
 
 
-def converged(result: IGResult, tolerance: float, floor: float) -> torch.Tensor:
+def converged(result: IGResult, tolerance: float, floor: float) -> list[bool]:
     """Per example: whether the completeness gap is within :func:`igkit.attribution.nested_grid.allowed_error`.
 
     The one meaning of converged: within ``tolerance`` of |ΔF| OR within the absolute floor.
     Which one held is recorded as ``result.meta["converged_by"]`` (see :data:`RELATIVE`), so a
     large relative error passed by the floor (ΔF tiny) is never mistaken for a precise result.
+    Plain floats: for one example, a dozen tensor operations would cost more than a small model's pass.
     """
-    gap = (result.score_input - result.score_baseline).double()
-    scale = torch.maximum(result.score_input.abs(), result.score_baseline.abs()).double()
-    error = result.completeness_delta.double().abs()
-    relative = error <= tolerance * gap.abs() * (1 + 1e-6)
-    by_floor = error <= floor * tolerance * scale * (1 + 1e-6)
-    result.meta["converged_by"] = [RELATIVE if r else ABSOLUTE_FLOOR if f else None
-                                   for r, f in zip(relative.tolist(), by_floor.tolist())]
-    return relative | by_floor
+    slack = 1 + 1e-6
+    held = []
+    for delta, top, bottom in zip(result.completeness_delta.double().tolist(), result.score_input.double().tolist(),
+                                  result.score_baseline.double().tolist()):
+        error = abs(delta)
+        held.append(RELATIVE if error <= tolerance * abs(top - bottom) * slack else
+                    ABSOLUTE_FLOOR if error <= floor * tolerance * max(abs(top), abs(bottom)) * slack else None)
+    result.meta["converged_by"] = held
+    return [by is not None for by in held]
 
 
 def _check_adaptive_options(tolerance: float, floor: float, max_steps: int) -> None:
@@ -194,8 +198,8 @@ def _check_adaptive_options(tolerance: float, floor: float, max_steps: int) -> N
 
 def _warn_if_not_converged(result: IGResult, tolerance: float, floor: float, max_steps: int) -> None:
     ok = converged(result, tolerance, floor)
-    result.meta["converged"] = ok.tolist()
-    bad = (~ok).nonzero().flatten().tolist()
+    result.meta["converged"] = ok
+    bad = [e for e, held in enumerate(ok) if not held]
     if bad:
         worst = float(result.completeness_error[bad].max())
         warnings.warn(f"examples {bad[:10]} did not reach tolerance {tolerance} within max_steps="

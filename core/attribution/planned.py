@@ -14,12 +14,10 @@ and the plain grid is used.
 from __future__ import annotations
 
 import warnings
-from typing import Callable
 
 import numpy as np
 import torch
 
-from igkit.attribution.guard import modules_behind
 from igkit.attribution.nested_grid import INITIAL_INTERVALS, NestedGrid, allowed_error
 from igkit.attribution.path import PathEvaluator, default_batch_size
 from igkit.attribution.warp import PlannedPath
@@ -42,8 +40,9 @@ PLAN_FORWARD_POINTS = PLAN_INTERVALS + 2
 NONDETERMINISTIC_RTOL = 1e-3
 
 
-def plans_first(plan: str, ev: PathEvaluator) -> bool:
-    """Whether to plan: asked for, or (auto) for a recurrent model when one example's plan fits in
+def plans_first(plan: str, ev: PathEvaluator, modules: list[torch.nn.Module]) -> bool:
+    """Whether to plan: asked for, or (auto) when a recurrent layer is among the ``modules`` behind
+    the forward (:func:`igkit.attribution.guard.modules_behind`) and one example's plan fits in
     one default-sized pass (the default size, not the one given: ``batch_size`` never changes the
     answer).
 
@@ -57,13 +56,12 @@ def plans_first(plan: str, ev: PathEvaluator) -> bool:
     previous grid's seconds with a third of its worst error (0.030 against 0.101), so auto plans
     for recurrent models only."""
     fits = PLAN_FORWARD_POINTS * ev.n_baselines <= default_batch_size(ev.xs)
-    return plan == "forward" or (plan == "auto" and fits and _recurrent(ev.forward))
+    return plan == "forward" or (plan == "auto" and fits and _recurrent(modules))
 
 
-def _recurrent(forward: Callable[..., torch.Tensor]) -> bool:
-    """Whether a recurrent layer (LSTM, GRU, RNN) is behind ``forward`` (as far as igkit can see)."""
-    return any(isinstance(m, torch.nn.RNNBase) for module in modules_behind(forward)
-               for m in module.modules())
+def _recurrent(modules: list[torch.nn.Module]) -> bool:
+    """Whether a recurrent layer (LSTM, GRU, RNN) is among ``modules`` (as far as igkit can see)."""
+    return any(isinstance(m, torch.nn.RNNBase) for module in modules for m in module.modules())
 
 
 def planned_grids(ev: PathEvaluator, tolerance: float, floor: float, evaluate_ends: bool = False,

@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 
 from igkit.attribution.baselines import Baselines, as_input_tuple
-from igkit.attribution.guard import check_examples, check_model_matches
+from igkit.attribution.guard import check_examples, check_model_matches, modules_behind
 from igkit.attribution.integrated import integrated_gradients
 from igkit.attribution.path import PathEvaluator
 from igkit.attribution.result import IGResult
@@ -41,7 +41,7 @@ def expected_gradients(forward: Callable[..., torch.Tensor], inputs: Attribution
         raise IGInputError(f"expected_gradients needs samples ≥ 1, got {samples!r}")
     xs, is_tuple = as_input_tuple(inputs)
     check_examples(xs)
-    check_model_matches(forward, xs)
+    check_model_matches(modules_behind(forward), xs)
     refs = _reference_stack(reference, xs)
     B, K, dev = xs[0].shape[0], refs[0].shape[0], xs[0].device
     orders, alphas_drawn = [], []
