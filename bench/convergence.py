@@ -34,6 +34,9 @@ from .report import Row
 
 FIRST_CAPTUM_STEPS = 8
 REFERENCE_STEPS = 512
+#: each contender is timed on an example for at least this long in all (more rounds than asked
+#: where its runs are short): see :func:`bench.measure.interleaved_medians`
+MIN_TIMED_SECONDS = 0.2
 #: points of igkit's first adaptive grid: no example can cost fewer gradient evaluations
 MINIMUM_NODES = 2 * INITIAL_INTERVALS + 1
 
@@ -79,7 +82,7 @@ def igkit_adaptive(w: Workload, p: Problem, tolerance: float, max_steps: int, pl
                    ) -> Outcome:
     r = integrated_gradients(w.forward, p.inputs, p.baselines, target=p.target, tolerance=tolerance,
                              max_steps=max_steps, forward_args=p.forward_args, plan=plan)
-    costs = r.summary(0)
+    costs = r.example_costs(0)
     return Outcome(int(r.meta["gradient_evaluations"]), float(r.completeness_error.max()),
                    r.attribution_tuple, costs["forward_evaluations"], costs["passes"], all(r.meta["converged"]))
 
@@ -150,7 +153,8 @@ def run_case(workloads: list[Workload], tolerance: float, max_steps: int, repeat
                 return lambda: last.update({name: strategy(w, p, tolerance, max_steps)})
 
             runs = {name: run(name, strategy) for name, strategy in CONTENDERS.items()}
-            for name, t in interleaved_medians(runs, repeats, warmup=1 if i == 0 else 0, seed=i).items():
+            for name, t in interleaved_medians(runs, repeats, warmup=1 if i == 0 else 0, seed=i,
+                                                        min_seconds=MIN_TIMED_SECONDS).items():
                 totals[name] += t
                 outcomes[name].append(last[name])
             reference = converged_attributions(w, p)

@@ -17,14 +17,17 @@ def seconds(fn: Callable[[], object]) -> float:
 
 
 def interleaved_medians(contenders: dict[str, Callable[[], object]], repeats: int,
-                        warmup: int = 1, seed: int = 0) -> dict[str, float]:
+                        warmup: int = 1, seed: int = 0, min_seconds: float = 0.0,
+                        max_repeats: int = 25) -> dict[str, float]:
     """Median seconds per contender; each round runs all of them, in a changing order.
 
     The first place rotates (no contender always runs first, on cold caches) and the others follow
     in a seeded shuffle (the same orders on every run), so none always runs right after the same
     other one: a contender that leaves a large heap behind (Captum's passes of a big model) would
     otherwise slow whichever one always follows it. A burst of background load lands on all of
-    them alike within a round.
+    them alike within a round. After ``repeats`` rounds, rounds go on (up to ``max_repeats``)
+    until every contender has been timed for ``min_seconds`` in all: a run of a few milliseconds
+    is at the mercy of the scheduler, and a median of two such runs moved by 10% between runs.
     """
     names = list(contenders)
     for _ in range(warmup):
@@ -32,12 +35,14 @@ def interleaved_medians(contenders: dict[str, Callable[[], object]], repeats: in
             contenders[name]()
     times: dict[str, list[float]] = {name: [] for name in names}
     shuffle = random.Random(seed)
-    for r in range(max(1, repeats)):
+    r = 0
+    while r < max(1, repeats) or (r < max_repeats and min(map(sum, times.values())) < min_seconds):
         first = names[(r + seed) % len(names)]
         rest = [name for name in names if name != first]
         shuffle.shuffle(rest)
         for name in (first, *rest):
             times[name].append(seconds(contenders[name]))
+        r += 1
     return {name: statistics.median(values) for name, values in times.items()}
 
 

@@ -11,6 +11,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -82,6 +83,26 @@ def test_rounds_shuffle_so_no_contender_always_runs_first_or_after_the_same_one(
     again: list[str] = []
     interleaved_medians({n: (lambda n=n: again.append(n)) for n in names}, repeats=8, warmup=0)
     assert again == order                                           # seeded: the same orders every run
+
+
+def test_short_runs_get_more_rounds_until_each_contender_was_timed_long_enough():
+    calls = {"quick": 0, "slow": 0}
+
+    def run(name: str, pause: float):
+        def contender() -> None:
+            calls[name] += 1
+            time.sleep(pause)
+        return contender
+
+    contenders = {"quick": run("quick", 0.0), "slow": run("slow", 0.02)}
+    interleaved_medians(contenders, repeats=2, warmup=0)
+    assert calls == {"quick": 2, "slow": 2}                         # no minimum: the rounds asked for
+    calls.update(quick=0, slow=0)
+    interleaved_medians(contenders, repeats=2, warmup=0, min_seconds=0.05, max_repeats=6)
+    assert calls == {"quick": 6, "slow": 6}                         # the quick one never reaches it: the cap
+    calls.update(quick=0, slow=0)
+    interleaved_medians({"slow": run("slow", 0.02)}, repeats=2, warmup=0, min_seconds=0.05, max_repeats=25)
+    assert 3 <= calls["slow"] <= 4                                  # stops once 0.05 s were timed
 
 
 def test_memory_probe_reports_a_peak_from_a_fresh_process():
