@@ -59,7 +59,7 @@ def test_trusted_answer_reaches_the_tolerance(report):
     for r in report["results"]:
         if r["case"].startswith("3"):
             d = r["details"]
-            for mode in ("default", "planned", "previous"):
+            for mode in ("default", "planned", "off"):
                 assert d["worst_error"][mode] <= d["tolerance"], (r["metric"], mode)
             # both answers are compared with a converged reference: close to it, not identical
             for error in d["attribution_error_vs_reference"]["worst"].values():

@@ -6,13 +6,16 @@ point, and which one dominates follows the size of a point's input:
 * **small points** (a default pass holds at least :data:`SMALL_POINT_ROWS` of them): the fixed
   part dominates (the bench's ReLU CNN: 1.14 ms for one point alone, 0.48 ms each in a pass of 5,
   0.20 ms in a pass of 65), so a finer first grid (4 Simpson intervals, 9 points) saves whole
-  refinement rounds: on the CNN it took 18 passes where 5 points took 29, with 114 gradient
-  evaluations to 124, and 0.77× the seconds (bench/README.md, case 3);
+  refinement rounds: on the CNN (1,728 elements) it took 15 passes where 5 points took 23, with
+  124 gradient evaluations to 138, and 0.76× the seconds; on the weave molecules (about 600
+  elements) 0.66× (bench/README.md, case 3). The small GPT-2's 20-token contexts (2,560
+  elements) took 0.91× to 0.99× the seconds from 5 points in three runs, so they do not count as small;
 * **large points** (a default pass holds fewer than the 5-point grid, e.g. a 2,048-token
   context): the points dominate and passes come nearly free, so the first grid spends no
   gradient on the path's ends: the ends are eased in (α = 3u² − 2u³, whose dα/du vanishes there)
   and F at them comes from one forward-only pass, so the first round costs 3 gradient points;
-* in between (GoogLeNet at 112 px, where F was flat and 5 points sufficed): 2 intervals, 5 points.
+* in between (GoogLeNet at 112 px, where F was flat and 5 points sufficed, and that GPT-2):
+  2 intervals, 5 points.
 
 The choice depends on the inputs' shapes only, never on timings, so an item's answer is the same
 on every machine and whatever else shares its passes.
@@ -26,8 +29,8 @@ from igkit.attribution.path import PathEvaluator, default_batch_size
 from igkit.attribution.planned import CANCELLATION_LIMIT
 from igkit.attribution.warp import PlannedPath
 
-#: points a default pass must hold for a point to count as small (an input of ≤ 8,192 elements)
-SMALL_POINT_ROWS = 256
+#: points a default pass must hold for a point to count as small (an input of ≤ 2,048 elements)
+SMALL_POINT_ROWS = 1024
 #: Simpson intervals of the first grid for small points
 SMALL_POINT_INTERVALS = 4
 
