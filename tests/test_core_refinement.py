@@ -5,8 +5,13 @@ from __future__ import annotations
 import torch
 
 import igkit
+from igkit.attribution.first_grid import EASED, first_grids
 from igkit.attribution.nested_grid import (MAX_BISECTIONS, SIMPSON_GAIN, NestedGrid, bisections_needed,
                                            refinement)
+from igkit.attribution.path import DEFAULT_CHUNK_ELEMENTS, PathEvaluator
+
+#: features of an input so large that a default pass holds fewer than 5 of its points
+LARGE = DEFAULT_CHUNK_ELEMENTS // 4
 
 
 def test_bisections_follow_how_far_the_error_is_above_its_share():
@@ -76,3 +81,27 @@ def test_deep_bisection_converges_in_fewer_passes_to_the_same_answer():
     assert float(result.completeness_error[0]) <= 1e-3
     assert float((result.attributions - reference).norm() / reference.norm()) <= 2e-3
     assert result.summary(0)["passes"] <= 3, result.summary(0)
+
+
+def test_where_one_point_fills_a_pass_intervals_are_bisected_once_per_round():
+    """A 2,048-token context: a round costs its points only, so the eased first grid never bisects
+    deeper than once (deep bisection took 9 points and 1.9× the seconds of 5 there)."""
+    x = torch.rand(1, LARGE) + 0.5
+    ev = PathEvaluator(lambda v: v.sum(1), (x,), (torch.zeros(1, 1, LARGE),), None)
+    (grid,) = first_grids(ev, EASED, evaluate_ends=True)
+    assert grid.max_bisections == 1
+
+    def steep(u):
+        return float(torch.sigmoid(torch.tensor(30 * (u - 0.4), dtype=torch.float64)))
+
+    def dsteep(u):
+        s = steep(u)
+        return 30 * s * (1 - s)
+
+    grid = NestedGrid(max_bisections=1)
+    for u in grid.nodes():
+        grid.mean_scores[u], grid.mean_dots[u] = steep(u), dsteep(u)
+    errors = grid.interval_errors()
+    share = grid.allowed(1e-3, 0.0) / len(errors)
+    assert max(errors) > SIMPSON_GAIN * share                     # deep enough to go deeper, were it allowed
+    assert len(refinement(grid, 1e-3, 0.0, 1024)) == 2 * sum(e > share for e in errors)

@@ -32,7 +32,7 @@ class NestedGrid:
     """One example's nested grid and what is known at its nodes."""
 
     def __init__(self, n_intervals: int = INITIAL_INTERVALS, path: UniformPath | PlannedPath | None = None,
-                 cancellation_limit: float | None = None):
+                 cancellation_limit: float | None = None, max_bisections: int = MAX_BISECTIONS):
         edges = [i / n_intervals for i in range(n_intervals + 1)]
         self.intervals = [(a, (a + c) / 2, c) for a, c in zip(edges[:-1], edges[1:])]
         # a bisected interval's pieces, by their ends: what their error shrank from, and how many
@@ -42,6 +42,9 @@ class NestedGrid:
         # if set, Σ |interval error| must also stay within this many times the allowed error: a
         # coarse grid whose intervals' errors cancel in the sum has not converged per feature
         self.cancellation_limit = cancellation_limit
+        # the most times an interval is bisected in one round: 1 where a point fills a pass (a round
+        # then costs no more than its points, so the fewest points win)
+        self.max_bisections = max_bisections
         # the error bookkeeping runs on plain floats (means over baselines: every estimate is
         # linear in them); tiny tensors here cost more than a small model's passes
         self.mean_scores: dict[float, float] = {}     # u -> F, mean over baselines
@@ -138,7 +141,7 @@ def refinement(grid: NestedGrid, tolerance: float, floor: float, max_steps: int)
     order = sorted(range(len(errors)), key=lambda j: -errors[j])
     bisections: dict[int, int] = {}
     for j in [j for j in order if errors[j] > fair_share] or order[:1]:
-        times = bisections_needed(errors[j], fair_share, grid.gain(j, errors[j]))
+        times = min(grid.max_bisections, bisections_needed(errors[j], fair_share, grid.gain(j, errors[j])))
         while times and _new_nodes(times) > room:
             times -= 1
         if not times:
