@@ -46,14 +46,14 @@ def plans_first(plan: str, ev: PathEvaluator, modules: list[torch.nn.Module]) ->
     one default-sized pass (the default size, not the one given: ``batch_size`` never changes the
     answer).
 
-    The plan trades 18 forward points for gradient points and passes, and gives closer
-    attributions: on the bench's models where F moves it needed the fewest gradient points and its
-    worst per-feature error was below the 5-point grid's (CNN 0.096 against 0.207, weave 0.035
-    against 0.137). In seconds it lost to the default on the small CNN (0.75×), the weave model
-    (0.81×), the small GPT-2 (0.96×) and where F is flat (GoogLeNet with random weights, 0.39×):
+    The plan trades 18 forward points for gradient points, and gives closer attributions: on
+    the bench's models where F moves it needed the fewest gradient points and its worst
+    per-feature error was below the default's (CNN 0.096 against 0.207, weave 0.035 against
+    0.137). In seconds it lost to the default on the small CNN (0.69×), the weave model (0.81×),
+    the small GPT-2 (0.97×) and where F is flat (GoogLeNet with random weights, 0.41×):
     bench/README.md, case 3. A recurrent layer runs its sequence step by step in every pass, so a
-    pass costs far more than its points; there planning from 4 intervals in u took 0.90× the
-    previous grid's seconds with a third of its worst error (0.030 against 0.101), so auto plans
+    pass costs far more than its points; there planning from 4 intervals in u took 0.95× the
+    5-point start's seconds with a third of its worst error (0.030 against 0.101), so auto plans
     for recurrent models only."""
     fits = PLAN_FORWARD_POINTS * ev.n_baselines <= default_batch_size(ev.xs)
     return plan == "forward" or (plan == "auto" and fits and _recurrent(modules))
