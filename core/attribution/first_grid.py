@@ -9,13 +9,14 @@ point, and which one dominates follows the size of a point's input:
   refinement rounds: on the CNN (1,728 elements) it took 15 passes where 5 points took 23, with
   124 gradient evaluations to 138, and 0.77× the seconds; on the weave molecules (about 600
   elements) 0.66× (bench/README.md, case 3). The small GPT-2's 20-token contexts (2,560
-  elements) took 0.91× to 0.99× the seconds from 5 points in three runs, so they do not count as small;
+  elements) took 0.98× the seconds from 5 points (the bench at commit 29aa9df), so they do not count as small;
 * **large points** (a default pass holds fewer than the 5-point grid, e.g. a 2,048-token
   context): the points dominate and passes come nearly free, so the first grid spends no
   gradient on the path's ends: the ends are eased in (α = 3u² − 2u³, whose dα/du vanishes there)
   and F at them comes from one forward-only pass, so the first round costs 3 gradient points, and
   an interval is bisected once per round (a round costs its points, so the fewest points win: at
-  2,048 tokens, bisecting as deep as Simpson's error asks took 9 points and 1.9× the seconds of 5);
+  2,048 tokens, bisecting as deep as Simpson's error asks took 9 points and 202 s where 5 take
+  105–112 s: bench/README.md, case 3);
 * in between (GoogLeNet at 112 px, where F was flat and 5 points sufficed, and that GPT-2):
   2 intervals, 5 points.
 

@@ -156,8 +156,8 @@ def bisections_needed(error: float, share: float, gain: float = SIMPSON_GAIN) ->
     Where F is smooth, one bisection divides an interval's Simpson error by about
     :data:`SIMPSON_GAIN`, so an error further above its share than that would be bisected again
     next round; doing it now saves the round, and a round is a pass (on the bench's models a pass
-    cost as much as 4 to 10 path points: on the weave model 9 passes fewer for 16 more points, and
-    0.79–0.85× the seconds: bench/README.md, case 3).
+    cost as much as 4 to 10 path points: on the weave model 9 passes fewer for 16 more points,
+    bench/README.md, case 3).
     Where a bisection brought less than :data:`MIN_GAIN`, F has kinks there: one at a time."""
     if error <= gain * share or gain < MIN_GAIN:
         return 1
