@@ -218,6 +218,36 @@ def test_an_interrupt_counts_what_is_on_disk_and_the_rerun_does_only_the_rest(en
     assert [attributions_in(tmp_path, f"argument {k + 1}") for k in range(24)] == [expected(i) for i in items]
 
 
+class SlowWriter(SlowLinear):
+    """An item's folder takes 0.5 s to write, so when one item comes back another worker is writing."""
+
+    def write_item(self, explanation, folder, *, pictures=True):
+        import time
+
+        files = super().write_item(explanation, folder, pictures=pictures)
+        time.sleep(0.5)
+        return files
+
+
+def test_an_interrupt_while_a_worker_writes_leaves_no_half_written_folder(engine, tmp_path, monkeypatch):
+    from igkit.run import run_folder
+
+    original, seen = run_folder._Driver.record, []
+
+    def record_then_interrupt(self, entry):
+        original(self, entry)
+        seen.append(entry)
+        if len(seen) == 3:
+            raise KeyboardInterrupt  # Ctrl-C as the third item comes back: another worker is mid-write
+
+    monkeypatch.setattr(run_folder._Driver, "record", record_then_interrupt)
+    with pytest.raises(Interrupted):
+        run(engine, SlowWriter(), numbers(12), tmp_path)
+    monkeypatch.undo()
+    assert not list(tmp_path.glob(".partial-*"))
+    assert report_of(tmp_path)["status"] == "interrupted"
+
+
 def test_names_that_clean_alike_get_their_own_folders_and_identical_items_share_one(engine, tmp_path):
     items = ["1,2,3", "1, 2,3", "2,0,0", "1,2,3"]  # the first two clean to the same readable name
     report = run(engine, LinearDomain(), items, tmp_path).as_dict()

@@ -91,6 +91,13 @@ def check_out(out: str | Path, inputs: Sequence[Any] = ()) -> Path:
     return path
 
 
+def remove_partials(out: Path, pid: int | None = None) -> None:
+    """The half-written item folders (``OUT/.partial-*``) in ``out``: all, or those of process ``pid``
+    (a worker that died while writing). Only the run holding ``out``'s lock may call this."""
+    for partial in out.glob(f"{PARTIAL_PREFIX}*" if pid is None else f"{PARTIAL_PREFIX}*-{pid}"):
+        shutil.rmtree(partial, ignore_errors=True)
+
+
 def prepare_out(out: Path, run: dict[str, Any], overwrite: bool) -> None:
     """Check ``out`` before any computing: a folder we can write, empty or holding this same run.
 
@@ -98,8 +105,7 @@ def prepare_out(out: Path, run: dict[str, Any], overwrite: bool) -> None:
     with ``overwrite`` and only what that run wrote; a folder igkit did not make is never
     emptied.
     """
-    for partial in out.glob(PARTIAL_PREFIX + "*"):
-        shutil.rmtree(partial, ignore_errors=True)  # an item interrupted while being written
+    remove_partials(out)  # items interrupted while being written
     for stale in out.glob(".*.tmp"):
         stale.unlink(missing_ok=True)  # a JSON or CSV file interrupted while being written
     for name in ("run.json", "report.json"):

@@ -20,7 +20,6 @@ import collections
 import multiprocessing
 import multiprocessing.connection
 import pickle
-import shutil
 import signal
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -28,7 +27,7 @@ from typing import Any, Callable, Iterator
 from igkit.domain import Item
 from igkit.errors import IGInputError, IgkitError
 from igkit.run.engines import Engine, Job, Windows, skipped_entry, work, written_entry
-from igkit.run.run_layout import PARTIAL_PREFIX, folder_name, is_complete
+from igkit.run.run_layout import folder_name, is_complete, remove_partials
 from igkit.run.runner import Skipped
 
 
@@ -93,7 +92,7 @@ class ProcessEngine(Engine):
                         continue
                     deaths += 1
                     how = worker.death()
-                    _remove_partials(Path(job.out), worker.process.pid)
+                    remove_partials(Path(job.out), worker.process.pid)
                     if not answered and deaths >= MAX_DEATHS_BEFORE_ANY:
                         raise IgkitError(f"worker processes died {deaths} times before any item finished "
                                          f"(last: {how}): the model or the libraries it uses crash. Run "
@@ -105,7 +104,7 @@ class ProcessEngine(Engine):
                 _POOLS.pop((self.workers, self.threads), None)
                 for worker in pool:
                     worker.stop()
-                    _remove_partials(Path(job.out), worker.process.pid)  # stopped while writing
+                    remove_partials(Path(job.out), worker.process.pid)  # stopped while writing
 
     def _replace(self, worker: "_Worker") -> "_Worker":
         """A fresh worker in place of one that died."""
@@ -209,10 +208,6 @@ def _pool(workers: int, threads: int) -> list[_Worker]:
     return pool
 
 
-def _remove_partials(out: Path, pid: int) -> None:
-    """The half-written item folders (``OUT/.partial-*-PID``) a dead worker left."""
-    for partial in out.glob(f"{PARTIAL_PREFIX}*-{pid}"):
-        shutil.rmtree(partial, ignore_errors=True)
 
 
 def _serve(conn: Any, threads: int) -> None:

@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterator
 from igkit.domain import Item
 from igkit.errors import IGInputError, IgkitError, ModelError
 from igkit.run.engines import Engine, Job, Windows, skipped_entry, work, written_entry
-from igkit.run.run_layout import folder_name, is_complete
+from igkit.run.run_layout import folder_name, is_complete, remove_partials
 from igkit.run.runner import Skipped
 
 INSTALL_HINT = "--engine ray needs Ray: pip install 'igkit[ray]'"
@@ -106,8 +106,11 @@ class RayEngine(Engine):
             finished = True
         finally:
             if not finished:  # interrupted or failed: stop the work in flight now
-                for actor in _POOL.pop(self._pool_key(ray), []):
+                stopped = _POOL.pop(self._pool_key(ray), [])
+                for actor in stopped:
                     ray.kill(actor, no_restart=True)
+                _wait_until_dead(ray, stopped)
+                remove_partials(Path(job.out))   # what the stopped workers were writing: nothing half
             if started:
                 _POOL.clear()
                 ray.shutdown()
@@ -196,6 +199,21 @@ def _wait_until_alive(ray: Any, actor: Any, seconds: float = 120.0) -> None:
                 raise IgkitError(f"a Ray worker did not come back within {seconds:.0f} s after its "
                                  f"process died; finished items are kept, rerun to resume") from None
             time.sleep(0.5)
+
+
+def _wait_until_dead(ray: Any, actors: list[Any], seconds: float = 30.0) -> None:
+    """Block until killed actors are gone (a kill is asynchronous: until then a worker may still be
+    writing an item folder), or ``seconds`` passed."""
+    deadline = time.monotonic() + seconds
+    for actor in actors:
+        while time.monotonic() < deadline:
+            try:
+                ray.get(actor.ready.remote(), timeout=1)
+            except ray.exceptions.RayActorError:
+                break
+            except ray.exceptions.GetTimeoutError:
+                continue
+            time.sleep(0.05)
 
 
 class _Worker:
