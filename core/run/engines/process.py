@@ -208,8 +208,6 @@ def _pool(workers: int, threads: int) -> list[_Worker]:
     return pool
 
 
-
-
 def _serve(conn: Any, threads: int) -> None:
     """A worker's loop: windows in, report entries (or the error that stops the run) out."""
     import torch
