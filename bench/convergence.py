@@ -3,8 +3,9 @@
 igkit refines its grid adaptively until the error is under the tolerance, in three
 modes run side by side: the default (``plan="auto"``: the forward plan for the LSTM,
 recurrent; elsewhere a first grid sized by a path point, 9 points for the CNN's and
-the molecules' small inputs and 5 for GoogLeNet's and the GPT-2's), planned (``plan="forward"``: F on a grid of α with
-forward passes first, then one gradient pass where F moves) and the five-point start
+the molecules' small inputs and 5 for GoogLeNet's and the GPT-2's), planned
+(``plan="forward"``: F on a grid of α with forward passes first, then one gradient pass
+where F moves) and the five-point start
 (``plan="off"``: 5 uniform points, then the same refinement rounds; the default before
 first grids). Forward-only passes are timed with everything else, at their real cost.
 The reference is what the IG authors' how-to tells Captum users to do: run with
@@ -153,8 +154,9 @@ def run_case(workloads: list[Workload], tolerance: float, max_steps: int, repeat
                 return lambda: last.update({name: strategy(w, p, tolerance, max_steps)})
 
             runs = {name: run(name, strategy) for name, strategy in CONTENDERS.items()}
-            for name, t in interleaved_medians(runs, repeats, warmup=1 if i == 0 else 0, seed=i,
-                                                        min_seconds=MIN_TIMED_SECONDS).items():
+            timed = interleaved_medians(runs, repeats, warmup=1 if i == 0 else 0, seed=i,
+                                        min_seconds=MIN_TIMED_SECONDS)
+            for name, t in timed.items():
                 totals[name] += t
                 outcomes[name].append(last[name])
             reference = converged_attributions(w, p)

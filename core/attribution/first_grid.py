@@ -9,7 +9,7 @@ point, and which one dominates follows the size of a point's input:
   refinement rounds: on the CNN (1,728 elements) it took 15 passes where 5 points took 23, with
   124 gradient evaluations to 138, and 0.77× the seconds; on the weave molecules (about 600
   elements) 0.66× (bench/README.md, case 3). The small GPT-2's 20-token contexts (2,560
-  elements) took 0.98× the seconds from 5 points (the bench at commit 29aa9df), so they do not count as small;
+  elements) took 0.98× the seconds from 5 points (the bench at commit 29aa9df): not small;
 * **large points** (a default pass holds fewer than the 5-point grid, e.g. a 2,048-token
   context): the points dominate and passes come nearly free, so the first grid spends no
   gradient on the path's ends: the ends are eased in (α = 3u² − 2u³, whose dα/du vanishes there)
