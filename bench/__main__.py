@@ -49,7 +49,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     sizes.add_argument("--image-size", type=int, help="GoogLeNet image side in pixels (cases 1, 2, 5)")
     sizes.add_argument("--repeats", type=int, help="timed rounds per contender (medians are compared)")
     sizes.add_argument("--trusted-examples", type=int, help="examples per model in case 3")
-    sizes.add_argument("--trusted-repeats", type=int, help="timed rounds per example in case 3 (at least: short runs get more, up to 25)")
+    sizes.add_argument("--trusted-repeats", type=int,
+                       help="timed rounds per example in case 3 (at least: short runs get more, up to 25)")
     sizes.add_argument("--trusted-image-size", type=int, help="GoogLeNet image side in pixels in case 3")
     sizes.add_argument("--cnn-train-steps", type=int,
                        help="Adam steps (batches of 64) that train case 3's small CNN")
