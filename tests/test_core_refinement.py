@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 
 import igkit
-from igkit.attribution.first_grid import EASED, first_grids
+from igkit.attribution import nested_grid
+from igkit.attribution.first_grid import EASED
 from igkit.attribution.nested_grid import (MAX_BISECTIONS, SIMPSON_GAIN, NestedGrid, bisections_needed,
-                                           refinement)
+                                           bisections_per_round, refinement)
 from igkit.attribution.path import DEFAULT_CHUNK_ELEMENTS, PathEvaluator
 
 #: features of an input so large that a default pass holds fewer than 5 of its points
@@ -84,12 +85,14 @@ def test_deep_bisection_converges_in_fewer_passes_to_the_same_answer():
 
 
 def test_where_one_point_fills_a_pass_intervals_are_bisected_once_per_round():
-    """A 2,048-token context: a round costs its points only, so the eased first grid never bisects
-    deeper than once (deep bisection took 9 points and 202 s there, where 5 take 105–112 s)."""
-    x = torch.rand(1, LARGE) + 0.5
-    ev = PathEvaluator(lambda v: v.sum(1), (x,), (torch.zeros(1, 1, LARGE),), None)
-    (grid,) = first_grids(ev, EASED, evaluate_ends=True)
-    assert grid.max_bisections == 1
+    """A 2,048-token context: a round costs its points only, so refinement never bisects deeper than
+    once (deep bisection took 9 points and 202 s there, where 5 take 105–112 s)."""
+    def evaluator(features: int) -> PathEvaluator:
+        x = torch.rand(1, features) + 0.5
+        return PathEvaluator(lambda v: v.sum(1), (x,), (torch.zeros(1, 1, features),), None)
+
+    assert bisections_per_round(evaluator(LARGE)) == 1
+    assert bisections_per_round(evaluator(64)) == MAX_BISECTIONS
 
     def steep(u):
         return float(torch.sigmoid(torch.tensor(30 * (u - 0.4), dtype=torch.float64)))
@@ -98,10 +101,30 @@ def test_where_one_point_fills_a_pass_intervals_are_bisected_once_per_round():
         s = steep(u)
         return 30 * s * (1 - s)
 
-    grid = NestedGrid(max_bisections=1)
+    grid = NestedGrid()
     for u in grid.nodes():
         grid.mean_scores[u], grid.mean_dots[u] = steep(u), dsteep(u)
     errors = grid.interval_errors()
     share = grid.allowed(1e-3, 0.0) / len(errors)
     assert max(errors) > SIMPSON_GAIN * share                     # deep enough to go deeper, were it allowed
-    assert len(refinement(grid, 1e-3, 0.0, 1024)) == 2 * sum(e > share for e in errors)
+    assert len(refinement(grid, 1e-3, 0.0, 1024, max_bisections=1)) == 2 * sum(e > share for e in errors)
+
+
+def test_a_large_input_on_a_steep_path_bisects_each_interval_at_most_once_a_round(monkeypatch):
+    """Through the public call: eased ends on a 2,048-token-sized input; no round adds more than two
+    points per interval (one bisection), and the answer still converges."""
+    rounds = []
+
+    def watched(grid, *args, **kwargs):
+        before = len(grid.intervals)
+        new = refinement(grid, *args, **kwargs)
+        rounds.append((before, len(new)))
+        return new
+
+    monkeypatch.setattr(nested_grid, "refinement", watched)
+    torch.manual_seed(0)
+    x = 0.5 + 0.5 * torch.rand(1, LARGE)
+    result = igkit.integrated_gradients(lambda v: torch.sigmoid(30 * (v.mean(1) / 0.75 - 0.6)), x, tolerance=1e-3)
+    assert result.meta["first_grid"] == EASED and bool(result.meta["converged"][0])
+    assert any(new for _, new in rounds)                           # it did refine
+    assert all(new <= 2 * before for before, new in rounds), rounds

@@ -13,10 +13,8 @@ point, and which one dominates follows the size of a point's input:
 * **large points** (a default pass holds fewer than the 5-point grid, e.g. a 2,048-token
   context): the points dominate and passes come nearly free, so the first grid spends no
   gradient on the path's ends: the ends are eased in (α = 3u² − 2u³, whose dα/du vanishes there)
-  and F at them comes from one forward-only pass, so the first round costs 3 gradient points, and
-  an interval is bisected once per round (a round costs its points, so the fewest points win: at
-  2,048 tokens, bisecting as deep as Simpson's error asks took 9 points and 202 s where 5 take
-  105–112 s: bench/README.md, case 3);
+  and F at them comes from one forward-only pass, so the first round costs 3 gradient points (and
+  refinement bisects once per round: :func:`igkit.attribution.nested_grid.bisections_per_round`);
 * in between (GoogLeNet at 112 px, where F was flat and 5 points sufficed, and that GPT-2):
   2 intervals, 5 points.
 
@@ -65,7 +63,7 @@ def first_grids(ev: PathEvaluator, kind: str, evaluate_ends: bool) -> list[Neste
         return [NestedGrid(SMALL_POINT_INTERVALS) for _ in range(ev.batch)]
     if kind == PLAIN:
         return [NestedGrid() for _ in range(ev.batch)]
-    grids = [NestedGrid(path=PlannedPath(np.ones(2)), cancellation_limit=CANCELLATION_LIMIT, max_bisections=1)
+    grids = [NestedGrid(path=PlannedPath(np.ones(2)), cancellation_limit=CANCELLATION_LIMIT)
              for _ in range(ev.batch)]
     if evaluate_ends:
         return grids

@@ -13,7 +13,7 @@ from igkit.attribution.guard import (check_baselines, check_examples, check_mode
 from igkit.options import (DEFAULT_FIXED_STEPS, DEFAULT_FLOOR, DEFAULT_MAX_STEPS, DEFAULT_PLAN, DEFAULT_RULE,
                       DEFAULT_TOLERANCE, MAX_PATH_POINTS)
 from igkit.attribution.first_grid import PLAIN, first_grid_kind, first_grids, first_intervals
-from igkit.attribution.nested_grid import INITIAL_INTERVALS, collect, refine_until_converged
+from igkit.attribution.nested_grid import INITIAL_INTERVALS, allowed_error, collect, refine_until_converged
 from igkit.attribution.path import PathEvaluator, PathIntegral
 from igkit.attribution.planned import planned_grids, plans_first, warn_if_flat
 from igkit.attribution.quadrature import quadrature
@@ -176,8 +176,9 @@ def converged(result: IGResult, tolerance: float, floor: float) -> list[bool]:
     for delta, top, bottom in zip(result.completeness_delta.double().tolist(), result.score_input.double().tolist(),
                                   result.score_baseline.double().tolist()):
         error = abs(delta)
-        held.append(RELATIVE if error <= tolerance * abs(top - bottom) * slack else
-                    ABSOLUTE_FLOOR if error <= floor * tolerance * max(abs(top), abs(bottom)) * slack else None)
+        within = error <= allowed_error(top - bottom, top, bottom, tolerance, floor) * slack
+        held.append(None if not within else RELATIVE if error <= tolerance * abs(top - bottom) * slack
+                    else ABSOLUTE_FLOOR)
     result.meta["converged_by"] = held
     return [by is not None for by in held]
 

@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from igkit.attribution.path import PathEvaluator, PathIntegral, raise_non_finite
+from igkit.attribution.path import PathEvaluator, PathIntegral, default_batch_size, raise_non_finite
 from igkit.attribution.warp import PlannedPath, UniformPath
 
 #: the coarsest grid: two Simpson intervals, five path points (the floor every example gets)
@@ -32,7 +32,7 @@ class NestedGrid:
     """One example's nested grid and what is known at its nodes."""
 
     def __init__(self, n_intervals: int = INITIAL_INTERVALS, path: UniformPath | PlannedPath | None = None,
-                 cancellation_limit: float | None = None, max_bisections: int = MAX_BISECTIONS):
+                 cancellation_limit: float | None = None):
         edges = [i / n_intervals for i in range(n_intervals + 1)]
         self.intervals = [(a, (a + c) / 2, c) for a, c in zip(edges[:-1], edges[1:])]
         # a bisected interval's pieces, by their ends: what their error shrank from, and how many
@@ -42,9 +42,6 @@ class NestedGrid:
         # if set, Σ |interval error| must also stay within this many times the allowed error: a
         # coarse grid whose intervals' errors cancel in the sum has not converged per feature
         self.cancellation_limit = cancellation_limit
-        # the most times an interval is bisected in one round: 1 where a point fills a pass (a round
-        # then costs no more than its points, so the fewest points win)
-        self.max_bisections = max_bisections
         # the error bookkeeping runs on plain floats (means over baselines: every estimate is
         # linear in them); tiny tensors here cost more than a small model's passes
         self.mean_scores: dict[float, float] = {}     # u -> F, mean over baselines
@@ -127,9 +124,11 @@ def allowed_error(gap: float, score_input: float, score_baseline: float, toleran
     return max(tolerance * abs(gap), floor * tolerance * max(abs(score_input), abs(score_baseline)))
 
 
-def refinement(grid: NestedGrid, tolerance: float, floor: float, max_steps: int) -> list[float]:
+def refinement(grid: NestedGrid, tolerance: float, floor: float, max_steps: int,
+               max_bisections: int = MAX_BISECTIONS) -> list[float]:
     """Nodes to add for one example: bisect every interval above its fair share of the error, as
-    many times over as Simpson's error is expected to need (:func:`bisections_needed`)."""
+    many times over as Simpson's error is expected to need (:func:`bisections_needed`), at most
+    ``max_bisections`` (:func:`bisections_per_round`)."""
     allowed = grid.allowed(tolerance, floor)
     if grid.settled(allowed):
         return []
@@ -139,7 +138,7 @@ def refinement(grid: NestedGrid, tolerance: float, floor: float, max_steps: int)
     order = sorted(range(len(errors)), key=lambda j: -errors[j])
     bisections: dict[int, int] = {}
     for j in [j for j in order if errors[j] > fair_share] or order[:1]:
-        times = min(grid.max_bisections, bisections_needed(errors[j], fair_share, grid.gain(j, errors[j])))
+        times = min(max_bisections, bisections_needed(errors[j], fair_share, grid.gain(j, errors[j])))
         while times and _new_nodes(times) > room:
             times -= 1
         if not times:
@@ -147,6 +146,15 @@ def refinement(grid: NestedGrid, tolerance: float, floor: float, max_steps: int)
         bisections[j] = times
         room -= _new_nodes(times)
     return grid.split(bisections, errors)
+
+
+def bisections_per_round(ev: PathEvaluator) -> int:
+    """The most times an interval is bisected in one round: once where a default pass holds fewer
+    points than the coarsest grid (one point fills a pass, so a round costs only its points and the
+    fewest points win: at 2,048 tokens, bisecting as deep as Simpson's error asks took 9 points and
+    202 s where 5 take 105–112 s, bench/README.md, case 3), else :data:`MAX_BISECTIONS`."""
+    one_point_fills_a_pass = default_batch_size(ev.xs) // ev.n_baselines < 2 * INITIAL_INTERVALS + 1
+    return 1 if one_point_fills_a_pass else MAX_BISECTIONS
 
 
 def bisections_needed(error: float, share: float, gain: float = SIMPSON_GAIN) -> int:
@@ -184,8 +192,9 @@ def refine_until_converged(ev: PathEvaluator, grids: list[NestedGrid], tolerance
                            max_steps: int) -> None:
     """Evaluate every grid's unevaluated nodes, then refine round by round (one pass per round)."""
     evaluate_nodes(ev, grids, [g.unevaluated() for g in grids])
+    deepest = bisections_per_round(ev)
     while True:
-        todo = [refinement(g, tolerance, floor, max_steps) for g in grids]
+        todo = [refinement(g, tolerance, floor, max_steps, deepest) for g in grids]
         if not any(todo):
             return
         evaluate_nodes(ev, grids, todo)
