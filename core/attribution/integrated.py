@@ -11,7 +11,7 @@ from igkit.errors import IGInputError, IgkitWarning
 from igkit.attribution.guard import (check_baselines, check_examples, check_model_matches, modules_behind,
                                      warn_if_incomplete, warn_if_training)
 from igkit.options import (DEFAULT_FIXED_STEPS, DEFAULT_FLOOR, DEFAULT_MAX_STEPS, DEFAULT_PLAN, DEFAULT_RULE,
-                      DEFAULT_TOLERANCE, MAX_PATH_POINTS)
+                      DEFAULT_TOLERANCE, FEATURE_TOLERANCE_FACTOR, MAX_PATH_POINTS)
 from igkit.attribution.first_grid import PLAIN, first_grid_kind, first_grids, first_intervals
 from igkit.attribution.nested_grid import INITIAL_INTERVALS, allowed_error, collect, refine_until_converged
 from igkit.attribution.path import PathEvaluator, PathIntegral
@@ -34,6 +34,7 @@ def integrated_gradients(
     method: str | None = None,
     batch_size: int | None = None,
     tolerance: float | None = None,
+    feature_tolerance: float | None = None,
     floor: float = DEFAULT_FLOOR,
     max_steps: int = DEFAULT_MAX_STEPS,
     plan: str = DEFAULT_PLAN,
@@ -51,7 +52,10 @@ def integrated_gradients(
     with neither ``steps`` nor ``method`` (nor a ``tolerance``) the α grid is refined
     where the completeness error lives until it is at most ``tolerance`` (default 1%)
     of |F(x) − F(b)|, or at most ``floor`` × ``tolerance`` × max(|F(x)|, |F(b)|) where
-    that difference is tiny, or ``max_steps`` path points were used. ``steps`` or
+    that difference is tiny, and until the estimated per-feature error (relative L2 of the
+    attributions, ``meta["feature_error"]``) is at most ``feature_tolerance`` (default
+    :data:`~igkit.options.FEATURE_TOLERANCE_FACTOR` × ``tolerance``; ``math.inf``: not judged), or
+    ``max_steps`` path points were used. ``steps`` or
     ``method`` ask for a fixed rule (default 50 Gauss–Legendre points). Tensors in
     ``forward_args`` whose first dimension is the batch size follow their example.
     """
@@ -75,9 +79,10 @@ def integrated_gradients(
     else:
         tolerance = DEFAULT_TOLERANCE if tolerance is None else tolerance
         _check_adaptive_options(tolerance, floor, max_steps)
+        feature_tolerance = check_feature_tolerance(feature_tolerance, tolerance)
         planned = plans_first(check_plan(plan), evaluator, modules)
         path, plan, first_grid = _integrate_adaptive(evaluator, float(tolerance), float(floor), int(max_steps),
-                                                     plan, planned, return_interior)
+                                                     feature_tolerance, plan, planned, return_interior)
         used_method = ADAPTIVE_METHOD
     attributions = tuple(
         ((x.unsqueeze(0) - b) * integral).mean(0) for x, b, integral in zip(xs, bs, path.integrals))
@@ -97,12 +102,15 @@ def integrated_gradients(
               "tolerance": None if fixed else tolerance, "floor": None if fixed else floor,
               "max_steps": None if fixed else max_steps, "plan": None if fixed else plan,
               "first_grid": None if fixed else first_grid,
+              "feature_tolerance": None if fixed else feature_tolerance,
+              "feature_error": None if fixed else path.feature_errors,
               "costs": evaluator.costs()},
     )
     if fixed:
         warn_if_incomplete(result.completeness_error, int(steps))
     else:
         _warn_if_not_converged(result, tolerance, floor, max_steps)
+        _warn_if_features_not_within(path.features_within, path.feature_errors, feature_tolerance, max_steps)
     return result
 
 
@@ -141,8 +149,9 @@ def _integrate_fixed(ev: PathEvaluator, alphas: torch.Tensor, weights: torch.Ten
     )
 
 
-def _integrate_adaptive(ev: PathEvaluator, tolerance: float, floor: float, max_steps: int, plan: str,
-                        planned: bool, return_interior: bool) -> tuple[PathIntegral, str, str]:
+def _integrate_adaptive(ev: PathEvaluator, tolerance: float, floor: float, max_steps: int,
+                        feature_tolerance: float, plan: str, planned: bool, return_interior: bool
+                        ) -> tuple[PathIntegral, str, str]:
     """Adaptive Simpson on a path ``planned`` with forward passes first, or (auto) on a first grid that
     suits the size of a path point (:mod:`igkit.attribution.first_grid`), or (off) on 5 points."""
     if planned:
@@ -150,13 +159,13 @@ def _integrate_adaptive(ev: PathEvaluator, tolerance: float, floor: float, max_s
         # intervals as the plain grid would, for fewer refinement rounds
         intervals = first_intervals(ev, max_steps) if plan == "auto" else INITIAL_INTERVALS
         grids, flat = planned_grids(ev, tolerance, floor, evaluate_ends=return_interior, intervals=intervals)
-        refine_until_converged(ev, grids, tolerance, floor, max_steps)
+        refine_until_converged(ev, grids, tolerance, floor, max_steps, feature_tolerance)
         warn_if_flat(grids, flat)
-        return collect(ev, grids, return_interior), "forward", "planned"
+        return collect(ev, grids, return_interior, tolerance, floor), "forward", "planned"
     kind = first_grid_kind(ev, max_steps) if plan == "auto" else PLAIN
     grids = first_grids(ev, kind, evaluate_ends=return_interior)
-    refine_until_converged(ev, grids, tolerance, floor, max_steps)
-    return collect(ev, grids, return_interior), "off", kind
+    refine_until_converged(ev, grids, tolerance, floor, max_steps, feature_tolerance)
+    return collect(ev, grids, return_interior, tolerance, floor), "off", kind
 
 
 #: ``meta["converged_by"]`` values: which test of :func:`igkit.attribution.nested_grid.allowed_error` passed (None: neither)
@@ -195,6 +204,28 @@ def _check_adaptive_options(tolerance: float, floor: float, max_steps: int) -> N
             MAX_PATH_POINTS:
         raise IGInputError(f"max_steps must be a whole number from {minimum} (the adaptive grid starts "
                            f"with {minimum} path points) to {MAX_PATH_POINTS}, got {max_steps!r}")
+
+
+def check_feature_tolerance(feature_tolerance: float | None, tolerance: float) -> float:
+    """The per-feature error accepted: ``feature_tolerance``, by default
+    :data:`~igkit.options.FEATURE_TOLERANCE_FACTOR` × ``tolerance`` (``math.inf``: not judged)."""
+    if feature_tolerance is None:
+        return FEATURE_TOLERANCE_FACTOR * float(tolerance)
+    if isinstance(feature_tolerance, bool) or not isinstance(feature_tolerance, (int, float)) \
+            or not feature_tolerance > 0:
+        raise IGInputError(f"feature_tolerance must be a relative per-feature error > 0 (e.g. 0.02; "
+                           f"math.inf: not judged), got {feature_tolerance!r}")
+    return float(feature_tolerance)
+
+
+def _warn_if_features_not_within(within: list[bool], errors: list[float], feature_tolerance: float,
+                                 max_steps: int) -> None:
+    bad = [e for e, held in enumerate(within) if not held]
+    if bad:
+        warnings.warn(f"examples {bad[:10]}: the estimated per-feature error ({max(errors[e] for e in bad):.3g} "
+                      f"at worst) is above feature_tolerance={feature_tolerance:g} within max_steps="
+                      f"{max_steps} path points; raise max_steps, or feature_tolerance if coarser "
+                      f"attributions will do", IgkitWarning, stacklevel=3)
 
 
 def _warn_if_not_converged(result: IGResult, tolerance: float, floor: float, max_steps: int) -> None:

@@ -44,6 +44,8 @@ class PathIntegral:
     path_scores: list[torch.Tensor]
     steps: int
     interior: list = field(default_factory=list)  # per input: [B, S, *features] or a list per example
+    feature_errors: list[float] = field(default_factory=list)   # adaptive: estimated, per example
+    features_within: list[bool] = field(default_factory=list)   # ... and within the feature tolerance
 
 
 class PathEvaluator:

@@ -67,6 +67,7 @@ class IGResult:
             "completeness_error": float(self.completeness_error[example]),
             "converged": None if converged is None else bool(converged[example]),
             "converged_by": (self.meta.get("converged_by") or [None] * (example + 1))[example],
+            "feature_error": (self.meta.get("feature_error") or [None] * (example + 1))[example],
             "steps": self.example_steps(example),
             "path_points": int(len(self.alphas[example])),
             "baselines": int(self.meta.get("n_baselines", 1)),   # steps = path_points × baselines
@@ -85,8 +86,9 @@ class IGResult:
         meta = dict(self.meta)
         if meta.get("converged") is not None:
             meta["converged"] = [meta["converged"][e]]
-        if meta.get("converged_by") is not None:
-            meta["converged_by"] = [meta["converged_by"][e]]
+        for key in ("converged_by", "feature_error"):
+            if meta.get(key) is not None:
+                meta[key] = [meta[key][e]]
         if meta.get("costs") is not None:
             meta["costs"] = {key: [values[e]] for key, values in meta["costs"].items()}
         attrs = tuple(a[e:e + 1] for a in self.attribution_tuple)

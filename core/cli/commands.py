@@ -15,7 +15,7 @@ from typing import Any, Iterable
 
 from igkit.attribution.quadrature import RULES
 from igkit.domain import Domain
-from igkit.options import PLANS, Integration
+from igkit.options import FEATURE_TOLERANCE_FACTOR, PLANS, Integration
 
 #: the most torch threads used unless --threads says otherwise: on machines shared with other
 #: work more threads spin against each other (measured 6-23x slower at torch's default)
@@ -62,6 +62,10 @@ def add_integration_arguments(parser: argparse.ArgumentParser, defaults: Integra
     g.add_argument("--tolerance", type=positive_float, default=defaults.tolerance,
                    help="adaptive: refine the path until the completeness error is at most this share of "
                         "|F(x) - F(baseline)| (or of the absolute floor where that difference is tiny)")
+    g.add_argument("--feature-tolerance", type=positive_float, default=defaults.feature_tolerance,
+                   help="adaptive: also refine until the estimated per-feature error (relative L2 of the "
+                        f"attributions) is at most this (default: {FEATURE_TOLERANCE_FACTOR:g} x --tolerance; "
+                        "completeness alone bounds only their sum)")
     g.add_argument("--max-steps", type=positive_int, default=defaults.max_steps,
                    help="adaptive: cap on path points per item")
     g.add_argument("--batch-size", type=positive_int, default=defaults.batch_size,
@@ -78,7 +82,8 @@ def add_integration_arguments(parser: argparse.ArgumentParser, defaults: Integra
 def integration_options(args: argparse.Namespace) -> dict[str, Any]:
     """The integration options of :func:`add_integration_arguments`, as keywords of
     :func:`igkit.api.run_options`."""
-    return {"steps": args.steps, "method": args.method, "tolerance": args.tolerance, "max_steps": args.max_steps,
+    return {"steps": args.steps, "method": args.method, "tolerance": args.tolerance,
+            "feature_tolerance": args.feature_tolerance, "max_steps": args.max_steps,
             "batch_size": args.batch_size, "plan": args.plan}
 
 

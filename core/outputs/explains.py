@@ -51,6 +51,7 @@ def describe(attribution: Any, other_scale: dict[str, Any] | None = None) -> dic
              "difference": fx - fb, "other_scale": other_scale, "baseline": prepared.baseline_name or "",
              "attribution_sum": summary["attribution_sum"], "completeness_error": summary["completeness_error"],
              "converged": summary.get("converged"), "converged_by": summary.get("converged_by"),
+             "feature_error": summary.get("feature_error"),
              "flat": flat_path(fx, fb), "shares_reason": shares_mislead(fx - fb, absolute_total)}
     found["lines"] = caption_lines(found)
     return found
@@ -91,6 +92,9 @@ def caption_lines(d: dict[str, Any]) -> list[str]:
     lines.append(f"Σ attributions = {d['attribution_sum']:.4g} vs F(input) − F(baseline) = {d['difference']:.4g}: "
                  f"completeness error {d['completeness_error']:.2%}, "
                  f"{convergence_words(d.get('converged'), d.get('converged_by'))}")
+    if d.get("feature_error") is not None:
+        lines.append(f"estimated error per feature: {d['feature_error']:.2%} of the attributions' L2 norm "
+                     f"(Simpson against the trapezoid rule on each interval of the path)")
     if d.get("flat"):
         lines.append("warning: F(input) ≈ F(baseline), so there is nothing to attribute: the colours show "
                      "noise; try another baseline or target")

@@ -1,0 +1,69 @@
+"""The per-feature error check: completeness bounds the attributions' sum, not each one, so adaptive
+integration also refines until an estimate of the per-feature error is within its own tolerance,
+and reports that estimate with every answer."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import igkit
+from igkit.errors import IGInputError, IgkitWarning
+from igkit.options import FEATURE_TOLERANCE_FACTOR
+
+STEEPNESS = 20.0
+
+
+def opposed_steps(v: torch.Tensor) -> torch.Tensor:
+    """tanh(k(v₀ − ½)) − tanh(k(v₁ − ½)): at v₀ = v₁ F is 0 all along the path, so every grid is
+    complete, while the attributions are ±2 tanh(k/2) and each needs a fine grid around α = ½."""
+    return torch.tanh(STEEPNESS * (v[:, 0] - 0.5)) - torch.tanh(STEEPNESS * (v[:, 1] - 0.5))
+
+
+EXACT = 2 * math.tanh(STEEPNESS / 2) * torch.tensor([[1.0, -1.0]], dtype=torch.float64)
+
+
+def relative_error(attributions: torch.Tensor) -> float:
+    return float((attributions.double() - EXACT).norm() / EXACT.norm())
+
+
+@pytest.mark.parametrize("plan", ["auto", "off"])
+def test_attributions_that_cancel_in_the_sum_are_refined_until_each_is_accurate(plan):
+    x = torch.ones(1, 2)
+    checked = igkit.integrated_gradients(opposed_steps, x, plan=plan)
+    unchecked = igkit.integrated_gradients(opposed_steps, x, plan=plan, feature_tolerance=math.inf)
+    assert relative_error(unchecked.attributions) > 0.05          # complete, yet 5% off per feature
+    assert relative_error(checked.attributions) <= FEATURE_TOLERANCE_FACTOR * 0.01
+    assert checked.meta["feature_tolerance"] == FEATURE_TOLERANCE_FACTOR * 0.01
+    # on a smooth F the estimate (Simpson against the trapezoid rule) overstates the error
+    summary = checked.summary(0)
+    assert relative_error(checked.attributions) <= summary["feature_error"] <= checked.meta["feature_tolerance"]
+    assert unchecked.summary(0)["feature_error"] > 0.05
+
+
+def test_a_linear_model_has_no_per_feature_error_on_any_path():
+    """Constant gradients: Simpson and the trapezoid agree, in u and in α (planned paths too)."""
+    w = torch.tensor([0.5, -2.0, 1.0, 3.0])
+    x = torch.tensor([[1.0, 2.0, -1.0, 0.5]])
+    for plan in ("auto", "off", "forward"):
+        result = igkit.integrated_gradients(lambda v: v @ w, x, plan=plan)
+        torch.testing.assert_close(result.attributions, x * w)
+        assert result.meta["feature_error"][0] < 1e-6, plan
+
+
+def test_a_per_feature_error_still_above_its_tolerance_at_max_steps_is_said():
+    with pytest.warns(IgkitWarning, match="per-feature error"):
+        result = igkit.integrated_gradients(opposed_steps, torch.ones(1, 2), max_steps=9)
+    assert result.meta["converged"] == [True]                     # complete all the same
+    assert result.meta["feature_error"][0] > result.meta["feature_tolerance"]
+
+
+def test_a_feature_tolerance_that_is_not_a_positive_number_is_refused():
+    with pytest.raises(IGInputError, match="feature_tolerance"):
+        igkit.integrated_gradients(opposed_steps, torch.ones(1, 2), feature_tolerance=0)
+
+
+def test_a_fixed_rule_reports_no_estimate():
+    result = igkit.integrated_gradients(opposed_steps, torch.ones(1, 2), steps=20)
+    assert result.summary(0)["feature_error"] is None
