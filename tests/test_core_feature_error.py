@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import igkit
+from igkit.attribution import nested_grid
 from igkit.errors import IGInputError, IgkitWarning
 from igkit.options import FEATURE_TOLERANCE_FACTOR
 
@@ -84,3 +85,21 @@ def test_a_feature_tolerance_that_is_not_a_positive_number_is_refused():
 def test_a_fixed_rule_reports_no_estimate():
     result = igkit.integrated_gradients(opposed_steps, torch.ones(1, 2), steps=20)
     assert result.summary(0)["feature_error"] is None
+
+
+def test_the_estimate_is_the_same_computed_in_slices_of_the_features(monkeypatch):
+    """Two inputs, three baselines, two examples: slicing the features (as long inputs are, to bound
+    memory) changes nothing."""
+    torch.manual_seed(0)
+    w1, w2 = torch.randn(6), torch.randn(4)
+
+    def model(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(3 * (a @ w1)) * torch.sigmoid(b @ w2)
+
+    inputs = (torch.randn(2, 6), torch.randn(2, 4))
+    baselines = (torch.randn(3, 2, 6) * 0.1, torch.randn(3, 2, 4) * 0.1)
+    whole = igkit.integrated_gradients(model, inputs, baselines)
+    monkeypatch.setattr(nested_grid, "FEATURE_CHUNK_ELEMENTS", 7)
+    sliced = igkit.integrated_gradients(model, inputs, baselines)
+    assert whole.meta["feature_error"] == pytest.approx(sliced.meta["feature_error"], rel=1e-9)
+    assert [len(a) for a in whole.alphas] == [len(a) for a in sliced.alphas]

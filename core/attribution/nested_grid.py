@@ -32,6 +32,8 @@ SIMPSON_GAIN = 16
 MAX_BISECTIONS = 3
 #: below this gain per bisection an interval is bisected once per round
 MIN_GAIN = 4
+#: float64 elements of the per-feature estimate's products computed at once (32 MiB)
+FEATURE_CHUNK_ELEMENTS = 2 ** 22
 
 
 class NestedGrid:
@@ -121,7 +123,8 @@ class NestedGrid:
         n = len(self.intervals)
         coefficients = [[0.0] * len(nodes) for _ in range(2 * n + 1)]
         for j, tri in enumerate(self.intervals):
-            for row, rule in ((coefficients[j], self._richardson), (coefficients[n + j], self._simpson_minus_trapezoid)):
+            for row, rule in ((coefficients[j], self._richardson),
+                              (coefficients[n + j], self._simpson_minus_trapezoid)):
                 for u, weight in rule(tri).items():
                     row[index[u]] += weight
         for u, w in self.weights().items():
@@ -129,9 +132,15 @@ class NestedGrid:
         rows = torch.tensor(coefficients, dtype=torch.float64)
         squares = 0
         for i, diff in enumerate(self.differences):
-            stacked = torch.stack([self.grads[u][i] for u in nodes]).reshape(len(nodes), -1).double()
-            terms = (rows.to(stacked.device) @ stacked).reshape(len(rows), *diff.shape) * diff
-            squares = squares + terms.mean(1).square().sum(1)
+            rows = rows.to(diff.device)
+            # a slice of the features at a time: the float64 products stay near 32 MiB whatever the
+            # input (a 2,048-token context's would be hundreds of MiB at once)
+            width = max(1, FEATURE_CHUNK_ELEMENTS // (len(rows) * diff.shape[0]))
+            for start in range(0, diff.shape[1], width):
+                part = slice(start, start + width)
+                stacked = torch.stack([self.grads[u][i].reshape(diff.shape)[:, part] for u in nodes]).double()
+                terms = (rows @ stacked.reshape(len(nodes), -1)).reshape(len(rows), diff.shape[0], -1)
+                squares = squares + (terms * diff[:, part]).mean(1).square().sum(1)
         norms = squares.sqrt().tolist()
         return [max(r, t) for r, t in zip(norms[:n], norms[n:2 * n])], norms[-1]
 

@@ -94,7 +94,7 @@ def caption_lines(d: dict[str, Any]) -> list[str]:
                  f"{convergence_words(d.get('converged'), d.get('converged_by'))}")
     if d.get("feature_error") is not None:
         lines.append(f"estimated error per feature: {d['feature_error']:.2%} of the attributions' L2 norm "
-                     f"(Simpson against the trapezoid rule on each interval of the path)")
+                     f"(differences between integration rules on each interval of the path)")
     if d.get("flat"):
         lines.append("warning: F(input) ≈ F(baseline), so there is nothing to attribute: the colours show "
                      "noise; try another baseline or target")
