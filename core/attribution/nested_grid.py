@@ -163,17 +163,20 @@ class NestedGrid:
         Simpson's rule on their parent, the interval of twice the width they halve (its nodes are
         kept: every interval is a bisection, or one of the first grid's, whose pairs make the
         coarsest Simpson grid): what one bisection changed there. Each of the two children is
-        charged half of its square."""
+        charged half of its square. None where the parent has an eased end: with dα/du = 0 there
+        its rule is one point, not Simpson's, and the difference says little about Simpson's error
+        (on a 2,048-token GPT-2 context it asked for 11 points where completeness took 5)."""
         a, m, c = tri
         width = c - a
         pa, pc = (a, c + width) if (a / (2 * width)).is_integer() else (a - width, c)
+        if self.path.speed(pa) == 0 or self.path.speed(pc) == 0:
+            return {}
         pm = (pa + pc) / 2
         weights: dict[float, float] = {}
         for (left, right), rule in (((pa, pm), 1.0), ((pm, pc), 1.0), ((pa, pc), -1.0)):
             h = (right - left) / 6 * rule / math.sqrt(2)
             for u, w in ((left, h), ((left + right) / 2, 4 * h), (right, h)):
-                if u in self.grads:   # else an eased end: dα/du = 0 there
-                    weights[u] = weights.get(u, 0.0) + w * self.path.speed(u)
+                weights[u] = weights.get(u, 0.0) + w * self.path.speed(u)
         return weights
 
     def settled(self, allowed: float, feature_errors: list[float] | None = None) -> bool:
