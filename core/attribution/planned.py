@@ -7,7 +7,7 @@ under which equal steps of u cover equal shares of |ΔF|. The nested adaptive Si
 runs in u, starting from as many intervals as the plain grid would (:mod:`igkit.attribution.first_grid`):
 its first gradient points already sit where F moves, its eased ends need no gradient (F there
 comes from the plan), and the completeness check refines only what the plan could not see,
-reusing every node. On the bench's small ReLU CNN this took 0.78 of the default
+reusing every node. On the bench's small ReLU CNN this took 0.59 of the default
 grid's gradient points (bench/README.md, case 3). Where F is flat the plan has nothing to say
 and the plain grid is used.
 """
@@ -47,12 +47,12 @@ def plans_first(plan: str, ev: PathEvaluator, modules: list[torch.nn.Module]) ->
     answer).
 
     The plan trades 18 forward points for gradient points: on the bench's models where F moves it
-    needed the fewest (CNN 128 against the default's 164, weave 152 against 234), but in seconds it
-    lost to the default on the small CNN (0.75×), the weave model (0.93×) and where F is flat
-    (GoogLeNet with random weights, 0.39×), and the small GPT-2 was too close to call (1.06×, 0.97×
+    needed the fewest (CNN 96 against the default's 164, weave 142 against 234), but in seconds it
+    lost to the default on the small CNN (0.87×), the weave model (0.94×) and where F is flat
+    (GoogLeNet with random weights, 0.38×), and the small GPT-2 was too close to call (1.09×, 0.97×
     in the run before): bench/README.md, case 3. A recurrent layer runs its sequence step by step
     in every pass, so a pass costs far more than its points; there planning from 4 intervals in u
-    took 0.90× the 5-point start's seconds, so auto plans for recurrent models only."""
+    took 0.85× the 5-point start's seconds, so auto plans for recurrent models only."""
     fits = PLAN_FORWARD_POINTS * ev.n_baselines <= default_batch_size(ev.xs)
     return plan == "forward" or (plan == "auto" and fits and _recurrent(modules))
 

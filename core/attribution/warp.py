@@ -4,7 +4,7 @@
 φ(1) = 1, and the attributions follow the same change of variables feature by feature. When
 equal steps in u cover equal shares of |ΔF| (plus a uniform share, so no part of the path goes
 unseen: gradients can move where F does not), the integrand in u is nearly flat, and a coarse
-nested grid in u meets the tolerance. On the bench's ReLU CNN this took 128 gradient points
+nested grid in u meets the tolerance. On the bench's ReLU CNN this took 96 gradient points
 where the uniform grid took 164 (bench/README.md, case 3).
 
 The ends are eased in (φ'(0) = φ'(1) = 0). A gradient at exactly α = 0 is often not the limit
