@@ -43,8 +43,8 @@ NONDETERMINISTIC_RTOL = 1e-3
 def plans_first(plan: str, ev: PathEvaluator, modules: list[torch.nn.Module]) -> bool:
     """Whether to plan: asked for, or (auto) when a recurrent layer is among the ``modules`` behind
     the forward (:func:`igkit.attribution.guard.modules_behind`) and one example's plan fits in
-    one default-sized pass (the default size, not the one given: ``batch_size`` never changes the
-    answer).
+    one default-sized pass (the default size, not the one given: whether to plan never depends on
+    ``batch_size``).
 
     The plan trades 18 forward points for gradient points: on the bench's models where F moves it
     needed the fewest (CNN 96 against the default's 164, weave 142 against 234), but in seconds it
