@@ -59,6 +59,8 @@ class NestedGrid:
         # refine_until_converged (judge_features)
         self.differences: tuple[torch.Tensor, ...] = ()
         self.feature_tolerance = math.inf
+        self._norms_of: tuple[int, int] | None = None   # the grid state _norms were computed for
+        self._norms: tuple[list[float], float] = ([], 0.0)
 
     def nodes(self) -> list[float]:
         return sorted({a for tri in self.intervals for a in tri})
@@ -117,7 +119,14 @@ class NestedGrid:
         return (total / scale if scale > 0 else 0.0), total <= max(self.feature_tolerance * scale, absolute)
 
     def _feature_norms(self) -> tuple[list[float], float]:
-        """Each interval's estimated error vector's norm, and the attributions' norm."""
+        """Each interval's estimated error vector's norm, and the attributions' norm (computed once
+        per grid: the last refinement round and :func:`collect` ask for the same one)."""
+        state = (id(self.intervals), len(self.grads))
+        if self._norms_of != state:
+            self._norms, self._norms_of = self._compute_feature_norms(), state
+        return self._norms
+
+    def _compute_feature_norms(self) -> tuple[list[float], float]:
         nodes = [u for u in self.nodes() if u in self.grads]
         index = {u: n for n, u in enumerate(nodes)}
         n = len(self.intervals)
@@ -193,8 +202,7 @@ class NestedGrid:
         return self.mean_scores[1.0] - self.mean_scores[0.0]
 
     def absolute_floor(self, tolerance: float, floor: float) -> float:
-        """The error accepted whatever its ratio (see :func:`allowed_error`)."""
-        return floor * tolerance * max(abs(self.mean_scores[1.0]), abs(self.mean_scores[0.0]))
+        return absolute_floor(self.mean_scores[1.0], self.mean_scores[0.0], tolerance, floor)
 
     def allowed(self, tolerance: float, floor: float) -> float:
         return allowed_error(self.gap(), self.mean_scores[1.0], self.mean_scores[0.0], tolerance, floor)
@@ -238,7 +246,12 @@ def allowed_error(gap: float, score_input: float, score_baseline: float, toleran
                   floor: float) -> float:
     """The completeness gap accepted: ``tolerance`` of |ΔF|, but never less than the absolute
     floor ``floor × tolerance × max(|F(x)|, |F(b)|)`` (a near-zero ΔF has no meaningful ratio)."""
-    return max(tolerance * abs(gap), floor * tolerance * max(abs(score_input), abs(score_baseline)))
+    return max(tolerance * abs(gap), absolute_floor(score_input, score_baseline, tolerance, floor))
+
+
+def absolute_floor(score_input: float, score_baseline: float, tolerance: float, floor: float) -> float:
+    """The error accepted whatever its ratio: ``floor × tolerance × max(|F(x)|, |F(b)|)``."""
+    return floor * tolerance * max(abs(score_input), abs(score_baseline))
 
 
 def root_sum_square(values: list[float]) -> float:
