@@ -89,7 +89,7 @@ def test_a_fixed_rule_reports_no_estimate():
 
 def test_the_estimate_is_the_same_computed_in_slices_of_the_features(monkeypatch):
     """Two inputs, three baselines, two examples: slicing the features (as long inputs are, to bound
-    memory) changes nothing."""
+    memory) changes nothing but float32 rounding in the products."""
     torch.manual_seed(0)
     w1, w2 = torch.randn(6), torch.randn(4)
 
@@ -101,5 +101,5 @@ def test_the_estimate_is_the_same_computed_in_slices_of_the_features(monkeypatch
     whole = igkit.integrated_gradients(model, inputs, baselines)
     monkeypatch.setattr(nested_grid, "FEATURE_CHUNK_ELEMENTS", 7)
     sliced = igkit.integrated_gradients(model, inputs, baselines)
-    assert whole.meta["feature_error"] == pytest.approx(sliced.meta["feature_error"], rel=1e-9)
+    assert whole.meta["feature_error"] == pytest.approx(sliced.meta["feature_error"], rel=1e-6)
     assert [len(a) for a in whole.alphas] == [len(a) for a in sliced.alphas]

@@ -32,7 +32,7 @@ SIMPSON_GAIN = 16
 MAX_BISECTIONS = 3
 #: below this gain per bisection an interval is bisected once per round
 MIN_GAIN = 4
-#: float64 elements of the per-feature estimate's products computed at once (32 MiB)
+#: elements of the per-feature estimate's products computed at once (16 MiB of float32)
 FEATURE_CHUNK_ELEMENTS = 2 ** 22
 
 
@@ -55,10 +55,10 @@ class NestedGrid:
         self.mean_scores: dict[float, float] = {}     # u -> F, mean over baselines
         self.mean_dots: dict[float, float] = {}       # u -> dF/du = ∇F·(x − b)·dα/du, mean over baselines
         self.grads: dict[float, tuple[torch.Tensor, ...]] = {}  # u -> ∇F per input [K, *features]
-        # x − b per input, float64 [K, features], and the per-feature error accepted: set by
-        # refine_until_converged (judge_features)
-        self.differences: tuple[torch.Tensor, ...] = ()
-        self.feature_tolerance = math.inf
+        # u -> what the node adds to the attributions per unit of weight, ∇F·(x − b) per input, mean
+        # over baselines, flat [features]: what the per-feature error estimate is made of
+        self.contributions: dict[float, tuple[torch.Tensor, ...]] = {}
+        self.feature_tolerance = math.inf   # the per-feature error accepted (inf: not judged)
         self._norms_of: tuple[int, int] | None = None   # the grid state _norms were computed for
         self._norms: tuple[list[float], float] = ([], 0.0)
 
@@ -83,11 +83,6 @@ class NestedGrid:
         """|Simpson sum − ΔF|: the completeness gap of the current grid."""
         return abs(sum(self._estimate(tri) for tri in self.intervals) - self.gap())
 
-    def judge_features(self, differences: tuple[torch.Tensor, ...], tolerance: float) -> None:
-        """Settle only once the per-feature error estimate is within ``tolerance`` too
-        (``differences``: x − b per input, float64 ``[K, features]``)."""
-        self.differences, self.feature_tolerance = differences, tolerance
-
     def feature_errors(self, absolute: float = 0.0) -> list[float]:
         """Each interval's per-feature error estimate, relative to the attributions' norm, or to what
         makes ``absolute`` (an error accepted whatever the ratio: :meth:`absolute_floor`) the feature
@@ -101,9 +96,9 @@ class NestedGrid:
         coarse grids miss a narrow peak alike the first sees no change (a tanh step of width 0.05 at 9
         points). Where F is smooth both overstate it (on the bench's molecules 2–10×), which
         :data:`igkit.options.FEATURE_TOLERANCE_FACTOR` allows for. All intervals and the attributions
-        come from one product with the stacked gradients: a small model's round costs less than a
-        dozen tensor operations per interval would. Empty if not judged."""
-        if not self.differences:
+        come from one product with the nodes' stacked contributions (kept by :func:`evaluate_nodes`):
+        a small model's round costs less than a dozen tensor operations per interval would. Empty before any node is evaluated."""
+        if not self.contributions:
             return []
         norms, scale = self._feature_norms()
         scale = max(scale, absolute / self.feature_tolerance)
@@ -112,7 +107,7 @@ class NestedGrid:
     def feature_error(self, absolute: float) -> tuple[float, bool]:
         """The per-feature error estimate of the whole grid relative to the attributions' norm, and
         whether it is within the feature tolerance (or within ``absolute``)."""
-        if not self.differences:
+        if not self.contributions:
             return 0.0, True
         norms, scale = self._feature_norms()
         total = root_sum_square(norms)
@@ -121,13 +116,13 @@ class NestedGrid:
     def _feature_norms(self) -> tuple[list[float], float]:
         """Each interval's estimated error vector's norm, and the attributions' norm (computed once
         per grid: the last refinement round and :func:`collect` ask for the same one)."""
-        state = (id(self.intervals), len(self.grads))
+        state = (id(self.intervals), len(self.contributions))
         if self._norms_of != state:
             self._norms, self._norms_of = self._compute_feature_norms(), state
         return self._norms
 
     def _compute_feature_norms(self) -> tuple[list[float], float]:
-        nodes = [u for u in self.nodes() if u in self.grads]
+        nodes = [u for u in self.nodes() if u in self.contributions]
         index = {u: n for n, u in enumerate(nodes)}
         n = len(self.intervals)
         coefficients = [[0.0] * len(nodes) for _ in range(2 * n + 1)]
@@ -138,18 +133,16 @@ class NestedGrid:
                     row[index[u]] += weight
         for u, w in self.weights().items():
             coefficients[-1][index[u]] = w
-        rows = torch.tensor(coefficients, dtype=torch.float64)
+        first = self.contributions[nodes[0]]
+        rows = torch.tensor(coefficients, dtype=first[0].dtype, device=first[0].device)
+        # a slice of the features at a time: the products stay near FEATURE_CHUNK_ELEMENTS whatever
+        # the input (a 2,048-token context's would be hundreds of MiB at once)
+        width = max(1, FEATURE_CHUNK_ELEMENTS // len(rows))
         squares = 0
-        for i, diff in enumerate(self.differences):
-            rows = rows.to(diff.device)
-            # a slice of the features at a time: the float64 products stay near 32 MiB whatever the
-            # input (a 2,048-token context's would be hundreds of MiB at once)
-            width = max(1, FEATURE_CHUNK_ELEMENTS // (len(rows) * diff.shape[0]))
-            for start in range(0, diff.shape[1], width):
-                part = slice(start, start + width)
-                stacked = torch.stack([self.grads[u][i].reshape(diff.shape)[:, part] for u in nodes]).double()
-                terms = (rows @ stacked.reshape(len(nodes), -1)).reshape(len(rows), diff.shape[0], -1)
-                squares = squares + (terms * diff[:, part]).mean(1).square().sum(1)
+        for i in range(len(first)):
+            for start in range(0, first[i].numel(), width):
+                stacked = torch.stack([self.contributions[u][i][start:start + width] for u in nodes])
+                squares = squares + (rows @ stacked).square().sum(1, dtype=torch.float64)
         norms = squares.sqrt().tolist()
         return [max(r, t) for r, t in zip(norms[:n], norms[n:2 * n])], norms[-1]
 
@@ -339,11 +332,8 @@ def refine_until_converged(ev: PathEvaluator, grids: list[NestedGrid], tolerance
                            max_steps: int, feature_tolerance: float) -> None:
     """Evaluate every grid's unevaluated nodes, then refine round by round (one pass per round) until
     each is within ``tolerance`` in completeness and ``feature_tolerance`` per feature."""
-    K, dev = ev.n_baselines, ev.device
-    for e, grid in enumerate(grids):
-        rows = torch.full((K,), e, device=dev, dtype=torch.long), torch.arange(K, device=dev)
-        grid.judge_features(tuple(ev.differences(i, *rows).reshape(K, -1) for i in range(len(ev.xs))),
-                            feature_tolerance)
+    for grid in grids:
+        grid.feature_tolerance = feature_tolerance
     evaluate_nodes(ev, grids, [g.unevaluated() for g in grids])
     deepest = bisections_per_round(ev)
     while True:
@@ -357,7 +347,9 @@ def evaluate_nodes(ev: PathEvaluator, grids: list[NestedGrid], nodes: list[list[
     """Evaluate F and ∇F at new nodes (u) of every example, all examples packed into shared passes.
 
     Only plain floats come back to the grids' bookkeeping: F and dF/du = ∇F·(x − b)·dα/du per node,
-    whose finiteness is checked here (a NaN or ±inf in any gradient element survives the dot)."""
+    whose finiteness is checked here (a NaN or ±inf in any gradient element survives the dot). The
+    dot's terms are kept too, per feature: each node's contribution to the attributions, what the
+    per-feature error estimate is made of."""
     K, dev = ev.n_baselines, ev.device
     points = [(e, u, grids[e].path.alpha(u)) for e, new in enumerate(nodes) for u in new]
     if not points:
@@ -366,25 +358,27 @@ def evaluate_nodes(ev: PathEvaluator, grids: list[NestedGrid], nodes: list[list[
     alphas = [a for _, _, a in points for _ in range(K)]
     ex_t = torch.tensor(ex, device=dev)
     k_t = torch.tensor(list(range(K)) * len(points), device=dev)
-    scores, dots, grads = [], [], [[] for _ in ev.xs]
+    scores, dots, grads, products = [], [], [[] for _ in ev.xs], [[] for _ in ev.xs]
     for sl, s, g in ev.rows(ex_t, k_t, torch.tensor(alphas, dtype=torch.float64, device=dev), checked=False):
         dot = 0
         for i, gi in enumerate(g):
-            d = ev.differences(i, ex_t[sl], k_t[sl])
-            dot = dot + (gi.reshape(gi.shape[0], -1).double() * d).sum(1)
+            product = gi.reshape(gi.shape[0], -1) * ev.differences(i, ex_t[sl], k_t[sl])
+            dot = dot + product.sum(1, dtype=torch.float64)
             grads[i].append(gi)
+            products[i].append(product)
         scores.append(s)
         dots.append(dot)
     score_values, dot_values = _joined(scores).tolist(), _joined(dots).tolist()
     for r, (score, dot) in enumerate(zip(score_values, dot_values)):
         if not (math.isfinite(score) and math.isfinite(dot)):
             raise_non_finite("score" if not math.isfinite(score) else "gradient", alphas[r], ex[r])
-    joined = [_joined(g) for g in grads]
+    joined, terms = [_joined(g) for g in grads], [_joined(p) for p in products]
     for j, (e, u, _) in enumerate(points):
         r, grid = j * K, grids[e]
         grid.mean_scores[u] = sum(score_values[r:r + K]) / K
         grid.mean_dots[u] = sum(dot_values[r:r + K]) / K * grid.path.speed(u)
         grid.grads[u] = tuple(g[r:r + K] for g in joined)
+        grid.contributions[u] = tuple(t[r] if K == 1 else t[r:r + K].mean(0) for t in terms)
 
 
 def _joined(chunks: list[torch.Tensor]) -> torch.Tensor:

@@ -89,13 +89,14 @@ class PathEvaluator:
                 "pass_size": [size] * self.batch}
 
     def differences(self, i: int, ex: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        """x − b of input ``i`` at these rows, float64 ``[rows, features]`` (``[1, features]`` for one
-        example and one baseline, kept): what a point's gradient is dotted with. Built per pass
+        """x − b of input ``i`` at these rows, ``[rows, features]`` (``[1, features]`` for one example
+        and one baseline, kept), in the input's dtype but at least float32 (a half-precision product
+        would blur the estimates): what a point's gradient is multiplied with. Built per pass
         otherwise, so memory stays that of one pass whatever K and B."""
         if self.batch > 1 or self.n_baselines > 1:
-            return (self.xs[i][ex] - self.bs[i][k, ex]).reshape(ex.numel(), -1).double()
+            return _at_least_single(self.xs[i][ex] - self.bs[i][k, ex]).reshape(ex.numel(), -1)
         if self._differences is None:
-            self._differences = tuple((x - b[0]).reshape(1, -1).double() for x, b in zip(self.xs, self.bs))
+            self._differences = tuple(_at_least_single(x - b[0]).reshape(1, -1) for x, b in zip(self.xs, self.bs))
         return self._differences[i]
 
     def rows(self, ex: torch.Tensor, k: torch.Tensor, alpha: torch.Tensor, *, grad: bool = True,
@@ -219,6 +220,10 @@ class PathEvaluator:
             finite = finite.all(dim=1)
         row = int((~finite).nonzero()[0])
         raise_non_finite(what, float(alpha[row]), int(ex[row]))
+
+
+def _at_least_single(t: torch.Tensor) -> torch.Tensor:
+    return t.to(torch.promote_types(t.dtype, torch.float32))
 
 
 def raise_non_finite(what: str, alpha: float, example: int) -> None:
