@@ -15,7 +15,10 @@ Each example is attributed on its own by both, so the comparison is of the
 integration schemes alone, not of batching. Completeness within 1% bounds the
 sum of the attributions, not each one, so the details also give each
 contender's attribution error against a converged reference (Gauss–Legendre,
-``REFERENCE_STEPS`` points), untimed.
+``REFERENCE_STEPS`` points), untimed. Where the seconds go: every forward the default
+and Captum call is recorded and replayed with nothing around it, timed in the same
+rounds (``model_alone_seconds``); the rest of each contender's seconds is its own
+bookkeeping.
 """
 from __future__ import annotations
 
@@ -40,6 +43,8 @@ REFERENCE_STEPS = 512
 MIN_TIMED_SECONDS = 0.2
 #: points of igkit's first adaptive grid: no example can cost fewer gradient evaluations
 MINIMUM_NODES = 2 * INITIAL_INTERVALS + 1
+#: contenders whose passes are also replayed with the model alone
+MODEL_ALONE = ("default", "captum")
 
 
 @dataclass
@@ -72,6 +77,41 @@ class Outcome:
     forward_evaluations: int = 0
     passes: int = 0
     converged: bool = True   # within the tolerance of |ΔF| or within the absolute floor
+
+
+@dataclass
+class RecordedPass:
+    """One call of a workload's forward: what it was given (detached), and whether gradients were on."""
+
+    args: tuple
+    grad: bool
+
+
+def recorded_passes(w: Workload, p: Problem, strategy: Callable[..., Outcome], tolerance: float,
+                    max_steps: int) -> list[RecordedPass]:
+    """Every forward ``strategy`` calls on one example (the run is deterministic: the timed runs make
+    the same calls)."""
+    passes: list[RecordedPass] = []
+
+    def forward(*args):
+        passes.append(RecordedPass(tuple(a.detach() if isinstance(a, torch.Tensor) else a for a in args),
+                                   torch.is_grad_enabled()))
+        return w.forward(*args)
+
+    strategy(Workload(w.name, forward, w.problems, w.notes), p, tolerance, max_steps)
+    return passes
+
+
+def replay(w: Workload, passes: list[RecordedPass], n_inputs: int, target: int) -> None:
+    """The recorded passes and their backward passes with nothing around them: the model's share of a
+    contender's seconds."""
+    for one in passes:
+        if not one.grad:
+            with torch.no_grad():
+                w.forward(*one.args)
+            continue
+        leaves = [a.clone().requires_grad_(True) for a in one.args[:n_inputs]]
+        torch.autograd.grad(w.forward(*leaves, *one.args[n_inputs:])[:, target].sum(), leaves)
 
 
 def relative_gap_error(delta: torch.Tensor, gap: torch.Tensor) -> float:
@@ -145,6 +185,7 @@ def run_case(workloads: list[Workload], tolerance: float, max_steps: int, repeat
     rows = []
     for w in workloads:
         totals = {name: 0.0 for name in CONTENDERS}
+        model_alone = {name: 0.0 for name in MODEL_ALONE}
         outcomes: dict[str, list[Outcome]] = {name: [] for name in CONTENDERS}
         attribution_errors: dict[str, list[float]] = {name: [] for name in CONTENDERS}
         for i, p in enumerate(w.problems):
@@ -154,18 +195,25 @@ def run_case(workloads: list[Workload], tolerance: float, max_steps: int, repeat
                 return lambda: last.update({name: strategy(w, p, tolerance, max_steps)})
 
             runs = {name: run(name, strategy) for name, strategy in CONTENDERS.items()}
+            for name in MODEL_ALONE:
+                passes = recorded_passes(w, p, CONTENDERS[name], tolerance, max_steps)
+                runs[f"{name}, model alone"] = lambda ps=passes: replay(w, ps, len(p.inputs), p.target)
             timed = interleaved_medians(runs, repeats, warmup=1 if i == 0 else 0, seed=i,
                                         min_seconds=MIN_TIMED_SECONDS)
-            for name, t in timed.items():
-                totals[name] += t
+            for name in CONTENDERS:
+                totals[name] += timed[name]
                 outcomes[name].append(last[name])
+            for name in MODEL_ALONE:
+                model_alone[name] += timed[f"{name}, model alone"]
             reference = converged_attributions(w, p)
             for name in attribution_errors:
                 attribution_errors[name].append(attribution_error(last[name].attributions, reference))
         evals = {k: sum(o.evaluations for o in v) for k, v in outcomes.items()}
         details = {
             "examples": len(w.problems), "tolerance": tolerance, "max_steps": max_steps, "repeats": repeats,
-            "gradient_evaluations": evals, "seconds": totals,
+            "gradient_evaluations": evals, "seconds": totals, "model_alone_seconds": model_alone,
+            "bookkeeping_ms_per_example": {name: 1000 * (totals[name] - model_alone[name]) / len(w.problems)
+                                           for name in MODEL_ALONE},
             "forward_only_evaluations": {k: sum(o.forward_evaluations for o in v) for k, v in outcomes.items()},
             "passes": {k: sum(o.passes for o in v) for k, v in outcomes.items()},
             "per_example_evaluations": {k: [o.evaluations for o in v] for k, v in outcomes.items()},
@@ -211,9 +259,13 @@ def _pass_note(details: dict) -> str:
              f"{details['passes'][name]} passes" for name in CONTENDERS]
     costs = details["milliseconds_per_point"]
     ratio = {n: costs["forward_only"][n] / costs["forward_backward"][n] for n in costs["forward_only"]}
+    alone, bookkeeping = details["model_alone_seconds"], details["bookkeeping_ms_per_example"]
     return (f"{'; '.join(parts)}; a forward-only point costs "
             f"{', '.join(f'{r:.2f}' for r in ratio.values())} of a gradient point at "
-            f"{', '.join(map(str, ratio))} points per pass")
+            f"{', '.join(map(str, ratio))} points per pass; the model alone on the same passes: default "
+            f"{alone['default']:.3g} s, Captum {alone['captum']:.3g} s (Captum ÷ default "
+            f"{alone['captum'] / alone['default']:.2f}), the rest is bookkeeping: "
+            f"{bookkeeping['default']:.2f} ms per example for igkit, {bookkeeping['captum']:.2f} ms for Captum")
 
 
 def _evaluation_ceiling(captum: list[Outcome]) -> str:
