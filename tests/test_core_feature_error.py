@@ -103,3 +103,22 @@ def test_the_estimate_is_the_same_computed_in_slices_of_the_features(monkeypatch
     sliced = igkit.integrated_gradients(model, inputs, baselines)
     assert whole.meta["feature_error"] == pytest.approx(sliced.meta["feature_error"], rel=1e-6)
     assert [len(a) for a in whole.alphas] == [len(a) for a in sliced.alphas]
+
+
+def test_examples_attributed_together_get_the_estimate_each_gets_alone():
+    """Examples share passes, and each node's contribution is filed with its own example: batched,
+    each example's grid, estimate and attributions are what it gets alone (three baselines each)."""
+    torch.manual_seed(1)
+    w = torch.randn(5)
+
+    def model(v: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(4 * (v @ w)) + 0.1 * v[:, 0] ** 2
+
+    inputs = torch.randn(3, 5)
+    baselines = torch.randn(3, 3, 5) * 0.2
+    together = igkit.integrated_gradients(model, inputs, baselines)
+    for e in range(3):
+        alone = igkit.integrated_gradients(model, inputs[e:e + 1], baselines[:, e:e + 1])
+        assert len(alone.alphas[0]) == len(together.alphas[e])
+        assert alone.meta["feature_error"][0] == pytest.approx(together.meta["feature_error"][e], rel=1e-4)
+        assert torch.allclose(alone.attributions[0], together.attributions[e], rtol=1e-4, atol=1e-6)

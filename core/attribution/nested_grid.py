@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from igkit.attribution.path import PathEvaluator, PathIntegral, default_batch_size, raise_non_finite
@@ -55,9 +56,11 @@ class NestedGrid:
         self.mean_scores: dict[float, float] = {}     # u -> F, mean over baselines
         self.mean_dots: dict[float, float] = {}       # u -> dF/du = ∇F·(x − b)·dα/du, mean over baselines
         self.grads: dict[float, tuple[torch.Tensor, ...]] = {}  # u -> ∇F per input [K, *features]
-        # u -> what the node adds to the attributions per unit of weight, ∇F·(x − b) per input, mean
-        # over baselines, flat [features]: what the per-feature error estimate is made of
-        self.contributions: dict[float, tuple[torch.Tensor, ...]] = {}
+        # what each node adds to the attributions per unit of weight, ∇F·(x − b), mean over baselines:
+        # per input [evaluated nodes, features], a row per node in the order they were evaluated
+        # (u -> its row): what the per-feature error estimate is made of, stacked once per round
+        self.contributions: tuple[torch.Tensor, ...] = ()
+        self.contribution_rows: dict[float, int] = {}
         self.feature_tolerance = math.inf   # the per-feature error accepted (inf: not judged)
         self._norms_of: tuple[int, int] | None = None   # the grid state _norms were computed for
         self._norms: tuple[list[float], float] = ([], 0.0)
@@ -97,8 +100,9 @@ class NestedGrid:
         points). Where F is smooth both overstate it (on the bench's molecules 2–10×), which
         :data:`igkit.options.FEATURE_TOLERANCE_FACTOR` allows for. All intervals and the attributions
         come from one product with the nodes' stacked contributions (kept by :func:`evaluate_nodes`):
-        a small model's round costs less than a dozen tensor operations per interval would. Empty before any node is evaluated."""
-        if not self.contributions:
+        a small model's round costs less than a dozen tensor operations per interval would. Empty
+        before any node is evaluated."""
+        if not self.contribution_rows:
             return []
         norms, scale = self._feature_norms()
         scale = max(scale, absolute / self.feature_tolerance)
@@ -107,7 +111,7 @@ class NestedGrid:
     def feature_error(self, absolute: float) -> tuple[float, bool]:
         """The per-feature error estimate of the whole grid relative to the attributions' norm, and
         whether it is within the feature tolerance (or within ``absolute``)."""
-        if not self.contributions:
+        if not self.contribution_rows:
             return 0.0, True
         norms, scale = self._feature_norms()
         total = root_sum_square(norms)
@@ -116,35 +120,42 @@ class NestedGrid:
     def _feature_norms(self) -> tuple[list[float], float]:
         """Each interval's estimated error vector's norm, and the attributions' norm (computed once
         per grid: the last refinement round and :func:`collect` ask for the same one)."""
-        state = (id(self.intervals), len(self.contributions))
+        state = (id(self.intervals), len(self.contribution_rows))
         if self._norms_of != state:
             self._norms, self._norms_of = self._compute_feature_norms(), state
         return self._norms
 
     def _compute_feature_norms(self) -> tuple[list[float], float]:
-        nodes = [u for u in self.nodes() if u in self.contributions]
-        index = {u: n for n, u in enumerate(nodes)}
+        index = self.contribution_rows
         n = len(self.intervals)
-        coefficients = [[0.0] * len(nodes) for _ in range(2 * n + 1)]
+        coefficients = np.zeros((2 * n + 1, len(index)))
         for j, tri in enumerate(self.intervals):
             for row, rule in ((coefficients[j], self._richardson),
                               (coefficients[n + j], self._simpson_minus_trapezoid)):
                 for u, weight in rule(tri).items():
                     row[index[u]] += weight
         for u, w in self.weights().items():
-            coefficients[-1][index[u]] = w
-        first = self.contributions[nodes[0]]
-        rows = torch.tensor(coefficients, dtype=first[0].dtype, device=first[0].device)
+            coefficients[-1, index[u]] = w
+        first = self.contributions[0]
+        rows = torch.from_numpy(coefficients).to(dtype=first.dtype, device=first.device)
         # a slice of the features at a time: the products stay near FEATURE_CHUNK_ELEMENTS whatever
         # the input (a 2,048-token context's would be hundreds of MiB at once)
         width = max(1, FEATURE_CHUNK_ELEMENTS // len(rows))
-        squares = 0
-        for i in range(len(first)):
-            for start in range(0, first[i].numel(), width):
-                stacked = torch.stack([self.contributions[u][i][start:start + width] for u in nodes])
-                squares = squares + (rows @ stacked).square().sum(1, dtype=torch.float64)
-        norms = squares.sqrt().tolist()
+        squares = [0.0] * len(rows)
+        for stacked in self.contributions:
+            for start in range(0, stacked.shape[1], width):
+                part = stacked if width >= stacked.shape[1] else stacked[:, start:start + width]
+                norms = torch.linalg.vector_norm(rows @ part, dim=1, dtype=torch.float64).tolist()
+                squares = [total + norm * norm for total, norm in zip(squares, norms)]
+        norms = [math.sqrt(total) for total in squares]
         return [max(r, t) for r, t in zip(norms[:n], norms[n:2 * n])], norms[-1]
+
+    def add_contributions(self, nodes: list[float], blocks: tuple[torch.Tensor, ...]) -> None:
+        """Keep the contributions of newly evaluated ``nodes`` (per input ``[nodes, features]``)."""
+        start = len(self.contribution_rows)
+        self.contribution_rows.update((u, start + r) for r, u in enumerate(nodes))
+        self.contributions = blocks if not self.contributions else \
+            tuple(torch.cat(pair) for pair in zip(self.contributions, blocks))
 
     def _simpson_minus_trapezoid(self, tri: tuple[float, float, float]) -> dict[float, float]:
         """The weight of ∇F at each node of ``tri`` in Simpson's rule minus the trapezoid rule's on
@@ -372,13 +383,19 @@ def evaluate_nodes(ev: PathEvaluator, grids: list[NestedGrid], nodes: list[list[
     for r, (score, dot) in enumerate(zip(score_values, dot_values)):
         if not (math.isfinite(score) and math.isfinite(dot)):
             raise_non_finite("score" if not math.isfinite(score) else "gradient", alphas[r], ex[r])
-    joined, terms = [_joined(g) for g in grads], [_joined(p) for p in products]
+    joined = [_joined(g) for g in grads]
     for j, (e, u, _) in enumerate(points):
         r, grid = j * K, grids[e]
         grid.mean_scores[u] = sum(score_values[r:r + K]) / K
         grid.mean_dots[u] = sum(dot_values[r:r + K]) / K * grid.path.speed(u)
         grid.grads[u] = tuple(g[r:r + K] for g in joined)
-        grid.contributions[u] = tuple(t[r] if K == 1 else t[r:r + K].mean(0) for t in terms)
+    terms, first_row = [_joined(p) for p in products], 0
+    for grid, new in zip(grids, nodes):   # each example's rows are consecutive
+        if new:
+            rows = slice(first_row, first_row + len(new) * K)
+            grid.add_contributions(new, tuple(t[rows] if K == 1 else t[rows].reshape(len(new), K, -1).mean(1)
+                                              for t in terms))
+            first_row = rows.stop
 
 
 def _joined(chunks: list[torch.Tensor]) -> torch.Tensor:
