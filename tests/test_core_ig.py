@@ -211,3 +211,22 @@ def test_result_round_trips_through_disk(tmp_path):
         torch.testing.assert_close(loaded.alphas[e], result.alphas[e])
         torch.testing.assert_close(loaded.interior[1][e], result.interior[1][e])
     assert loaded.summary(1) == result.summary(1)
+
+
+def test_adaptive_attributions_are_the_same_whether_or_not_interior_gradients_are_kept():
+    """The answer is made of each node's ∇F·(x − b); the gradients themselves are kept only for the
+    interior: two inputs, two examples, two baselines, the same attributions either way, and the
+    interior gradients are ∇F at the reported α (mean over baselines)."""
+    torch.manual_seed(3)
+    model = TwoInputNet().eval()
+    inputs = (torch.randn(2, 5), torch.randn(2, 3, 4))
+    baselines = (0.1 * torch.randn(2, 2, 5), 0.1 * torch.randn(2, 2, 3, 4))
+    plain = igkit.integrated_gradients(model, inputs, baselines, target=0, tolerance=0.01)
+    kept = igkit.integrated_gradients(model, inputs, baselines, target=0, tolerance=0.01, return_interior=True)
+    for a, b in zip(kept.attribution_tuple, plain.attribution_tuple):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+    e, n = 1, 2
+    alpha = float(kept.alphas[e][n])
+    points = [(b[:, e] + alpha * (x[e] - b[:, e])).requires_grad_(True) for x, b in zip(inputs, baselines)]
+    first = torch.autograd.grad(model(*points)[:, 0].sum(), points)[0]
+    torch.testing.assert_close(kept.interior[0][e][n], first.mean(0), rtol=1e-5, atol=1e-6)

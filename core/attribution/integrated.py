@@ -84,8 +84,7 @@ def integrated_gradients(
         path, plan, first_grid = _integrate_adaptive(evaluator, float(tolerance), float(floor), int(max_steps),
                                                      feature_tolerance, plan, planned, return_interior)
         used_method = ADAPTIVE_METHOD
-    attributions = tuple(
-        ((x.unsqueeze(0) - b) * integral).mean(0) for x, b, integral in zip(xs, bs, path.integrals))
+    attributions = path.attributions
     interior = None
     if return_interior:
         interior = tuple([g[e] for e in range(evaluator.batch)] for g in path.interior)
@@ -139,7 +138,8 @@ def _integrate_fixed(ev: PathEvaluator, alphas: torch.Tensor, weights: torch.Ten
     score_input, score_baseline = ev.end_scores()
     per_example = path.reshape(S, B, K).mean(2)
     return PathIntegral(
-        integrals=tuple(t.reshape(K, B, *t.shape[1:]) for t in integrals),
+        attributions=tuple(((x.unsqueeze(0) - b) * t.reshape(K, B, *t.shape[1:])).mean(0)
+                           for x, b, t in zip(ev.xs, ev.bs, integrals)),
         score_input=score_input,
         score_baseline=score_baseline,
         alphas=[alphas.cpu().clone() for _ in range(B)],
@@ -159,12 +159,12 @@ def _integrate_adaptive(ev: PathEvaluator, tolerance: float, floor: float, max_s
         # intervals as the plain grid would, for fewer refinement rounds
         intervals = first_intervals(ev, max_steps) if plan == "auto" else INITIAL_INTERVALS
         grids, flat = planned_grids(ev, tolerance, floor, evaluate_ends=return_interior, intervals=intervals)
-        refine_until_converged(ev, grids, tolerance, floor, max_steps, feature_tolerance)
+        refine_until_converged(ev, grids, tolerance, floor, max_steps, feature_tolerance, return_interior)
         warn_if_flat(grids, flat)
         return collect(ev, grids, return_interior, tolerance, floor), "forward", "planned"
     kind = first_grid_kind(ev, max_steps) if plan == "auto" else PLAIN
     grids = first_grids(ev, kind, evaluate_ends=return_interior)
-    refine_until_converged(ev, grids, tolerance, floor, max_steps, feature_tolerance)
+    refine_until_converged(ev, grids, tolerance, floor, max_steps, feature_tolerance, return_interior)
     return collect(ev, grids, return_interior, tolerance, floor), "off", kind
 
 

@@ -55,10 +55,13 @@ class NestedGrid:
         # linear in them); tiny tensors here cost more than a small model's passes
         self.mean_scores: dict[float, float] = {}     # u -> F, mean over baselines
         self.mean_dots: dict[float, float] = {}       # u -> dF/du = ∇F·(x − b)·dα/du, mean over baselines
-        self.grads: dict[float, tuple[torch.Tensor, ...]] = {}  # u -> ∇F per input [K, *features]
+        # u -> ∇F per input [K, *features], kept only when the interior gradients are asked for (the
+        # answer and its error estimate are made of the contributions below: half the memory)
+        self.grads: dict[float, tuple[torch.Tensor, ...]] = {}
+        self.keep_gradients = False
         # what each node adds to the attributions per unit of weight, ∇F·(x − b), mean over baselines:
         # per input [evaluated nodes, features], a row per node in the order they were evaluated
-        # (u -> its row): what the per-feature error estimate is made of, stacked once per round
+        # (u -> its row): the attributions and their per-feature error estimate are both made of it
         self.contributions: tuple[torch.Tensor, ...] = ()
         self.contribution_rows: dict[float, int] = {}
         self.feature_tolerance = math.inf   # the per-feature error accepted (inf: not judged)
@@ -166,7 +169,7 @@ class NestedGrid:
         h = (c - a) / 12
         weights = {m: 0.0}
         for end in (a, c):
-            if end in self.grads:
+            if end in self.contribution_rows:
                 weights[end] = -h * self.path.speed(end)
                 weights[m] += h * self.path.speed(end)
         return weights
@@ -243,7 +246,7 @@ class NestedGrid:
             w[a] = w.get(a, 0.0) + h
             w[m] = w.get(m, 0.0) + 4 * h
             w[c] = w.get(c, 0.0) + h
-        return {u: weight * self.path.speed(u) for u, weight in w.items() if u in self.grads}
+        return {u: weight * self.path.speed(u) for u, weight in w.items() if u in self.contribution_rows}
 
 
 def allowed_error(gap: float, score_input: float, score_baseline: float, tolerance: float,
@@ -340,11 +343,12 @@ def _bisected(tri: tuple[float, float, float], times: int) -> list[tuple[float, 
 
 
 def refine_until_converged(ev: PathEvaluator, grids: list[NestedGrid], tolerance: float, floor: float,
-                           max_steps: int, feature_tolerance: float) -> None:
+                           max_steps: int, feature_tolerance: float, keep_gradients: bool = False) -> None:
     """Evaluate every grid's unevaluated nodes, then refine round by round (one pass per round) until
-    each is within ``tolerance`` in completeness and ``feature_tolerance`` per feature."""
+    each is within ``tolerance`` in completeness and ``feature_tolerance`` per feature (keeping each
+    node's gradients too if ``keep_gradients``: the interior gradients)."""
     for grid in grids:
-        grid.feature_tolerance = feature_tolerance
+        grid.feature_tolerance, grid.keep_gradients = feature_tolerance, keep_gradients
     evaluate_nodes(ev, grids, [g.unevaluated() for g in grids])
     deepest = bisections_per_round(ev)
     while True:
@@ -359,8 +363,8 @@ def evaluate_nodes(ev: PathEvaluator, grids: list[NestedGrid], nodes: list[list[
 
     Only plain floats come back to the grids' bookkeeping: F and dF/du = ∇F·(x − b)·dα/du per node,
     whose finiteness is checked here (a NaN or ±inf in any gradient element survives the dot). The
-    dot's terms are kept too, per feature: each node's contribution to the attributions, what the
-    per-feature error estimate is made of."""
+    dot's terms are kept too, per feature: each node's contribution, what the attributions and their
+    per-feature error estimate are made of; the gradients themselves only where a grid keeps them."""
     K, dev = ev.n_baselines, ev.device
     points = [(e, u, grids[e].path.alpha(u)) for e, new in enumerate(nodes) for u in new]
     if not points:
@@ -370,25 +374,28 @@ def evaluate_nodes(ev: PathEvaluator, grids: list[NestedGrid], nodes: list[list[
     ex_t = torch.tensor(ex, device=dev)
     k_t = torch.tensor(list(range(K)) * len(points), device=dev)
     scores, dots, grads, products = [], [], [[] for _ in ev.xs], [[] for _ in ev.xs]
+    keep = any(grid.keep_gradients for grid in grids)
     for sl, s, g in ev.rows(ex_t, k_t, torch.tensor(alphas, dtype=torch.float64, device=dev), checked=False):
         dot = 0
         for i, gi in enumerate(g):
             product = gi.reshape(gi.shape[0], -1) * ev.differences(i, ex_t[sl], k_t[sl])
             dot = dot + product.sum(1, dtype=torch.float64)
-            grads[i].append(gi)
             products[i].append(product)
+            if keep:
+                grads[i].append(gi)
         scores.append(s)
         dots.append(dot)
     score_values, dot_values = _joined(scores).tolist(), _joined(dots).tolist()
     for r, (score, dot) in enumerate(zip(score_values, dot_values)):
         if not (math.isfinite(score) and math.isfinite(dot)):
             raise_non_finite("score" if not math.isfinite(score) else "gradient", alphas[r], ex[r])
-    joined = [_joined(g) for g in grads]
+    joined = [_joined(g) for g in grads] if keep else []
     for j, (e, u, _) in enumerate(points):
         r, grid = j * K, grids[e]
         grid.mean_scores[u] = sum(score_values[r:r + K]) / K
         grid.mean_dots[u] = sum(dot_values[r:r + K]) / K * grid.path.speed(u)
-        grid.grads[u] = tuple(g[r:r + K] for g in joined)
+        if grid.keep_gradients:
+            grid.grads[u] = tuple(g[r:r + K] for g in joined)
     terms, first_row = [_joined(p) for p in products], 0
     for grid, new in zip(grids, nodes):   # each example's rows are consecutive
         if new:
@@ -404,28 +411,29 @@ def _joined(chunks: list[torch.Tensor]) -> torch.Tensor:
 
 def collect(ev: PathEvaluator, grids: list[NestedGrid], return_interior: bool, tolerance: float,
             floor: float) -> PathIntegral:
-    """The Simpson integrals of every example's final grid, its saturation curve at the nodes where
-    gradients were evaluated (their number is the example's step count), and its per-feature error
-    estimate."""
+    """The attributions of every example's final grid (Simpson's weights times its nodes'
+    contributions), its saturation curve at the nodes where gradients were evaluated (their number is
+    the example's step count), and its per-feature error estimate."""
     dtype = ev.xs[0].dtype
-    per_example: list[list[torch.Tensor]] = [[] for _ in ev.xs]   # per input, per example [K, *features]
+    per_example: list[list[torch.Tensor]] = [[] for _ in ev.xs]   # per input, per example [*features]
     interior: list[list[torch.Tensor]] = [[] for _ in ev.xs]
     alphas, path_scores, feature_errors = [], [], []
     for grid in grids:
-        nodes = [u for u in grid.nodes() if u in grid.grads]
-        weights = grid.weights()
-        w = torch.tensor([weights[u] for u in nodes], dtype=dtype, device=ev.device)
-        for i in range(len(ev.xs)):
-            stacked = torch.stack([grid.grads[u][i] for u in nodes])   # [nodes, K, *features]
-            per_example[i].append((w @ stacked.reshape(len(nodes), -1)).reshape(stacked.shape[1:]))
+        nodes = [u for u in grid.nodes() if u in grid.contribution_rows]
+        w = np.zeros(len(grid.contribution_rows))
+        for u, weight in grid.weights().items():
+            w[grid.contribution_rows[u]] = weight
+        for i, (x, contributions) in enumerate(zip(ev.xs, grid.contributions)):
+            weights = torch.from_numpy(w).to(dtype=contributions.dtype, device=contributions.device)
+            per_example[i].append((weights @ contributions).reshape(x.shape[1:]).to(x.dtype))
             if return_interior:
-                interior[i].append(stacked.mean(1))
+                interior[i].append(torch.stack([grid.grads[u][i] for u in nodes]).mean(1))
         alphas.append(torch.tensor([grid.path.alpha(u) for u in nodes], dtype=torch.float64))
         path_scores.append(torch.tensor([grid.mean_scores[u] for u in nodes], dtype=dtype))
         feature_errors.append(grid.feature_error(grid.absolute_floor(tolerance, floor)))
     ends = torch.tensor([[g.mean_scores[1.0], g.mean_scores[0.0]] for g in grids], dtype=dtype)
     return PathIntegral(
-        integrals=tuple(torch.stack(integrals, dim=1) for integrals in per_example),   # each [K, B, *features]
+        attributions=tuple(torch.stack(attributions) for attributions in per_example),   # each [B, *features]
         score_input=ends[:, 0],
         score_baseline=ends[:, 1],
         alphas=alphas,

@@ -35,9 +35,10 @@ def default_batch_size(xs: tuple[torch.Tensor, ...]) -> int:
 
 @dataclass
 class PathIntegral:
-    """What an integration strategy hands back: ∫ gradients per (baseline, example), and F."""
+    """What an integration strategy hands back: the attributions, mean over baselines of
+    (x − b)·∫ ∇F dα, and F."""
 
-    integrals: tuple[torch.Tensor, ...]          # each [K, B, *features]
+    attributions: tuple[torch.Tensor, ...]       # each [B, *features]
     score_input: torch.Tensor                    # [B]
     score_baseline: torch.Tensor                 # [B], mean over baselines
     alphas: list[torch.Tensor]

@@ -114,12 +114,13 @@ def warn_if_flat(grids: list[NestedGrid], flat: list[bool]) -> None:
     zero, cancel = [], []
     for e, (grid, is_flat) in enumerate(zip(grids, flat)):
         if is_flat:
-            moving = any(bool(torch.any(g != 0)) for grads in grid.grads.values() for g in grads)
+            moving = any(bool(torch.any(c != 0)) for c in grid.contributions)
             (cancel if moving else zero).append(e)
     if zero:
         warnings.warn(f"examples {zero[:10]}: F is constant along the path from the baseline to the input "
-                      f"and every gradient on it is 0, so there is nothing to attribute (all attributions "
-                      f"are 0); check the target and the baseline", IgkitWarning, stacklevel=4)
+                      f"and every gradient on it is 0 where the input differs from the baseline, so there is "
+                      f"nothing to attribute (all attributions are 0); check the target and the baseline",
+                      IgkitWarning, stacklevel=4)
     if cancel:
         warnings.warn(f"examples {cancel[:10]}: F is constant along the path but its gradients are not: "
                       f"the attributions cancel, and the completeness check cannot judge their accuracy; "
