@@ -56,7 +56,8 @@ class NestedGrid:
         self.mean_scores: dict[float, float] = {}     # u -> F, mean over baselines
         self.mean_dots: dict[float, float] = {}       # u -> dF/du = ∇F·(x − b)·dα/du, mean over baselines
         # u -> ∇F per input [K, *features], kept only when the interior gradients are asked for (the
-        # answer and its error estimate are made of the contributions below: half the memory)
+        # answer and its error estimate are made of the contributions below: one vector per node
+        # is stored, not K + 1)
         self.grads: dict[float, tuple[torch.Tensor, ...]] = {}
         self.keep_gradients = False
         # what each node adds to the attributions per unit of weight, ∇F·(x − b), mean over baselines:
