@@ -33,7 +33,7 @@ DEFAULT_MAX_STEPS = 1024
 MAX_PATH_POINTS = 10_000
 #: how the adaptive grid starts: ``forward`` plans it from F on 17 points (forward passes only), then
 #: evaluates gradients in one pass; ``off`` starts from five points and refines one pass per round;
-#: ``auto`` plans for recurrent models (on the PTB LSTM 1.17× the 5-point start's speed) and otherwise
+#: ``auto`` plans for recurrent models (on the PTB LSTM 1.15× the 5-point start's speed) and otherwise
 #: starts from a grid sized by a path point's input (9 points where points are small, ends eased in where
 #: one point fills a pass: :mod:`igkit.attribution.first_grid`)
 DEFAULT_PLAN = "auto"

@@ -7,8 +7,8 @@ point, and which one dominates follows the size of a point's input:
   part dominates (the bench's ReLU CNN: 1.14 ms for one point alone, 0.48 ms each in a pass of 5,
   0.20 ms in a pass of 65), so a finer first grid (4 Simpson intervals, 9 points) saves whole
   refinement rounds: on the CNN (1,728 elements) it took 21 passes where 5 points took 28, with
-  164 gradient evaluations to 190, and 0.81× the seconds; on the weave molecules (about 600
-  elements) 0.79× (bench/README.md, case 3). The small GPT-2's 20-token contexts (2,560
+  164 gradient evaluations to 190, and 0.79× the seconds; on the weave molecules (about 600
+  elements) 0.81× (bench/README.md, case 3). The small GPT-2's 20-token contexts (2,560
   elements) took 0.98× the seconds from 5 points (the bench at commit 29aa9df): not small;
 * **large points** (a default pass holds fewer than the 5-point grid, e.g. a 2,048-token
   context): the points dominate and passes come nearly free, so the first grid spends no

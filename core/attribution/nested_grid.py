@@ -138,8 +138,7 @@ class NestedGrid:
                               (coefficients[n + j], self._simpson_minus_trapezoid)):
                 for u, weight in rule(tri).items():
                     row[index[u]] += weight
-        for u, w in self.weights().items():
-            coefficients[-1, index[u]] = w
+        coefficients[-1] = self.weight_row()
         first = self.contributions[0]
         rows = torch.from_numpy(coefficients).to(dtype=first.dtype, device=first.device)
         # a slice of the features at a time: the products stay near FEATURE_CHUNK_ELEMENTS whatever
@@ -153,6 +152,13 @@ class NestedGrid:
                 squares = [total + norm * norm for total, norm in zip(squares, norms)]
         norms = [math.sqrt(total) for total in squares]
         return [max(r, t) for r, t in zip(norms[:n], norms[n:2 * n])], norms[-1]
+
+    def weight_row(self) -> np.ndarray:
+        """:meth:`weights` in the order of the contributions' rows: the answer is this row times them."""
+        row = np.zeros(len(self.contribution_rows))
+        for u, weight in self.weights().items():
+            row[self.contribution_rows[u]] = weight
+        return row
 
     def add_contributions(self, nodes: list[float], blocks: tuple[torch.Tensor, ...]) -> None:
         """Keep the contributions of newly evaluated ``nodes`` (per input ``[nodes, features]``)."""
@@ -196,12 +202,11 @@ class NestedGrid:
                 weights[u] = weights.get(u, 0.0) + w * self.path.speed(u)
         return weights
 
-    def settled(self, allowed: float, feature_errors: list[float] | None = None) -> bool:
+    def settled(self, allowed: float, features_within: bool = True) -> bool:
         """The completeness gap is within ``allowed`` (and, with a cancellation limit, not by luck),
-        and so is the per-feature error estimate (``feature_errors``, when judged)."""
-        if self.absolute_error() > allowed:
-            return False
-        if feature_errors and root_sum_square(feature_errors) > self.feature_tolerance:
+        and the per-feature error estimate is within its tolerance (``features_within``:
+        :meth:`feature_error`)."""
+        if self.absolute_error() > allowed or not features_within:
             return False
         return self.cancellation_limit is None or \
             sum(self.interval_errors()) <= self.cancellation_limit * allowed
@@ -275,8 +280,9 @@ def refinement(grid: NestedGrid, tolerance: float, floor: float, max_steps: int,
     ``max_bisections`` (:func:`bisections_per_round`)."""
     allowed = grid.allowed(tolerance, floor)
     judged = math.isfinite(grid.feature_tolerance)
-    features = grid.feature_errors(grid.absolute_floor(tolerance, floor)) if judged else []
-    if grid.settled(allowed, features):
+    absolute = grid.absolute_floor(tolerance, floor)
+    features = grid.feature_errors(absolute) if judged else []
+    if grid.settled(allowed, not judged or grid.feature_error(absolute)[1]):
         return []
     room = max_steps - len(grid.nodes())
     errors = grid.interval_errors()
@@ -421,9 +427,7 @@ def collect(ev: PathEvaluator, grids: list[NestedGrid], return_interior: bool, t
     alphas, path_scores, feature_errors = [], [], []
     for grid in grids:
         nodes = [u for u in grid.nodes() if u in grid.contribution_rows]
-        w = np.zeros(len(grid.contribution_rows))
-        for u, weight in grid.weights().items():
-            w[grid.contribution_rows[u]] = weight
+        w = grid.weight_row()
         for i, (x, contributions) in enumerate(zip(ev.xs, grid.contributions)):
             weights = torch.from_numpy(w).to(dtype=contributions.dtype, device=contributions.device)
             per_example[i].append((weights @ contributions).reshape(x.shape[1:]).to(x.dtype))

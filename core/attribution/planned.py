@@ -50,9 +50,10 @@ def plans_first(plan: str, ev: PathEvaluator, modules: list[torch.nn.Module]) ->
     needed the fewest (CNN 96 against the default's 164, weave 142 against 234), but in seconds it
     lost to the default on the small CNN (0.81×), the weave model (0.95×) and where F is flat
     (GoogLeNet with random weights, 0.39×), and the small GPT-2 was too close to call (1.08×; 1.05×,
-    1.09× and 0.97× in the runs before): bench/README.md, case 3. A recurrent layer runs its sequence step by step
-    in every pass, so a pass costs far more than its points; there planning from 4 intervals in u
-    took 0.85× the 5-point start's seconds, so auto plans for recurrent models only."""
+    1.09× and 0.97× in the runs before): bench/README.md, case 3. A recurrent layer runs its
+    sequence step by step in every pass, so a pass costs far more than its points; there planning
+    from 4 intervals in u took 0.87× the 5-point start's seconds, so auto plans for recurrent
+    models only."""
     fits = PLAN_FORWARD_POINTS * ev.n_baselines <= default_batch_size(ev.xs)
     return plan == "forward" or (plan == "auto" and fits and _recurrent(modules))
 
