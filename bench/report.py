@@ -94,8 +94,11 @@ def _cells(r: Row) -> tuple[str, ...]:
 
 
 def _reasons(rows: list[Row], skipped: list[Skipped]) -> list[str]:
-    return [f"{r.case} ({r.metric.split(':')[0]}) missed: {r.why_missed}" for r in rows
-            if r.why_missed and not r.met] + [f"{s.case}: skipped: {s.reason}" for s in skipped]
+    """Why each missed goal was missed, once: a model's rows share their reasons (its gradient
+    evaluations and its seconds are explained by the same note)."""
+    missed = [f"{r.case} ({r.metric.split(':')[0]}) missed: {r.why_missed}" for r in rows
+              if r.why_missed and not r.met]
+    return list(dict.fromkeys(missed)) + [f"{s.case}: skipped: {s.reason}" for s in skipped]
 
 
 def format_markdown(rows: list[Row], skipped: list[Skipped]) -> str:

@@ -20,6 +20,7 @@ from conftest import REPO, shared_data_dir
 sys.path.insert(0, str(REPO))  # bench/ runs from the repository root; it is not installed with igkit
 from bench.measure import interleaved_medians  # noqa: E402
 from bench.memory import measure_in_subprocess  # noqa: E402
+from bench.report import Row, format_markdown  # noqa: E402
 
 TINY = ["--cases", "1,2,3", "--threads", "1", "--image-size", "32", "--steps", "3", "--repeats", "1",
         "--trusted-examples", "1", "--trusted-repeats", "1", "--trusted-image-size", "32", "--cnn-train-steps", "20"]
@@ -72,6 +73,16 @@ def test_trusted_answer_reaches_the_tolerance(report):
 def test_report_names_machine_and_command(report):
     assert report["machine"]["nproc"] >= 1 and report["machine"]["torch"]
     assert report["settings"]["command"].startswith("python -m bench --cases")
+
+
+def test_a_reason_two_missed_rows_share_is_listed_once():
+    rows = [Row("3 trusted answer", f"cnn: {what}", 2.0, 3.0, "Captum", 1.5, 2.0, False, "s",
+                why_missed="the model alone is 1.5x") for what in ("evaluations", "seconds")]
+    rows.append(Row("4 throughput", "molecules: mol/s", 1.0, 1.0, "Captum", 1.0, 10.0, False, "mol/s",
+                    why_missed="batching wins 1.5x at most"))
+    reasons = [line for line in format_markdown(rows, []).splitlines() if line.startswith("- ")]
+    assert reasons == ["- 3 trusted answer (cnn) missed: the model alone is 1.5x",
+                       "- 4 throughput (molecules) missed: batching wins 1.5x at most"]
 
 
 def test_rounds_shuffle_so_no_contender_always_runs_first_or_after_the_same_one():
