@@ -65,7 +65,8 @@ def test_trusted_answer_reaches_the_tolerance(report):
             # both answers are compared with a converged reference: close to it, not identical
             for error in d["attribution_error_vs_reference"]["worst"].values():
                 assert 0 < error < 0.5, r["metric"]
-            # the model alone replays a contender's passes: a part of its seconds, never more
+            # the model alone replays each contender's recorded passes: timed and reported for both (the
+            # replay can come out a little above a contender's own seconds in noisy rounds, so no upper bound)
             for name, alone in d["model_alone_seconds"].items():
                 assert 0 < alone, (r["metric"], name)
 
